@@ -1,0 +1,141 @@
+//! One 256² frame of the procedural head: the CPU reference renderer (one thread) against the GPU compute pass on
+//! this machine's adapter (lavapipe without a GPU), measured in the same run; prints the ratio.
+//!
+//! The GPU figure is a whole app frame with the head's texture read back (so the GPU work has finished), minus
+//! nothing: it is what a headless renderer pays per frame.
+
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use bevy_talking_head::identity::procedural::procedural_head;
+use bevy_talking_head::offline::{capture_head, finish_headless_app, headless_plugins};
+use bevy_talking_head::prelude::*;
+use bevy_talking_head::render::{HeadCamera, MarchUniform, render_reference};
+use criterion::Criterion;
+
+const SIZE: u32 = 256;
+const STEPS: u32 = 96;
+
+/// Total time and iterations per benchmark, over every batch criterion ran.
+static TOTALS: Mutex<Vec<(&'static str, Duration, u64)>> = Mutex::new(Vec::new());
+
+fn record(name: &'static str, total: Duration, iters: u64) {
+    if let Ok(mut totals) = TOTALS.lock() {
+        match totals.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(entry) => {
+                entry.1 += total;
+                entry.2 += iters;
+            }
+            None => totals.push((name, total, iters)),
+        }
+    }
+}
+
+fn bench_cpu(c: &mut Criterion) {
+    let asset = procedural_head(64, 32);
+    let camera = HeadCamera::orbit(0.3, 0.1, 0.6, asset.half_extent.length());
+    let march = MarchUniform::new(&asset, &camera, SIZE, SIZE, STEPS);
+    let code = [0.8, 0.3, 0.0];
+    c.bench_function("cpu_reference_256", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(render_reference(&asset, &code, &march));
+            }
+            let total = start.elapsed();
+            record("cpu", total, iters);
+            total
+        })
+    });
+}
+
+fn bench_gpu(c: &mut Criterion) {
+    let mut app = App::new();
+    app.add_plugins((headless_plugins(), TalkingHeadPlugin));
+    if let Err(error) = finish_headless_app(&mut app) {
+        eprintln!("skipping the GPU benchmark: {error}");
+        return;
+    }
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(procedural_head(64, 32));
+    let settings = HeadSettings {
+        resolution: SIZE,
+        steps_per_ray: STEPS,
+        view: HeadView::Orbit {
+            yaw: 0.3,
+            pitch: 0.1,
+            distance: 0.6,
+        },
+        display: HeadDisplay::TextureOnly,
+    };
+    let head = app
+        .world_mut()
+        .spawn((
+            TalkingHead::from_asset(handle).with_settings(settings),
+            MotionCode(vec![0.8, 0.3, 0.0]),
+        ))
+        .id();
+    app.update();
+    let Ok((capture, _)) = capture_head(&mut app, head) else {
+        eprintln!("skipping the GPU benchmark: no head texture");
+        return;
+    };
+    // Warm up until the pipeline has compiled and frames come back.
+    for _ in 0..2000 {
+        app.update();
+        if capture.latest().coverage() > 0.0 {
+            break;
+        }
+    }
+    let device = app
+        .get_sub_app(bevy::render::RenderApp)
+        .and_then(|r| {
+            r.world()
+                .get_resource::<bevy::render::renderer::RenderAdapterInfo>()
+        })
+        .map(|info| format!("{} ({:?})", info.name, info.backend))
+        .unwrap_or_default();
+    println!("GPU adapter: {device}");
+    c.bench_function("gpu_frame_256", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let before = capture.latest().sequence;
+                while capture.latest().sequence == before {
+                    app.update();
+                }
+            }
+            let total = start.elapsed();
+            record("gpu", total, iters);
+            total
+        })
+    });
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(10))
+        .configure_from_args();
+    bench_cpu(&mut criterion);
+    bench_gpu(&mut criterion);
+    criterion.final_summary();
+    let totals = TOTALS.lock().map(|t| t.clone()).unwrap_or_default();
+    let get = |name| {
+        let (_, total, iters) = totals.iter().find(|(n, _, _)| *n == name)?;
+        Some(total.div_f64(*iters as f64))
+    };
+    if let (Some(cpu), Some(gpu)) = (get("cpu"), get("gpu")) {
+        println!(
+            "256x256, {STEPS} steps: CPU reference {:.1} ms/frame, GPU {:.1} ms/frame, CPU/GPU = {:.2}x",
+            cpu.as_secs_f64() * 1e3,
+            gpu.as_secs_f64() * 1e3,
+            cpu.as_secs_f64() / gpu.as_secs_f64()
+        );
+    }
+}

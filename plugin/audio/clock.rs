@@ -1,0 +1,167 @@
+//! Speech clips on heads and the playback clock that motion follows.
+//!
+//! With an audio device, a head's clock is the playback position of its kira audio instance. Without one (CI,
+//! tests, offline rendering) bevy_kira_audio only logs a warning and never creates the instance; the clock then
+//! runs virtually with the app's time, so the same code drives both.
+
+use bevy::prelude::*;
+use bevy_kira_audio::{Audio, AudioControl, AudioInstance, AudioSource, PlaybackState};
+
+/// A voice clip the head speaks, played through bevy_kira_audio from the moment the head appears.
+#[derive(Component, Clone, Debug)]
+#[require(PlaybackClock)]
+pub struct Speech {
+    /// The clip (WAV, OGG/Vorbis, FLAC or MP3).
+    pub clip: Handle<AudioSource>,
+    /// Whether the clip is played through the audio device (turn off for offline rendering).
+    pub audible: bool,
+}
+
+impl Speech {
+    /// Speak `clip` through the audio device (when there is one).
+    pub fn clip(clip: Handle<AudioSource>) -> Self {
+        Self {
+            clip,
+            audible: true,
+        }
+    }
+
+    /// Follow `clip`'s timeline without playing it (offline rendering, tests).
+    pub fn silent(clip: Handle<AudioSource>) -> Self {
+        Self {
+            clip,
+            audible: false,
+        }
+    }
+}
+
+/// Where a head's clock comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Reflect)]
+pub enum ClockSource {
+    /// Nothing plays yet (clip loading).
+    #[default]
+    Idle,
+    /// The playback position of the head's audio instance.
+    AudioDevice,
+    /// App time since the clip was ready (no audio device, or a silent clip).
+    Virtual,
+}
+
+/// The time of a head's speech, in seconds from its start; motion is sampled at this time.
+#[derive(Component, Clone, Debug, Default, PartialEq, Reflect)]
+pub struct PlaybackClock {
+    /// Seconds since the speech started.
+    pub time_secs: f64,
+    /// What drives the clock.
+    pub source: ClockSource,
+    /// Length of the clip in seconds, once known.
+    pub duration_secs: Option<f64>,
+    instance: Option<Handle<AudioInstance>>,
+}
+
+impl PlaybackClock {
+    /// Whether the speech has played to its end.
+    pub fn finished(&self) -> bool {
+        self.duration_secs.is_some_and(|d| self.time_secs >= d)
+    }
+
+    /// Moves the clock by `delta_secs` of app time (virtual clock), or to the audio instance's position.
+    fn advance(&mut self, delta_secs: f64, instance_state: Option<PlaybackState>) {
+        let position = match instance_state {
+            Some(PlaybackState::Queued) => Some(0.0),
+            Some(PlaybackState::Stopped) => self.duration_secs,
+            Some(state) => state.position(),
+            None => None,
+        };
+        match position {
+            Some(position) => {
+                self.source = ClockSource::AudioDevice;
+                self.time_secs = position;
+            }
+            None => {
+                self.source = ClockSource::Virtual;
+                self.time_secs += delta_secs;
+            }
+        }
+        if let Some(duration) = self.duration_secs {
+            self.time_secs = self.time_secs.min(duration);
+        }
+    }
+}
+
+/// Starts playback of each head's clip once it has loaded.
+pub(crate) fn start_speech(
+    audio: Option<Res<Audio>>,
+    sources: Res<Assets<AudioSource>>,
+    mut heads: Query<(&Speech, &mut PlaybackClock)>,
+) {
+    for (speech, mut clock) in &mut heads {
+        if clock.source != ClockSource::Idle {
+            continue;
+        }
+        let Some(source) = sources.get(&speech.clip) else {
+            continue;
+        };
+        clock.duration_secs = Some(source.sound.duration().as_secs_f64());
+        clock.time_secs = 0.0;
+        clock.source = ClockSource::Virtual;
+        if speech.audible
+            && let Some(audio) = audio.as_ref()
+        {
+            clock.instance = Some(audio.play(speech.clip.clone()).handle());
+        }
+    }
+}
+
+/// Advances every started clock: audio position where an instance plays, app time otherwise.
+pub(crate) fn advance_playback(
+    time: Res<Time>,
+    instances: Option<Res<Assets<AudioInstance>>>,
+    mut clocks: Query<&mut PlaybackClock>,
+) {
+    for mut clock in &mut clocks {
+        if clock.source == ClockSource::Idle {
+            continue;
+        }
+        let state = clock
+            .instance
+            .as_ref()
+            .and_then(|h| instances.as_ref()?.get(h))
+            .map(AudioInstance::state);
+        clock.advance(time.delta_secs_f64(), state);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_clock_advances_and_stops_at_the_end() {
+        let mut clock = PlaybackClock {
+            source: ClockSource::Virtual,
+            duration_secs: Some(1.0),
+            ..default()
+        };
+        clock.advance(0.4, None);
+        assert_eq!(clock.time_secs, 0.4);
+        assert_eq!(clock.source, ClockSource::Virtual);
+        clock.advance(0.8, None);
+        assert_eq!(clock.time_secs, 1.0);
+        assert!(clock.finished());
+    }
+
+    #[test]
+    fn audio_position_overrides_app_time() {
+        let mut clock = PlaybackClock {
+            source: ClockSource::Virtual,
+            duration_secs: Some(3.0),
+            ..default()
+        };
+        clock.advance(0.5, Some(PlaybackState::Playing { position: 1.25 }));
+        assert_eq!(clock.time_secs, 1.25);
+        assert_eq!(clock.source, ClockSource::AudioDevice);
+        clock.advance(0.5, Some(PlaybackState::Stopped));
+        assert_eq!(clock.time_secs, 3.0);
+    }
+}

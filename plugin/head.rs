@@ -1,0 +1,237 @@
+//! The components a game puts on a head entity, and the ones the plugin maintains on it.
+
+use bevy::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::identity::HeadAsset;
+use crate::motion::FaceCoefficients;
+
+/// The eight emotions of the MEAD corpus, as the paper uses them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Reflect, Serialize, Deserialize)]
+pub enum Emotion {
+    /// No particular emotion.
+    #[default]
+    Neutral,
+    /// Anger.
+    Angry,
+    /// Contempt.
+    Contempt,
+    /// Disgust.
+    Disgusted,
+    /// Fear.
+    Fear,
+    /// Happiness.
+    Happy,
+    /// Sadness.
+    Sad,
+    /// Surprise.
+    Surprised,
+}
+
+impl Emotion {
+    /// All eight, in MEAD's order.
+    pub const ALL: [Emotion; 8] = [
+        Emotion::Neutral,
+        Emotion::Angry,
+        Emotion::Contempt,
+        Emotion::Disgusted,
+        Emotion::Fear,
+        Emotion::Happy,
+        Emotion::Sad,
+        Emotion::Surprised,
+    ];
+
+    /// The lower-case name used in files and on command lines (`"happy"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Emotion::Neutral => "neutral",
+            Emotion::Angry => "angry",
+            Emotion::Contempt => "contempt",
+            Emotion::Disgusted => "disgusted",
+            Emotion::Fear => "fear",
+            Emotion::Happy => "happy",
+            Emotion::Sad => "sad",
+            Emotion::Surprised => "surprised",
+        }
+    }
+}
+
+impl std::str::FromStr for Emotion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        Emotion::ALL
+            .into_iter()
+            .find(|e| e.name() == wanted)
+            .ok_or_else(|| {
+                let names: Vec<_> = Emotion::ALL.iter().map(|e| e.name()).collect();
+                format!(
+                    "unknown emotion '{s}': expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Where a head's identity comes from.
+#[derive(Clone, Debug, Reflect)]
+pub enum HeadSource {
+    /// A portrait image, turned into a head by the identity pipeline.
+    Portrait(Handle<Image>),
+    /// A head asset that is already built (cached, procedural or made by a tool).
+    Asset(Handle<HeadAsset>),
+}
+
+/// From which direction the head is rendered.
+#[derive(Clone, Copy, Debug, PartialEq, Reflect)]
+pub enum HeadView {
+    /// Render the head as the active 3D camera sees it (free view); the quad turns to face that camera.
+    FollowCamera,
+    /// Render from a fixed direction around the head: `yaw` about +Y (0 = facing the viewer, positive = the
+    /// head's left), `pitch` upwards, both radians, from `distance` metres.
+    Orbit {
+        /// Turn around the vertical axis, radians.
+        yaw: f32,
+        /// Elevation, radians.
+        pitch: f32,
+        /// Distance from the head's centre, metres.
+        distance: f32,
+    },
+}
+
+/// How the rendered image is shown in the scene.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Reflect)]
+pub enum HeadDisplay {
+    /// A quad at the head's position that always faces the camera.
+    Billboard,
+    /// No quad: use [`TalkingHeadTexture`] yourself (UI, custom material, offline rendering).
+    TextureOnly,
+}
+
+/// Per-head rendering settings.
+#[derive(Clone, Copy, Debug, PartialEq, Reflect)]
+pub struct HeadSettings {
+    /// Width and height of the rendered image, pixels.
+    pub resolution: u32,
+    /// Samples along the longest ray through the head's box.
+    pub steps_per_ray: u32,
+    /// Viewing direction.
+    pub view: HeadView,
+    /// Display in the scene.
+    pub display: HeadDisplay,
+}
+
+/// Quality presets for [`HeadSettings`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quality {
+    /// 128², 48 samples per ray: many heads or software rendering.
+    Low,
+    /// 256², 96 samples per ray.
+    Medium,
+    /// 512², 160 samples per ray: a close-up presenter.
+    High,
+}
+
+impl HeadSettings {
+    /// Settings of a quality preset, following the camera, shown as a billboard.
+    pub fn preset(quality: Quality) -> Self {
+        let (resolution, steps_per_ray) = match quality {
+            Quality::Low => (128, 48),
+            Quality::Medium => (256, 96),
+            Quality::High => (512, 160),
+        };
+        Self {
+            resolution,
+            steps_per_ray,
+            view: HeadView::FollowCamera,
+            display: HeadDisplay::Billboard,
+        }
+    }
+}
+
+impl Default for HeadSettings {
+    fn default() -> Self {
+        Self::preset(Quality::Medium)
+    }
+}
+
+/// A talking head. Add it with a [`crate::Speech`] or [`crate::audio::SpeechStream`] to make it speak.
+#[derive(Component, Clone, Debug, Reflect)]
+#[require(TalkingHeadStatus, FaceCoefficients, MotionCode, Transform, Visibility)]
+pub struct TalkingHead {
+    /// Where the identity comes from.
+    pub source: HeadSource,
+    /// The emotion shown.
+    pub emotion: Emotion,
+    /// Strength of the emotion, 0..1.
+    pub intensity: f32,
+    /// Rendering settings.
+    pub settings: HeadSettings,
+}
+
+impl TalkingHead {
+    /// A head made from a portrait.
+    pub fn new(portrait: Handle<Image>) -> Self {
+        Self::with_source(HeadSource::Portrait(portrait))
+    }
+
+    /// A head from an already built head asset.
+    pub fn from_asset(asset: Handle<HeadAsset>) -> Self {
+        Self::with_source(HeadSource::Asset(asset))
+    }
+
+    fn with_source(source: HeadSource) -> Self {
+        Self {
+            source,
+            emotion: Emotion::Neutral,
+            intensity: 1.0,
+            settings: HeadSettings::default(),
+        }
+    }
+
+    /// Sets the emotion and its intensity (clamped to 0..1; a non-finite intensity counts as 0).
+    pub fn with_emotion(mut self, emotion: Emotion, intensity: f32) -> Self {
+        self.set_emotion(emotion, intensity);
+        self
+    }
+
+    /// Sets the rendering settings.
+    pub fn with_settings(mut self, settings: HeadSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Changes the emotion at run time (intensity clamped to 0..1; a non-finite intensity counts as 0).
+    pub fn set_emotion(&mut self, emotion: Emotion, intensity: f32) {
+        self.emotion = emotion;
+        self.intensity = if intensity.is_finite() {
+            intensity.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+    }
+}
+
+/// Where a head stands: loading its assets, ready to render, or failed (with the reason, also logged).
+#[derive(Component, Clone, Debug, Default, PartialEq, Reflect)]
+pub enum TalkingHeadStatus {
+    /// Assets or models are still loading.
+    #[default]
+    Loading,
+    /// The head renders.
+    Ready,
+    /// The head cannot be shown; the text says why and what to do.
+    Failed(String),
+}
+
+/// The image a head is rendered into (`Rgba16Float`: premultiplied alpha, linear colour). Use it in UI or your own
+/// materials (with premultiplied alpha blending).
+#[derive(Component, Clone, Debug, Reflect)]
+pub struct TalkingHeadTexture(pub Handle<Image>);
+
+/// The motion code: the weights of the head asset's motion bases this frame.
+///
+/// The motion encoder writes it from the expression coefficients; set it yourself to drive the bases directly.
+#[derive(Component, Clone, Debug, Default, PartialEq, Reflect)]
+pub struct MotionCode(pub Vec<f32>);

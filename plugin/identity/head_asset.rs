@@ -1,0 +1,153 @@
+//! The head asset: everything the renderer needs to draw one identity (see DESIGN.md, "Head asset").
+//!
+//! Space conventions, shared by the GPU shader (`shaders/head_march.wgsl`) and the CPU reference renderer:
+//! - Head space is right-handed, +Y up, the face looks down +Z, units are metres; the asset occupies the box
+//!   `[-half_extent, +half_extent]` centred on the origin.
+//! - A point `p` maps to normalised coordinates `u = p / half_extent` in `[-1, 1]³`.
+//! - Plane 0 is indexed by `(u.x, u.y)`, plane 1 by `(u.x, u.z)`, plane 2 by `(u.z, u.y)`; within a plane of
+//!   resolution `R`, texel `(i, j)` (column `i` from the first coordinate, row `j` from the second) has its centre
+//!   at `(i + 0.5) / R * 2 - 1`. Lookups are bilinear with clamping at the border.
+
+use std::sync::Arc;
+
+use bevy::asset::Asset;
+use bevy::math::Vec3;
+use bevy::reflect::TypePath;
+use half::f16;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Number of planes in a tri-plane.
+pub const PLANES: usize = 3;
+/// Components stored per motion-basis texel: displacement x, y, z and one pad value (keeps texels 8-byte aligned).
+pub const BASIS_COMPONENTS: usize = 4;
+/// Largest feature channel count the shader supports.
+pub const MAX_CHANNELS: usize = 32;
+/// Largest decoder hidden width the shader supports.
+pub const MAX_HIDDEN: usize = 64;
+/// Decoder outputs: density then red, green, blue (before activation).
+pub const DECODER_OUTPUTS: usize = 4;
+
+/// A two-layer MLP that turns a summed tri-plane feature into density and colour.
+///
+/// `hidden = relu(w1 · f + b1)`, `out = w2 · hidden + b2`; density is `max(out[0], 0)` per metre and colour is
+/// `sigmoid(out[1..4])` (linear RGB, 0..1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecoderMlp {
+    /// Width of the hidden layer.
+    pub hidden: usize,
+    /// First-layer weights, row-major `hidden × channels`.
+    pub w1: Vec<f32>,
+    /// First-layer biases, `hidden` values.
+    pub b1: Vec<f32>,
+    /// Second-layer weights, row-major `4 × hidden`.
+    pub w2: Vec<f32>,
+    /// Second-layer biases, 4 values.
+    pub b2: Vec<f32>,
+}
+
+/// One identity, ready to render: canonical tri-plane features, motion-basis displacement planes blended by the
+/// motion code, a decoder and the head's bounding box.
+#[derive(Asset, TypePath, Clone, Debug, Serialize, Deserialize)]
+pub struct HeadAsset {
+    /// Half the size of the head's box along x, y, z, in metres.
+    pub half_extent: Vec3,
+    /// Feature channels per tri-plane texel (even, at most [`MAX_CHANNELS`]).
+    pub channels: usize,
+    /// Texels along each side of a feature plane.
+    pub triplane_resolution: usize,
+    /// Canonical features, layout `[plane][row][column][channel]`.
+    pub triplane: Arc<[f16]>,
+    /// Number of motion bases (the motion code's length).
+    pub basis_count: usize,
+    /// Texels along each side of a motion-basis plane.
+    pub motion_resolution: usize,
+    /// Displacement fields in normalised head coordinates, layout `[basis][plane][row][column][component]` with
+    /// [`BASIS_COMPONENTS`] components. A rendered point `u` is drawn from the canonical point `u + Σ z_k d_k(u)`.
+    pub motion_bases: Arc<[f16]>,
+    /// The decoder.
+    pub decoder: DecoderMlp,
+}
+
+/// Why a head asset cannot be used.
+#[derive(Debug, Error, PartialEq)]
+pub enum HeadAssetError {
+    /// Some array does not have the length its dimensions say.
+    #[error("head asset: {what} has {actual} values but its dimensions need {expected}")]
+    Length {
+        /// Which array.
+        what: &'static str,
+        /// Values the dimensions call for.
+        expected: usize,
+        /// Values present.
+        actual: usize,
+    },
+    /// A dimension is zero, odd where it must be even, or above what the renderer supports.
+    #[error("head asset: {0}")]
+    Dimension(String),
+}
+
+impl HeadAsset {
+    /// Checks that every dimension is supported and every array has the length its dimensions imply.
+    pub fn validate(&self) -> Result<(), HeadAssetError> {
+        let c = self.channels;
+        if c == 0 || !c.is_multiple_of(2) || c > MAX_CHANNELS {
+            return Err(HeadAssetError::Dimension(format!(
+                "channels must be even and in 2..={MAX_CHANNELS}, got {c}"
+            )));
+        }
+        let h = self.decoder.hidden;
+        if h == 0 || h > MAX_HIDDEN {
+            return Err(HeadAssetError::Dimension(format!(
+                "decoder hidden width must be in 1..={MAX_HIDDEN}, got {h}"
+            )));
+        }
+        if self.triplane_resolution < 2 || self.motion_resolution < 2 {
+            return Err(HeadAssetError::Dimension(format!(
+                "plane resolutions must be at least 2, got {} and {}",
+                self.triplane_resolution, self.motion_resolution
+            )));
+        }
+        if !(self.half_extent.min_element() > 0.0 && self.half_extent.is_finite()) {
+            return Err(HeadAssetError::Dimension(format!(
+                "half_extent must be positive and finite, got {}",
+                self.half_extent
+            )));
+        }
+        let r = self.triplane_resolution;
+        let m = self.motion_resolution;
+        let checks = [
+            ("triplane", PLANES * r * r * c, self.triplane.len()),
+            (
+                "motion_bases",
+                self.basis_count * PLANES * m * m * BASIS_COMPONENTS,
+                self.motion_bases.len(),
+            ),
+            ("decoder.w1", h * c, self.decoder.w1.len()),
+            ("decoder.b1", h, self.decoder.b1.len()),
+            ("decoder.w2", DECODER_OUTPUTS * h, self.decoder.w2.len()),
+            ("decoder.b2", DECODER_OUTPUTS, self.decoder.b2.len()),
+        ];
+        for (what, expected, actual) in checks {
+            if expected != actual {
+                return Err(HeadAssetError::Length {
+                    what,
+                    expected,
+                    actual,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Decoder weights flattened as the shader reads them: `w1, b1, w2, b2`.
+    pub fn decoder_buffer(&self) -> Vec<f32> {
+        let d = &self.decoder;
+        [&d.w1[..], &d.b1[..], &d.w2[..], &d.b2[..]].concat()
+    }
+
+    /// Bytes this asset occupies on the GPU (features, bases, decoder), for memory budgets.
+    pub fn gpu_bytes(&self) -> usize {
+        self.triplane.len() * 2 + self.motion_bases.len() * 2 + self.decoder_buffer().len() * 4
+    }
+}

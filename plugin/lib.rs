@@ -1,0 +1,58 @@
+//! # bevy_talking_head
+//!
+//! Audio-driven, emotion-aware 3D talking heads for [Bevy](https://bevy.org): a portrait, a voice clip (or a live
+//! audio stream) and an emotion become a head that talks, rendered in 3D from any camera angle by a volume
+//! renderer on the GPU (after Qiu et al., *Audio-Driven Emotion-Aware 3D Talking Face Generation from Single
+//! Image*).
+//!
+//! ```no_run
+//! use bevy::prelude::*;
+//! use bevy_talking_head::prelude::*;
+//!
+//! App::new()
+//!     .add_plugins((DefaultPlugins, TalkingHeadPlugin))
+//!     .add_systems(Startup, |mut commands: Commands, assets: Res<AssetServer>| {
+//!         commands.spawn((
+//!             TalkingHead::from_asset(assets.load("heads/demo.head.ron")).with_emotion(Emotion::Happy, 0.8),
+//!             Speech::clip(assets.load("speech/hello.ogg")),
+//!             Transform::from_xyz(0.0, 1.6, 0.0),
+//!         ));
+//!     })
+//!     .run();
+//! ```
+//!
+//! Each head renders into its [`TalkingHeadTexture`] (shown on a billboard quad by default, usable in UI or
+//! custom materials), reports [`TalkingHeadStatus`], and publishes its [`FaceCoefficients`] (52 ARKit weights +
+//! head pose) every frame.
+#![deny(missing_docs)]
+
+pub mod audio;
+pub mod contract;
+mod head;
+pub mod identity;
+pub mod inference;
+pub mod motion;
+pub mod offline;
+mod plugin;
+pub mod render;
+
+pub use audio::clock::{ClockSource, PlaybackClock, Speech};
+pub use head::{
+    Emotion, HeadDisplay, HeadSettings, HeadSource, HeadView, MotionCode, Quality, TalkingHead,
+    TalkingHeadStatus, TalkingHeadTexture,
+};
+pub use identity::HeadAsset;
+pub use motion::FaceCoefficients;
+pub use plugin::{HeadOutput, Models, TalkingHeadPlugin, TalkingHeadSystems};
+
+/// Everything a game needs in one import.
+pub mod prelude {
+    pub use crate::audio::clock::{PlaybackClock, Speech};
+    pub use crate::head::{
+        Emotion, HeadDisplay, HeadSettings, HeadView, MotionCode, Quality, TalkingHead,
+        TalkingHeadStatus, TalkingHeadTexture,
+    };
+    pub use crate::identity::HeadAsset;
+    pub use crate::motion::FaceCoefficients;
+    pub use crate::plugin::{TalkingHeadPlugin, TalkingHeadSystems};
+}

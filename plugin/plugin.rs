@@ -1,0 +1,371 @@
+//! [`TalkingHeadPlugin`] and its system sets.
+
+use bevy::asset::{LoadState, RenderAssetUsages};
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureUsages};
+use bevy_kira_audio::{AudioPlugin, AudioSource};
+
+use crate::audio::clock::{Speech, advance_playback, start_speech};
+use crate::contract::models::PORTRAIT_TO_HEAD;
+use crate::head::{
+    HeadDisplay, HeadSource, HeadView, MotionCode, TalkingHead, TalkingHeadStatus,
+    TalkingHeadTexture,
+};
+use crate::identity::HeadAsset;
+use crate::inference::ModelRegistry;
+use crate::render::{
+    HEAD_TEXTURE_FORMAT, HeadCamera, HeadRenderJob, MarchUniform, TalkingHeadRenderPlugin,
+};
+
+/// Default camera distance for a head with no 3D camera to follow, metres.
+const DEFAULT_VIEW_DISTANCE: f32 = 0.6;
+
+/// Adds talking heads to an app: loading and status, speech playback and its clock, motion, and the GPU renderer.
+///
+/// Works with `DefaultPlugins` and in headless apps (no window; `ScheduleRunnerPlugin`). The audio device is
+/// optional: without one, heads follow a virtual clock.
+#[derive(Default)]
+pub struct TalkingHeadPlugin;
+
+/// The plugin's systems, in the order they run in `Update`.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TalkingHeadSystems {
+    /// Output textures and quads for new heads; status from the loading of portraits, assets and clips.
+    Load,
+    /// Speech playback and each head's clock.
+    Playback,
+    /// Expression coefficients and motion codes at the clock's time.
+    Motion,
+    /// Per-head render jobs (camera in head space, motion code) and billboard quads.
+    Render,
+}
+
+impl Plugin for TalkingHeadPlugin {
+    fn build(&self, app: &mut App) {
+        if !app.is_plugin_added::<AudioPlugin>() {
+            app.add_plugins(AudioPlugin);
+        }
+        app.init_asset::<HeadAsset>()
+            .register_type::<TalkingHeadStatus>()
+            .configure_sets(
+                Update,
+                (
+                    TalkingHeadSystems::Load,
+                    TalkingHeadSystems::Playback,
+                    TalkingHeadSystems::Motion,
+                    TalkingHeadSystems::Render,
+                )
+                    .chain(),
+            )
+            .add_systems(Startup, load_models)
+            .add_systems(
+                Update,
+                (
+                    (attach_head_outputs, update_head_status)
+                        .chain()
+                        .in_set(TalkingHeadSystems::Load),
+                    (start_speech, advance_playback)
+                        .chain()
+                        .in_set(TalkingHeadSystems::Playback),
+                    update_render_jobs.in_set(TalkingHeadSystems::Render),
+                ),
+            )
+            .add_plugins(TalkingHeadRenderPlugin);
+    }
+}
+
+/// The pipeline's ONNX models, opened when the app starts, or why they could not be.
+#[derive(Resource, Debug)]
+pub enum Models {
+    /// Every model of `assets/models/manifest.ron`, opened and checked.
+    Loaded(ModelRegistry),
+    /// ONNX Runtime or the manifest failed; heads that need models fail with this reason.
+    Unavailable(String),
+}
+
+impl Models {
+    /// The models among `names` that are not loaded, or the reason no model is available.
+    pub fn missing<'a>(&self, names: &[&'a str]) -> Result<Vec<&'a str>, String> {
+        match self {
+            Models::Loaded(registry) => Ok(names
+                .iter()
+                .copied()
+                .filter(|name| registry.spec(name).is_none())
+                .collect()),
+            Models::Unavailable(reason) => Err(reason.clone()),
+        }
+    }
+}
+
+fn load_models(mut commands: Commands) {
+    let models = match ModelRegistry::load_default() {
+        Ok(registry) => {
+            info!(
+                "talking_head: models loaded: {}",
+                registry.names().collect::<Vec<_>>().join(", ")
+            );
+            Models::Loaded(registry)
+        }
+        Err(error) => {
+            error!("talking_head: no models: {error}");
+            Models::Unavailable(error.to_string())
+        }
+    };
+    commands.insert_resource(models);
+}
+
+/// What the plugin made for a head: its image and, for billboards, the quad that shows it.
+#[derive(Component, Debug)]
+pub struct HeadOutput {
+    resolution: u32,
+    quad: Option<Entity>,
+    material: Option<Handle<StandardMaterial>>,
+}
+
+impl HeadOutput {
+    /// The billboard quad entity (a child of the head), if the head is displayed as a billboard.
+    pub fn quad(&self) -> Option<Entity> {
+        self.quad
+    }
+}
+
+/// An image the compute pass can write and materials can sample ([`HEAD_TEXTURE_FORMAT`]).
+fn head_image(resolution: u32) -> Image {
+    let size = Extent3d {
+        width: resolution,
+        height: resolution,
+        depth_or_array_layers: 1,
+    };
+    let mut image = Image::new_fill(
+        size,
+        TextureDimension::D2,
+        &[0; 8],
+        HEAD_TEXTURE_FORMAT,
+        RenderAssetUsages::RENDER_WORLD,
+    );
+    image.texture_descriptor.usage |=
+        TextureUsages::STORAGE_BINDING | TextureUsages::TEXTURE_BINDING | TextureUsages::COPY_SRC;
+    image
+}
+
+/// Creates (or re-creates, when the resolution changed) each head's image and billboard quad.
+fn attach_head_outputs(
+    mut commands: Commands,
+    mut images: ResMut<Assets<Image>>,
+    mut meshes: Option<ResMut<Assets<Mesh>>>,
+    mut materials: Option<ResMut<Assets<StandardMaterial>>>,
+    mut heads: Query<(Entity, &TalkingHead, Option<&mut HeadOutput>), Changed<TalkingHead>>,
+) {
+    for (entity, head, output) in &mut heads {
+        let resolution = head.settings.resolution.clamp(8, 4096);
+        if output.as_ref().is_some_and(|o| o.resolution == resolution) {
+            continue;
+        }
+        let texture = images.add(head_image(resolution));
+        commands
+            .entity(entity)
+            .insert(TalkingHeadTexture(texture.clone()));
+        if let Some(mut output) = output {
+            output.resolution = resolution;
+            if let (Some(material), Some(materials)) = (&output.material, materials.as_mut())
+                && let Some(mut material) = materials.get_mut(material)
+            {
+                material.base_color_texture = Some(texture);
+            }
+            continue;
+        }
+        let mut output = HeadOutput {
+            resolution,
+            quad: None,
+            material: None,
+        };
+        if head.settings.display == HeadDisplay::Billboard
+            && let (Some(meshes), Some(materials)) = (meshes.as_mut(), materials.as_mut())
+        {
+            let material = materials.add(StandardMaterial {
+                base_color_texture: Some(texture),
+                unlit: true,
+                alpha_mode: AlphaMode::Premultiplied,
+                cull_mode: None,
+                ..default()
+            });
+            let quad = commands
+                .spawn((
+                    Name::new("talking_head:quad"),
+                    Mesh3d(meshes.add(Rectangle::new(1.0, 1.0))),
+                    MeshMaterial3d(material.clone()),
+                    Transform::default(),
+                    ChildOf(entity),
+                ))
+                .id();
+            output.quad = Some(quad);
+            output.material = Some(material);
+        }
+        commands.entity(entity).insert(output);
+    }
+}
+
+fn load_failure(
+    asset_server: &AssetServer,
+    id: impl Into<bevy::asset::UntypedAssetId>,
+) -> Option<String> {
+    let id = id.into();
+    match asset_server.get_load_state(id)? {
+        LoadState::Failed(error) => Some(error.to_string()),
+        _ => None,
+    }
+}
+
+/// Loading → Ready or Failed, from the state of each head's identity source and speech clip.
+fn update_head_status(
+    asset_server: Res<AssetServer>,
+    head_assets: Res<Assets<HeadAsset>>,
+    images: Res<Assets<Image>>,
+    clips: Res<Assets<AudioSource>>,
+    models: Option<Res<Models>>,
+    mut heads: Query<(
+        Entity,
+        Ref<TalkingHead>,
+        Option<&Speech>,
+        &mut TalkingHeadStatus,
+    )>,
+) {
+    for (entity, head, speech, mut status) in &mut heads {
+        if matches!(*status, TalkingHeadStatus::Failed(_)) && !head.is_changed() {
+            continue;
+        }
+        let speech_state = speech.map(|s| {
+            if let Some(error) = load_failure(&asset_server, &s.clip) {
+                Err(format!("speech clip could not be loaded: {error}"))
+            } else {
+                Ok(clips.contains(&s.clip))
+            }
+        });
+        let identity_state = match &head.source {
+            HeadSource::Asset(handle) => match head_assets.get(handle) {
+                Some(asset) => asset
+                    .validate()
+                    .map(|()| true)
+                    .map_err(|e| format!("head asset cannot be rendered: {e}")),
+                None => match load_failure(&asset_server, handle) {
+                    Some(error) => Err(format!("head asset could not be loaded: {error}")),
+                    None => Ok(false),
+                },
+            },
+            HeadSource::Portrait(handle) => match load_failure(&asset_server, handle) {
+                Some(error) => Err(format!("portrait could not be loaded: {error}")),
+                None if images.contains(handle) => {
+                    match models.as_ref().map(|m| m.missing(&PORTRAIT_TO_HEAD)) {
+                        None => Ok(false),
+                        Some(Err(reason)) => Err(format!(
+                            "building a head from a portrait needs models: {reason}"
+                        )),
+                        Some(Ok(missing)) if !missing.is_empty() => Err(format!(
+                            "building a head from a portrait needs the face-landmark models {}, which are not in \
+                         assets/models/manifest.ron; use TalkingHead::from_asset with a built head asset",
+                            missing.join(", ")
+                        )),
+                        Some(Ok(_)) => {
+                            Err("the portrait -> head pipeline is not built yet".to_string())
+                        }
+                    }
+                }
+                None => Ok(false),
+            },
+        };
+        let next = match (identity_state, speech_state.unwrap_or(Ok(true))) {
+            (Err(reason), _) | (_, Err(reason)) => TalkingHeadStatus::Failed(reason),
+            (Ok(true), Ok(true)) => TalkingHeadStatus::Ready,
+            _ => TalkingHeadStatus::Loading,
+        };
+        if *status != next {
+            if let TalkingHeadStatus::Failed(reason) = &next {
+                error!("talking head {entity}: {reason}");
+            }
+            *status = next;
+        }
+    }
+}
+
+/// Computes each ready head's render job for this frame and turns its billboard towards the camera.
+#[allow(clippy::type_complexity)]
+fn update_render_jobs(
+    mut commands: Commands,
+    head_assets: Res<Assets<HeadAsset>>,
+    cameras: Query<(&Camera, &GlobalTransform), With<Camera3d>>,
+    heads: Query<(
+        Entity,
+        &TalkingHead,
+        &TalkingHeadStatus,
+        &TalkingHeadTexture,
+        &MotionCode,
+        &GlobalTransform,
+        Option<&HeadOutput>,
+    )>,
+    mut quads: Query<&mut Transform>,
+) {
+    let camera = cameras
+        .iter()
+        .filter(|(camera, _)| camera.is_active)
+        .max_by_key(|(camera, _)| camera.order)
+        .map(|(_, transform)| transform.translation());
+    for (entity, head, status, texture, motion, head_transform, output) in &heads {
+        let asset = match (&head.source, status) {
+            (HeadSource::Asset(handle), TalkingHeadStatus::Ready) => {
+                head_assets.get(handle).map(|a| (handle, a))
+            }
+            _ => None,
+        };
+        let Some((handle, asset)) = asset else {
+            commands.entity(entity).remove::<HeadRenderJob>();
+            continue;
+        };
+        let radius = asset.half_extent.length();
+        let view = match (head.settings.view, camera) {
+            (
+                HeadView::Orbit {
+                    yaw,
+                    pitch,
+                    distance,
+                },
+                _,
+            ) => HeadCamera::orbit(yaw, pitch, distance, radius),
+            (HeadView::FollowCamera, Some(camera)) => {
+                let local = head_transform.affine().inverse().transform_point3(camera);
+                HeadCamera::framing(local, radius)
+            }
+            (HeadView::FollowCamera, None) => {
+                HeadCamera::orbit(0.0, 0.0, DEFAULT_VIEW_DISTANCE, radius)
+            }
+        };
+        let resolution = output.map_or(head.settings.resolution, |o| o.resolution);
+        let mut motion_code = motion.0.clone();
+        motion_code.resize(asset.basis_count.max(1), 0.0);
+        for weight in &mut motion_code {
+            if !weight.is_finite() {
+                *weight = 0.0;
+            }
+        }
+        commands.entity(entity).insert(HeadRenderJob {
+            asset: handle.id(),
+            target: texture.0.id(),
+            march: MarchUniform::new(
+                asset,
+                &view,
+                resolution,
+                resolution,
+                head.settings.steps_per_ray,
+            ),
+            motion_code,
+        });
+        if let Some(mut quad) = output
+            .and_then(|o| o.quad)
+            .and_then(|q| quads.get_mut(q).ok())
+        {
+            let axes = view.axes();
+            quad.rotation =
+                Quat::from_mat3(&Mat3::from_cols(axes.x_axis, axes.y_axis, -axes.z_axis));
+            quad.scale = Vec3::splat(view.image_side_at_target());
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The per-head, per-frame parameters of the volume renderer, shared by the GPU pass and the CPU reference.
+
+use bevy::math::{Mat3, Vec3};
+use bytemuck::{Pod, Zeroable};
+
+use crate::identity::HeadAsset;
+
+/// Transmittance below which a ray stops marching (early termination).
+pub const STOP_TRANSMITTANCE: f32 = 1e-3;
+
+/// A pinhole camera looking at a head, in head space (metres; +Y up, the face looks down +Z).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HeadCamera {
+    /// Camera position.
+    pub position: Vec3,
+    /// World-up reference for the camera's roll (usually +Y).
+    pub up: Vec3,
+    /// Point the camera looks at.
+    pub target: Vec3,
+    /// Vertical field of view, radians.
+    pub fov_y: f32,
+}
+
+impl HeadCamera {
+    /// A camera at `position` (head space) aimed at the head's centre, with the field of view that just frames a
+    /// bounding sphere of `radius` metres. A position inside the sphere is pushed out to its surface (plus 5 %).
+    pub fn framing(position: Vec3, radius: f32) -> Self {
+        let distance = position.length().max(radius * 1.05);
+        let position = position.normalize_or(Vec3::Z) * distance;
+        Self {
+            position,
+            up: Vec3::Y,
+            target: Vec3::ZERO,
+            fov_y: 2.0 * (radius / distance).min(0.999).asin(),
+        }
+    }
+
+    /// [`HeadCamera::framing`] from a point on a sphere around the head's centre: `yaw` turns around +Y (0 = in
+    /// front of the face, positive = towards +X, the head's left), `pitch` raises it (radians); `distance` in metres.
+    pub fn orbit(yaw: f32, pitch: f32, distance: f32, radius: f32) -> Self {
+        let direction = Vec3::new(
+            yaw.sin() * pitch.cos(),
+            pitch.sin(),
+            yaw.cos() * pitch.cos(),
+        );
+        Self::framing(direction * distance, radius)
+    }
+
+    /// Side of the square the camera's image covers in the plane through the head's centre, metres (the size of a
+    /// quad that shows the image at the head's true size).
+    pub fn image_side_at_target(&self) -> f32 {
+        2.0 * (self.target - self.position).length() * (self.fov_y * 0.5).tan()
+    }
+
+    /// The camera's right, up and forward axes (orthonormal). Falls back to +Z as the up reference when the view
+    /// direction is parallel to `up`.
+    pub fn axes(&self) -> Mat3 {
+        let forward = (self.target - self.position).normalize_or(Vec3::NEG_Z);
+        let mut right = forward.cross(self.up);
+        if right.length_squared() < 1e-10 {
+            right = forward.cross(Vec3::Z);
+        }
+        let right = right.normalize();
+        let up = right.cross(forward);
+        Mat3::from_cols(right, up, forward)
+    }
+}
+
+/// The uniform block of `shaders/head_march.wgsl` (`struct March`), byte for byte.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct MarchUniform {
+    /// Camera position (xyz, metres) and tan(vertical fov / 2).
+    pub origin: [f32; 4],
+    /// Camera right axis and width / height.
+    pub right: [f32; 4],
+    /// Camera up axis and the step length along rays (metres).
+    pub up: [f32; 4],
+    /// Camera forward axis and the early-termination transmittance.
+    pub forward: [f32; 4],
+    /// Half size of the head's box (metres); w unused.
+    pub half_extent: [f32; 4],
+    /// Width, height (pixels), steps per ray, tri-plane resolution.
+    pub size: [u32; 4],
+    /// Feature channels, decoder hidden width, motion basis count, motion-basis resolution.
+    pub shape: [u32; 4],
+}
+
+impl MarchUniform {
+    /// Parameters to render `asset` seen by `camera` into a `width × height` image with `steps` samples along the
+    /// longest ray through the head's box.
+    pub fn new(
+        asset: &HeadAsset,
+        camera: &HeadCamera,
+        width: u32,
+        height: u32,
+        steps: u32,
+    ) -> Self {
+        let axes = camera.axes();
+        let steps = steps.max(1);
+        let step = 2.0 * asset.half_extent.length() / steps as f32;
+        let tan_half = (camera.fov_y * 0.5).tan();
+        let aspect = width.max(1) as f32 / height.max(1) as f32;
+        let p = camera.position;
+        Self {
+            origin: [p.x, p.y, p.z, tan_half],
+            right: axes.x_axis.extend(aspect).to_array(),
+            up: axes.y_axis.extend(step).to_array(),
+            forward: axes.z_axis.extend(STOP_TRANSMITTANCE).to_array(),
+            half_extent: asset.half_extent.extend(0.0).to_array(),
+            size: [width, height, steps, asset.triplane_resolution as u32],
+            shape: [
+                asset.channels as u32,
+                asset.decoder.hidden as u32,
+                asset.basis_count as u32,
+                asset.motion_resolution as u32,
+            ],
+        }
+    }
+
+    /// Image width in pixels.
+    pub fn width(&self) -> u32 {
+        self.size[0]
+    }
+
+    /// Image height in pixels.
+    pub fn height(&self) -> u32 {
+        self.size[1]
+    }
+}

@@ -1,0 +1,55 @@
+//! Rendering: the volume-rendering compute pass (render world) and the CPU reference renderer.
+//!
+//! Per frame, the main world computes one [`HeadRenderJob`] per visible, ready head (camera in head space, motion
+//! code). It is extracted to the render world, where a system of the `RenderGraph` schedule records two compute
+//! passes per head: `blend` applies the motion code to the motion bases, `march_rays` renders the image.
+
+mod gpu;
+mod march;
+mod pixels;
+mod reference;
+
+use bevy::prelude::*;
+use bevy::render::extract_component::{ExtractComponent, ExtractComponentPlugin};
+use bevy::render::sync_component::SyncComponent;
+
+pub use gpu::{HEAD_TEXTURE_FORMAT, TalkingHeadRenderPlugin};
+pub use march::{HeadCamera, MarchUniform, STOP_TRANSMITTANCE};
+pub use pixels::{linear_to_srgb, premultiplied_to_srgba8};
+pub use reference::{blend_bases, decode, render_reference};
+
+use crate::identity::HeadAsset;
+
+/// What the render world needs to draw one head this frame. Maintained by the plugin; read it for debugging.
+#[derive(Component, Clone, Debug)]
+pub struct HeadRenderJob {
+    /// The head asset to draw.
+    pub asset: AssetId<HeadAsset>,
+    /// The image to draw into ([`HEAD_TEXTURE_FORMAT`], storage usage).
+    pub target: AssetId<Image>,
+    /// Camera and sizes.
+    pub march: MarchUniform,
+    /// Motion-basis weights (at least one entry, so the GPU buffer is never empty).
+    pub motion_code: Vec<f32>,
+}
+
+impl SyncComponent for HeadRenderJob {
+    type Target = Self;
+}
+
+impl ExtractComponent for HeadRenderJob {
+    type QueryData = (&'static HeadRenderJob, &'static InheritedVisibility);
+    type QueryFilter = ();
+    type Out = Self;
+
+    fn extract_component(
+        (job, visibility): (&HeadRenderJob, &InheritedVisibility),
+    ) -> Option<Self> {
+        visibility.get().then(|| job.clone())
+    }
+}
+
+/// Adds extraction of render jobs; the GPU part lives in [`TalkingHeadRenderPlugin`].
+pub(crate) fn build_extraction(app: &mut App) {
+    app.add_plugins(ExtractComponentPlugin::<HeadRenderJob>::default());
+}

@@ -1,0 +1,186 @@
+//! CPU reference renderer: the maths of `shaders/head_march.wgsl`, step for step, in Rust.
+//!
+//! Tests compare GPU images against it, and benchmarks use it as the baseline on machines without a GPU.
+
+use bevy::math::{Vec3, Vec4};
+use half::f16;
+
+use super::march::MarchUniform;
+use crate::identity::{
+    BASIS_COMPONENTS, DECODER_OUTPUTS, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, PLANES,
+};
+
+/// Renders `asset` with `motion_code` into premultiplied linear RGBA (4 floats per pixel, row-major, top row
+/// first), rounded to half floats exactly as the GPU's `Rgba16Float` target stores them. Missing motion-code entries
+/// count as 0; extra ones are ignored.
+pub fn render_reference(asset: &HeadAsset, motion_code: &[f32], march: &MarchUniform) -> Vec<f32> {
+    let displacement = blend_bases(asset, motion_code);
+    let (width, height) = (march.width() as usize, march.height() as usize);
+    let mut pixels = vec![0.0f32; width * height * 4];
+    for (index, pixel) in pixels.chunks_exact_mut(4).enumerate() {
+        let rgba = march_ray(asset, &displacement, march, index % width, index / width);
+        for (out, value) in pixel.iter_mut().zip(rgba.to_array()) {
+            *out = f16::from_f32(value).to_f32();
+        }
+    }
+    pixels
+}
+
+/// The motion code applied to the bases: one displacement per motion-basis texel (`blend` in the shader).
+pub fn blend_bases(asset: &HeadAsset, motion_code: &[f32]) -> Vec<Vec4> {
+    let m = asset.motion_resolution;
+    let texels = PLANES * m * m;
+    (0..texels)
+        .map(|t| {
+            let mut d = Vec4::ZERO;
+            for k in 0..asset.basis_count {
+                let weight = motion_code.get(k).copied().unwrap_or(0.0);
+                let base = (k * texels + t) * BASIS_COMPONENTS;
+                let v = &asset.motion_bases[base..base + BASIS_COMPONENTS];
+                d += weight * Vec4::new(v[0].into(), v[1].into(), v[2].into(), v[3].into());
+            }
+            d
+        })
+        .collect()
+}
+
+struct Bilinear {
+    index: [usize; 4],
+    weight: [f32; 4],
+}
+
+fn bilinear(a: f32, b: f32, res: usize) -> Bilinear {
+    let r = res as f32;
+    let sx = ((a + 1.0) * 0.5 * r - 0.5).clamp(0.0, r - 1.0);
+    let sy = ((b + 1.0) * 0.5 * r - 0.5).clamp(0.0, r - 1.0);
+    let x0 = (sx.floor() as usize).min(res - 2);
+    let y0 = (sy.floor() as usize).min(res - 2);
+    let fx = sx - x0 as f32;
+    let fy = sy - y0 as f32;
+    let i00 = y0 * res + x0;
+    Bilinear {
+        index: [i00, i00 + 1, i00 + res, i00 + res + 1],
+        weight: [
+            (1.0 - fx) * (1.0 - fy),
+            fx * (1.0 - fy),
+            (1.0 - fx) * fy,
+            fx * fy,
+        ],
+    }
+}
+
+fn plane_coords(u: Vec3, plane: usize) -> (f32, f32) {
+    match plane {
+        0 => (u.x, u.y),
+        1 => (u.x, u.z),
+        _ => (u.z, u.y),
+    }
+}
+
+fn displacement_at(asset: &HeadAsset, displacement: &[Vec4], u: Vec3) -> Vec3 {
+    let m = asset.motion_resolution;
+    let mut d = Vec3::ZERO;
+    for plane in 0..PLANES {
+        let (a, b) = plane_coords(u, plane);
+        let s = bilinear(a, b, m);
+        let offset = plane * m * m;
+        for (index, weight) in s.index.iter().zip(s.weight) {
+            d += weight * displacement[offset + index].truncate();
+        }
+    }
+    d
+}
+
+/// Density (per metre) in w and linear colour in xyz at canonical point `u` (`decode` in the shader).
+pub fn decode(asset: &HeadAsset, u: Vec3) -> Vec4 {
+    let r = asset.triplane_resolution;
+    let channels = asset.channels;
+    let mut feat = [0.0f32; MAX_CHANNELS];
+    for plane in 0..PLANES {
+        let (a, b) = plane_coords(u, plane);
+        let s = bilinear(a, b, r);
+        let offset = plane * r * r;
+        for (c, value) in feat.iter_mut().enumerate().take(channels) {
+            let texel = |i: usize| f32::from(asset.triplane[(offset + s.index[i]) * channels + c]);
+            *value += s.weight[0] * texel(0)
+                + s.weight[1] * texel(1)
+                + s.weight[2] * texel(2)
+                + s.weight[3] * texel(3);
+        }
+    }
+    let decoder = &asset.decoder;
+    let width = decoder.hidden;
+    let mut hidden = [0.0f32; MAX_HIDDEN];
+    for (h, out) in hidden.iter_mut().enumerate().take(width) {
+        let row = &decoder.w1[h * channels..(h + 1) * channels];
+        let s = row
+            .iter()
+            .zip(&feat[..channels])
+            .fold(decoder.b1[h], |s, (w, f)| s + w * f);
+        *out = s.max(0.0);
+    }
+    let mut out = [0.0f32; DECODER_OUTPUTS];
+    for (o, value) in out.iter_mut().enumerate() {
+        let row = &decoder.w2[o * width..(o + 1) * width];
+        *value = row
+            .iter()
+            .zip(&hidden[..width])
+            .fold(decoder.b2[o], |s, (w, h)| s + h * w);
+    }
+    let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
+    Vec4::new(
+        sigmoid(out[1]),
+        sigmoid(out[2]),
+        sigmoid(out[3]),
+        out[0].max(0.0),
+    )
+}
+
+fn march_ray(
+    asset: &HeadAsset,
+    displacement: &[Vec4],
+    march: &MarchUniform,
+    px: usize,
+    py: usize,
+) -> Vec4 {
+    let (width, height) = (march.width() as f32, march.height() as f32);
+    let tan_half = march.origin[3];
+    let x = ((px as f32 + 0.5) / width * 2.0 - 1.0) * tan_half * march.right[3];
+    let y = (1.0 - (py as f32 + 0.5) / height * 2.0) * tan_half;
+    let axis = |v: [f32; 4]| Vec3::new(v[0], v[1], v[2]);
+    let dir = (axis(march.forward) + x * axis(march.right) + y * axis(march.up)).normalize();
+    let origin = axis(march.origin);
+    let half_extent = axis(march.half_extent);
+
+    let safe = Vec3::select(dir.abs().cmplt(Vec3::splat(1e-9)), Vec3::splat(1e-9), dir);
+    let t0 = (-half_extent - origin) / safe;
+    let t1 = (half_extent - origin) / safe;
+    let t_near = t0.min(t1).max_element().max(0.0);
+    let t_far = t0.max(t1).min_element();
+
+    let step = march.up[3];
+    let stop = march.forward[3];
+    let mut color = Vec3::ZERO;
+    let mut transmittance = 1.0f32;
+    if t_near < t_far {
+        for i in 0..march.size[2] {
+            let t = t_near + (i as f32 + 0.5) * step;
+            if t > t_far {
+                break;
+            }
+            let u = (origin + t * dir) / half_extent;
+            let canonical = u + displacement_at(asset, displacement, u);
+            if canonical.abs().cmpgt(Vec3::ONE).any() {
+                continue;
+            }
+            let sample = decode(asset, canonical);
+            let alpha = 1.0 - (-sample.w * step).exp();
+            color += transmittance * alpha * sample.truncate();
+            transmittance *= 1.0 - alpha;
+            if transmittance < stop {
+                break;
+            }
+        }
+    }
+    color.extend(1.0 - transmittance)
+}

@@ -1,0 +1,203 @@
+// Volume renderer for one talking head: tri-plane features warped by blended motion bases.
+// The CPU reference renderer (plugin/render/reference.rs) implements the same maths line for line;
+// change both together. Conventions are documented in plugin/identity/head_asset.rs.
+
+struct March {
+    // xyz: camera position in head space (metres); w: tan(vertical fov / 2)
+    origin: vec4<f32>,
+    // xyz: camera right axis; w: width / height
+    right: vec4<f32>,
+    // xyz: camera up axis; w: step length along the ray (metres)
+    up: vec4<f32>,
+    // xyz: camera forward axis; w: transmittance below which a ray stops
+    forward: vec4<f32>,
+    // xyz: half size of the head's box (metres)
+    half_extent: vec4<f32>,
+    // width, height, steps per ray, tri-plane resolution
+    size: vec4<u32>,
+    // channels, decoder hidden width, motion basis count, motion-basis resolution
+    shape: vec4<u32>,
+}
+
+@group(0) @binding(0) var<uniform> march: March;
+// Canonical features as f16 pairs, [plane][row][column][channel].
+@group(0) @binding(1) var<storage, read> triplane: array<u32>;
+// Motion bases as f16 pairs (two per texel: dx dy, dz pad), [basis][plane][row][column].
+@group(0) @binding(2) var<storage, read> bases: array<u32>;
+// Decoder weights: w1 (hidden x channels), b1, w2 (4 x hidden), b2.
+@group(0) @binding(3) var<storage, read> decoder: array<f32>;
+@group(0) @binding(4) var<storage, read> motion_code: array<f32>;
+// The motion code applied to the bases: one displacement per motion-basis texel.
+@group(0) @binding(5) var<storage, read_write> displacement: array<vec4<f32>>;
+// Premultiplied linear RGBA.
+@group(0) @binding(6) var output: texture_storage_2d<rgba16float, write>;
+
+const MAX_CHANNELS: u32 = 32u;
+const MAX_HIDDEN: u32 = 64u;
+
+@compute @workgroup_size(64)
+fn blend(@builtin(global_invocation_id) id: vec3<u32>) {
+    let m = march.shape.w;
+    let texels = 3u * m * m;
+    let t = id.x;
+    if t >= texels {
+        return;
+    }
+    var d = vec4<f32>(0.0);
+    for (var k = 0u; k < march.shape.z; k++) {
+        let base = (k * texels + t) * 2u;
+        let v = vec4<f32>(unpack2x16float(bases[base]), unpack2x16float(bases[base + 1u]));
+        d = d + motion_code[k] * v;
+    }
+    displacement[t] = d;
+}
+
+// Texel indices (within one plane) and weights of a bilinear lookup at (a, b) in [-1, 1]².
+struct Bilinear {
+    i00: u32,
+    i10: u32,
+    i01: u32,
+    i11: u32,
+    w00: f32,
+    w10: f32,
+    w01: f32,
+    w11: f32,
+}
+
+fn bilinear(a: f32, b: f32, res: u32) -> Bilinear {
+    let r = f32(res);
+    let sx = clamp((a + 1.0) * 0.5 * r - 0.5, 0.0, r - 1.0);
+    let sy = clamp((b + 1.0) * 0.5 * r - 0.5, 0.0, r - 1.0);
+    let x0 = min(u32(floor(sx)), res - 2u);
+    let y0 = min(u32(floor(sy)), res - 2u);
+    let fx = sx - f32(x0);
+    let fy = sy - f32(y0);
+    var o: Bilinear;
+    o.i00 = y0 * res + x0;
+    o.i10 = o.i00 + 1u;
+    o.i01 = o.i00 + res;
+    o.i11 = o.i01 + 1u;
+    o.w00 = (1.0 - fx) * (1.0 - fy);
+    o.w10 = fx * (1.0 - fy);
+    o.w01 = (1.0 - fx) * fy;
+    o.w11 = fx * fy;
+    return o;
+}
+
+// Plane p is indexed by (x, y), (x, z) or (z, y).
+fn plane_coords(u: vec3<f32>, p: u32) -> vec2<f32> {
+    if p == 0u {
+        return u.xy;
+    }
+    if p == 1u {
+        return u.xz;
+    }
+    return u.zy;
+}
+
+fn displacement_at(u: vec3<f32>) -> vec3<f32> {
+    let m = march.shape.w;
+    var d = vec3<f32>(0.0);
+    for (var p = 0u; p < 3u; p++) {
+        let c = plane_coords(u, p);
+        let s = bilinear(c.x, c.y, m);
+        let o = p * m * m;
+        d = d + s.w00 * displacement[o + s.i00].xyz + s.w10 * displacement[o + s.i10].xyz
+            + s.w01 * displacement[o + s.i01].xyz + s.w11 * displacement[o + s.i11].xyz;
+    }
+    return d;
+}
+
+// Density (per metre) in w and linear colour in xyz at canonical point u.
+fn decode(u: vec3<f32>) -> vec4<f32> {
+    let r = march.size.w;
+    let channels = march.shape.x;
+    let pairs = channels / 2u;
+    var feat: array<f32, MAX_CHANNELS>;
+    for (var c = 0u; c < channels; c++) {
+        feat[c] = 0.0;
+    }
+    for (var p = 0u; p < 3u; p++) {
+        let c2 = plane_coords(u, p);
+        let s = bilinear(c2.x, c2.y, r);
+        let o = p * r * r;
+        for (var q = 0u; q < pairs; q++) {
+            let v = s.w00 * unpack2x16float(triplane[(o + s.i00) * pairs + q])
+                + s.w10 * unpack2x16float(triplane[(o + s.i10) * pairs + q])
+                + s.w01 * unpack2x16float(triplane[(o + s.i01) * pairs + q])
+                + s.w11 * unpack2x16float(triplane[(o + s.i11) * pairs + q]);
+            feat[2u * q] = feat[2u * q] + v.x;
+            feat[2u * q + 1u] = feat[2u * q + 1u] + v.y;
+        }
+    }
+    let hidden_width = march.shape.y;
+    let b1 = hidden_width * channels;
+    let w2 = b1 + hidden_width;
+    let b2 = w2 + 4u * hidden_width;
+    var hidden: array<f32, MAX_HIDDEN>;
+    for (var h = 0u; h < hidden_width; h++) {
+        var s = decoder[b1 + h];
+        for (var c = 0u; c < channels; c++) {
+            s = s + decoder[h * channels + c] * feat[c];
+        }
+        hidden[h] = max(s, 0.0);
+    }
+    var raw = vec4<f32>(decoder[b2], decoder[b2 + 1u], decoder[b2 + 2u], decoder[b2 + 3u]);
+    for (var h = 0u; h < hidden_width; h++) {
+        raw = raw + hidden[h] * vec4<f32>(
+            decoder[w2 + h],
+            decoder[w2 + hidden_width + h],
+            decoder[w2 + 2u * hidden_width + h],
+            decoder[w2 + 3u * hidden_width + h],
+        );
+    }
+    let rgb = 1.0 / (1.0 + exp(-raw.yzw));
+    return vec4<f32>(rgb, max(raw.x, 0.0));
+}
+
+@compute @workgroup_size(8, 8)
+fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
+    let width = march.size.x;
+    let height = march.size.y;
+    if id.x >= width || id.y >= height {
+        return;
+    }
+    let tan_half = march.origin.w;
+    let x = ((f32(id.x) + 0.5) / f32(width) * 2.0 - 1.0) * tan_half * march.right.w;
+    let y = (1.0 - (f32(id.y) + 0.5) / f32(height) * 2.0) * tan_half;
+    let dir = normalize(march.forward.xyz + x * march.right.xyz + y * march.up.xyz);
+    let origin = march.origin.xyz;
+    let half_extent = march.half_extent.xyz;
+
+    let safe = select(dir, vec3<f32>(1e-9), abs(dir) < vec3<f32>(1e-9));
+    let t0 = (-half_extent - origin) / safe;
+    let t1 = (half_extent - origin) / safe;
+    let t_near = max(max(max(min(t0.x, t1.x), min(t0.y, t1.y)), min(t0.z, t1.z)), 0.0);
+    let t_far = min(min(max(t0.x, t1.x), max(t0.y, t1.y)), max(t0.z, t1.z));
+
+    let step_len = march.up.w;
+    let stop = march.forward.w;
+    var color = vec3<f32>(0.0);
+    var transmittance = 1.0;
+    if t_near < t_far {
+        for (var i = 0u; i < march.size.z; i++) {
+            let t = t_near + (f32(i) + 0.5) * step_len;
+            if t > t_far {
+                break;
+            }
+            let u = (origin + t * dir) / half_extent;
+            let canonical = u + displacement_at(u);
+            if any(abs(canonical) > vec3<f32>(1.0)) {
+                continue;
+            }
+            let point = decode(canonical);
+            let alpha = 1.0 - exp(-point.w * step_len);
+            color = color + transmittance * alpha * point.xyz;
+            transmittance = transmittance * (1.0 - alpha);
+            if transmittance < stop {
+                break;
+            }
+        }
+    }
+    textureStore(output, vec2<i32>(id.xy), vec4<f32>(color, 1.0 - transmittance));
+}

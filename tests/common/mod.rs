@@ -1,0 +1,67 @@
+//! Shared set-up for the headless app tests.
+#![allow(dead_code)]
+
+use bevy::prelude::*;
+use bevy_talking_head::offline::{
+    CapturedFrame, FrameCapture, finish_headless_app, headless_plugins,
+};
+use bevy_talking_head::prelude::*;
+
+/// A headless app with the plugin, its renderer started (lavapipe on CI).
+pub fn headless_app() -> App {
+    let mut app = App::new();
+    app.add_plugins((headless_plugins(), TalkingHeadPlugin));
+    if let Err(error) = finish_headless_app(&mut app) {
+        panic!("{error}");
+    }
+    app
+}
+
+/// Steps the app until `done` holds, at most `max_frames` updates; returns whether it held.
+pub fn run_until(app: &mut App, max_frames: usize, mut done: impl FnMut(&mut App) -> bool) -> bool {
+    for _ in 0..max_frames {
+        app.update();
+        if done(app) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Steps until the capture holds a frame rendered after this call (the pipeline may still be compiling at first;
+/// a frame counts once it has been rendered with the current components: `settle` updates after the change).
+pub fn fresh_frame(app: &mut App, capture: &FrameCapture, settle: u64) -> CapturedFrame {
+    let start = capture.latest().sequence;
+    let ok = run_until(app, 2000, |_| capture.latest().sequence >= start + settle);
+    assert!(ok, "no frame came back from the GPU");
+    capture.latest()
+}
+
+/// Steps until some frame has visible pixels (the compute pipeline has compiled and run).
+pub fn first_visible_frame(app: &mut App, capture: &FrameCapture) -> CapturedFrame {
+    let ok = run_until(app, 3000, |_| coverage(&capture.latest()) > 0.0);
+    let last = capture.latest();
+    assert!(
+        ok,
+        "the head never appeared in its texture ({} frames read back, {} bytes)",
+        last.sequence,
+        last.linear.len()
+    );
+    capture.latest()
+}
+
+/// Fraction of pixels with any opacity.
+pub fn coverage(frame: &CapturedFrame) -> f64 {
+    frame.coverage()
+}
+
+/// Saves a frame as PNG under the test's temporary folder (for looking at); returns the path.
+pub fn save_png(name: &str, width: u32, height: u32, linear: &[f32]) -> std::path::PathBuf {
+    let rgba = bevy_talking_head::render::premultiplied_to_srgba8(linear);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("talking_head");
+    std::fs::create_dir_all(&dir).expect("create the test output folder");
+    let path = dir.join(format!("{name}.png"));
+    image::save_buffer(&path, &rgba, width, height, image::ExtendedColorType::Rgba8)
+        .expect("write a PNG");
+    path
+}

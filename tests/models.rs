@@ -1,0 +1,281 @@
+//! Model contract tests: the shipped manifest loads through the registry with ONNX Runtime, the ONNX log-mel
+//! front end agrees with the Rust reference, and broken manifests fail with errors that name what is wrong.
+//!
+//! Nothing here is skipped: without ONNX Runtime the tests fail with the message that says how to install it.
+
+use std::path::{Path, PathBuf};
+
+use bevy_talking_head::{
+    contract::{MEL_BANDS, SAMPLE_RATE_HZ},
+    inference::{
+        InferenceError, Manifest, ModelRegistry, default_manifest_path, log_mel,
+        log_mel_frame_count,
+    },
+};
+
+fn shipped_manifest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/manifest.ron")
+}
+
+/// A fresh folder for one test's temporary manifests.
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("models-{test}-{}", std::process::id()));
+    // Best effort: a leftover from an earlier run is simply overwritten.
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(error) = std::fs::create_dir_all(&dir) {
+        panic!("cannot create {}: {error}", dir.display());
+    }
+    dir
+}
+
+/// The shipped manifest with `edit` applied, written into `dir` with model files pointing at the shipped ones.
+fn write_edited_manifest(
+    dir: &Path,
+    edit: impl FnOnce(&mut Manifest),
+) -> Result<PathBuf, InferenceError> {
+    let shipped = shipped_manifest();
+    let mut manifest = Manifest::from_file(&shipped)?;
+    let shipped_folder = shipped.parent().unwrap_or(Path::new("."));
+    for spec in manifest.models.values_mut() {
+        spec.file = shipped_folder.join(&spec.file);
+    }
+    edit(&mut manifest);
+    let path = dir.join("manifest.ron");
+    let text = manifest.to_ron()?;
+    std::fs::write(&path, text).map_err(|error| InferenceError::ManifestRead {
+        path: path.clone(),
+        reason: error.to_string(),
+    })?;
+    Ok(path)
+}
+
+/// ~2 s of a deterministic, speech-like test signal: a 100 Hz → 4 kHz chirp with a slow amplitude envelope, white
+/// noise at about -40 dBFS, and an exactly silent stretch from 0.75 s to 1.125 s.
+fn test_signal() -> Vec<f32> {
+    let rate = SAMPLE_RATE_HZ as f64;
+    let mut state = 0x9e37_79b9_u32;
+    (0..2 * SAMPLE_RATE_HZ as usize)
+        .map(|i| {
+            if (12_000..18_000).contains(&i) {
+                return 0.0;
+            }
+            let t = i as f64 / rate;
+            let phase = std::f64::consts::TAU * (100.0 * t + 0.25 * (4_000.0 - 100.0) * t * t);
+            let envelope = 0.2 + 0.15 * (std::f64::consts::TAU * 3.0 * t).sin();
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let noise = ((state >> 8) as f64 / (1 << 24) as f64 - 0.5) * 0.02;
+            (envelope * phase.sin() + noise) as f32
+        })
+        .collect()
+}
+
+fn expect_err<T>(result: Result<T, InferenceError>, what: &str) -> InferenceError {
+    match result {
+        Ok(_) => panic!("{what}: expected an error, got Ok"),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn shipped_manifest_loads_and_validates() -> Result<(), InferenceError> {
+    let registry = ModelRegistry::load(shipped_manifest())?;
+    let names: Vec<&str> = registry.names().collect();
+    assert!(names.contains(&"log_mel"), "{names:?}");
+    assert!(registry.manifest().motion_code_size > 0);
+    for name in &names {
+        let Some(spec) = registry.spec(name) else {
+            panic!("'{name}' listed but has no spec");
+        };
+        let card = shipped_manifest().with_file_name(&spec.card);
+        assert!(
+            card.is_file(),
+            "model '{name}': card {} missing",
+            card.display()
+        );
+    }
+    assert_eq!(
+        default_manifest_path().canonicalize().ok(),
+        shipped_manifest().canonicalize().ok(),
+        "cargo test sets CARGO_MANIFEST_DIR, so the default manifest is the shipped one"
+    );
+    Ok(())
+}
+
+#[test]
+fn onnx_log_mel_matches_the_rust_reference() -> Result<(), InferenceError> {
+    let registry = ModelRegistry::load(shipped_manifest())?;
+    let signal = test_signal();
+    let (onnx, shape) = registry.run_f32("log_mel", &signal, &[1, signal.len()])?;
+    let frames = log_mel_frame_count(signal.len());
+    assert_eq!(shape, [1, frames, MEL_BANDS]);
+    let rust = log_mel(&signal);
+    assert_eq!(rust.len(), frames);
+    let (mut max_diff, mut at) = (0.0_f32, (0, 0));
+    for (t, frame) in rust.iter().enumerate() {
+        for (band, &value) in frame.iter().enumerate() {
+            let diff = (onnx[t * MEL_BANDS + band] - value).abs();
+            if diff > max_diff {
+                (max_diff, at) = (diff, (t, band));
+            }
+        }
+    }
+    println!(
+        "log_mel: {frames} frames x {MEL_BANDS} bands, max |onnx - rust| = {max_diff:.3e} (frame {}, band {})",
+        at.0, at.1
+    );
+    assert!(
+        max_diff <= 1e-3,
+        "max abs difference {max_diff} at frame {}, band {}",
+        at.0,
+        at.1
+    );
+    // The silent stretch really is silent in both: frames fully inside 12 000..18 000 samples sit at ln(eps).
+    let floor = bevy_talking_head::inference::LOG_MEL_EPS.ln();
+    assert!(rust[80].iter().all(|&value| value == floor));
+    assert!(
+        onnx[80 * MEL_BANDS..81 * MEL_BANDS]
+            .iter()
+            .all(|&value| (value - floor).abs() < 1e-6)
+    );
+    Ok(())
+}
+
+#[test]
+fn run_f32_rejects_inputs_that_do_not_fit() -> Result<(), InferenceError> {
+    let registry = ModelRegistry::load(shipped_manifest())?;
+    let samples = vec![0.0_f32; 800];
+    let error = expect_err(
+        registry.run_f32("log_mel", &samples, &[2, 400]),
+        "batch of 2",
+    );
+    assert!(error.to_string().contains("'samples'"), "{error}");
+    let error = expect_err(
+        registry.run_f32("log_mel", &samples, &[1, 700]),
+        "wrong length",
+    );
+    assert!(error.to_string().contains("800 values"), "{error}");
+    let error = expect_err(
+        registry.run_f32("wav2lip", &samples, &[1, 800]),
+        "unknown model",
+    );
+    assert!(
+        error.to_string().contains("'wav2lip'") && error.to_string().contains("log_mel"),
+        "{error}"
+    );
+    // Shorter than one window: ONNX Runtime refuses, and that is an error, not a panic.
+    let error = expect_err(
+        registry.run_f32("log_mel", &samples[..100], &[1, 100]),
+        "too short",
+    );
+    assert!(matches!(error, InferenceError::Run { .. }), "{error}");
+    Ok(())
+}
+
+#[test]
+fn wrong_shape_in_the_manifest_is_named() -> Result<(), InferenceError> {
+    let dir = scratch_dir("shape");
+    let path = write_edited_manifest(&dir, |manifest| {
+        if let Some(spec) = manifest.models.get_mut("log_mel") {
+            spec.inputs[0].shape = vec![-1];
+        }
+    })?;
+    let error = expect_err(ModelRegistry::load(&path), "wrong shape");
+    assert_eq!(
+        error.to_string(),
+        "model 'log_mel': input 'samples' is [-1] in manifest.ron but [1, -1] in log_mel.onnx"
+    );
+
+    let path = write_edited_manifest(&dir, |manifest| {
+        if let Some(spec) = manifest.models.get_mut("log_mel") {
+            spec.outputs[0].shape = vec![1, -1, 64];
+        }
+    })?;
+    let error = expect_err(ModelRegistry::load(&path), "wrong band count");
+    assert_eq!(
+        error.to_string(),
+        "model 'log_mel': output 'log_mel' is [1, -1, 64] in manifest.ron but [1, -1, 80] in log_mel.onnx"
+    );
+    Ok(())
+}
+
+#[test]
+fn wrong_tensor_name_or_type_in_the_manifest_is_named() -> Result<(), InferenceError> {
+    let dir = scratch_dir("name");
+    let path = write_edited_manifest(&dir, |manifest| {
+        if let Some(spec) = manifest.models.get_mut("log_mel") {
+            spec.inputs[0].name = "audio".into();
+        }
+    })?;
+    let error = expect_err(ModelRegistry::load(&path), "wrong name");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "model 'log_mel': input 'audio' is in manifest.ron but not in log_mel.onnx"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("samples"), "{message}");
+
+    let path = write_edited_manifest(&dir, |manifest| {
+        if let Some(spec) = manifest.models.get_mut("log_mel") {
+            spec.outputs[0].element_type = bevy_talking_head::inference::ElementType::I64;
+        }
+    })?;
+    let error = expect_err(ModelRegistry::load(&path), "wrong element type");
+    assert_eq!(
+        error.to_string(),
+        "model 'log_mel': output 'log_mel' is i64 in manifest.ron but f32 in log_mel.onnx"
+    );
+    Ok(())
+}
+
+#[test]
+fn missing_model_file_is_named() -> Result<(), InferenceError> {
+    let dir = scratch_dir("missing");
+    let path = write_edited_manifest(&dir, |manifest| {
+        if let Some(spec) = manifest.models.get_mut("log_mel") {
+            spec.file = PathBuf::from("no_such_model.onnx");
+        }
+    })?;
+    let error = expect_err(ModelRegistry::load(&path), "missing file");
+    let InferenceError::ModelMissing {
+        model,
+        path: missing,
+    } = &error
+    else {
+        panic!("expected ModelMissing, got {error}");
+    };
+    assert_eq!(model, "log_mel");
+    assert_eq!(missing, &dir.join("no_such_model.onnx"));
+    assert!(error.to_string().contains("no_such_model.onnx"), "{error}");
+    Ok(())
+}
+
+#[test]
+fn malformed_or_missing_manifest_is_an_error_not_a_panic() {
+    let dir = scratch_dir("malformed");
+    let path = dir.join("manifest.ron");
+    let broken = "(motion_code_size: 32, models: { \"log_mel\": (file: \"log_mel.onnx\", ";
+    if let Err(error) = std::fs::write(&path, broken) {
+        panic!("cannot write {}: {error}", path.display());
+    }
+    let error = expect_err(ModelRegistry::load(&path), "malformed RON");
+    assert!(
+        matches!(error, InferenceError::ManifestParse { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains(&path.display().to_string()),
+        "{error}"
+    );
+
+    let error = expect_err(
+        ModelRegistry::load(dir.join("absent.ron")),
+        "absent manifest",
+    );
+    assert!(
+        matches!(error, InferenceError::ManifestRead { .. }),
+        "{error}"
+    );
+}

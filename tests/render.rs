@@ -1,0 +1,285 @@
+//! The GPU volume renderer (real WGSL on the machine's adapter, lavapipe on CI) against the CPU reference, and
+//! the plugin in a headless app.
+
+mod common;
+
+use bevy::prelude::*;
+use bevy_talking_head::identity::procedural::{CHEEK_PUFF, JAW_OPEN, SMILE, procedural_head};
+use bevy_talking_head::offline::capture_head;
+use bevy_talking_head::prelude::*;
+use bevy_talking_head::render::{HeadRenderJob, linear_to_srgb, render_reference};
+use common::{coverage, first_visible_frame, fresh_frame, headless_app, run_until, save_png};
+
+const SIZE: u32 = 64;
+
+fn orbit_settings(yaw_deg: f32, pitch_deg: f32) -> HeadSettings {
+    HeadSettings {
+        resolution: SIZE,
+        steps_per_ray: 64,
+        view: HeadView::Orbit {
+            yaw: yaw_deg.to_radians(),
+            pitch: pitch_deg.to_radians(),
+            distance: 0.6,
+        },
+        display: HeadDisplay::TextureOnly,
+    }
+}
+
+/// Mean and max absolute difference per channel, in 1/255 units of the 8-bit output: colour compared after the
+/// sRGB curve (premultiplied, so faint edges do not blow up), alpha as is.
+fn difference(a: &[f32], b: &[f32]) -> (f64, f64) {
+    assert_eq!(a.len(), b.len());
+    let encode = |i: usize, v: f32| if i % 4 == 3 { v } else { linear_to_srgb(v) };
+    let mut sum = 0.0f64;
+    let mut max = 0.0f64;
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        let d = f64::from((encode(i, *x) - encode(i, *y)).abs()) * 255.0;
+        sum += d;
+        max = max.max(d);
+    }
+    (sum / a.len() as f64, max)
+}
+
+#[test]
+fn gpu_matches_cpu_reference_from_three_views_and_two_motion_codes() {
+    let mut app = headless_app();
+    let asset = procedural_head(64, 32);
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(asset.clone());
+    let head = app
+        .world_mut()
+        .spawn(TalkingHead::from_asset(handle).with_settings(orbit_settings(0.0, 0.0)))
+        .id();
+    app.update();
+    let (capture, _) = capture_head(&mut app, head).expect("capture");
+    first_visible_frame(&mut app, &capture);
+
+    let views = [(0.0, 0.0), (35.0, 10.0), (-60.0, -15.0)];
+    let codes = [vec![0.0, 0.0, 0.0], vec![1.0, 0.6, 0.8]];
+    for (yaw, pitch) in views {
+        for code in &codes {
+            let mut entity = app.world_mut().entity_mut(head);
+            entity.get_mut::<TalkingHead>().expect("head").settings = orbit_settings(yaw, pitch);
+            entity.insert(MotionCode(code.clone()));
+            let frame = fresh_frame(&mut app, &capture, 3);
+            let job = app
+                .world()
+                .get::<HeadRenderJob>(head)
+                .expect("a render job")
+                .clone();
+            let cpu = render_reference(&asset, &job.motion_code, &job.march);
+            let name = format!("yaw{yaw}_pitch{pitch}_jaw{}", code[0]);
+            save_png(&format!("gpu_{name}"), SIZE, SIZE, &frame.linear);
+            save_png(&format!("cpu_{name}"), SIZE, SIZE, &cpu);
+            let (mean, max) = difference(&frame.linear, &cpu);
+            println!("{name}: mean |gpu - cpu| = {mean:.4}/255, max = {max:.3}/255");
+            assert!(mean < 1.0, "{name}: mean difference {mean}/255");
+            assert!(max < 8.0, "{name}: max difference {max}/255");
+            let covered = coverage(&frame);
+            assert!(
+                (0.15..0.9).contains(&covered),
+                "{name}: the head covers {covered:.2} of the image"
+            );
+        }
+    }
+}
+
+#[test]
+fn motion_code_moves_the_lower_face_only() {
+    let mut app = headless_app();
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(procedural_head(64, 32));
+    let head = app
+        .world_mut()
+        .spawn(TalkingHead::from_asset(handle).with_settings(orbit_settings(0.0, 0.0)))
+        .id();
+    app.update();
+    let (capture, _) = capture_head(&mut app, head).expect("capture");
+    first_visible_frame(&mut app, &capture);
+    let closed = fresh_frame(&mut app, &capture, 3);
+
+    let mut code = vec![0.0; 3];
+    code[JAW_OPEN] = 1.0;
+    app.world_mut().entity_mut(head).insert(MotionCode(code));
+    let open = fresh_frame(&mut app, &capture, 3);
+    save_png("jaw_closed", SIZE, SIZE, &closed.linear);
+    save_png("jaw_open", SIZE, SIZE, &open.linear);
+
+    let row_values = SIZE as usize * 4;
+    let half = SIZE as usize / 2;
+    let (upper_closed, lower_closed) = closed.linear.split_at(half * row_values);
+    let (upper_open, lower_open) = open.linear.split_at(half * row_values);
+    let (upper_change, _) = difference(upper_closed, upper_open);
+    let (lower_change, _) = difference(lower_closed, lower_open);
+    println!(
+        "jaw open: mean change upper half {upper_change:.3}/255, lower half {lower_change:.3}/255"
+    );
+    assert!(
+        lower_change > 4.0,
+        "opening the jaw barely changed the lower face"
+    );
+    assert!(
+        upper_change < lower_change / 4.0,
+        "opening the jaw changed the upper face"
+    );
+    // The other bases are wired too.
+    for basis in [SMILE, CHEEK_PUFF] {
+        let mut code = vec![0.0; 3];
+        code[basis] = 1.0;
+        app.world_mut().entity_mut(head).insert(MotionCode(code));
+        let moved = fresh_frame(&mut app, &capture, 3);
+        assert_ne!(moved.linear, closed.linear, "basis {basis} changed nothing");
+    }
+}
+
+#[test]
+fn headless_app_with_a_clip_becomes_ready_and_renders() {
+    let mut app = headless_app();
+    let clip = app
+        .world()
+        .resource::<AssetServer>()
+        .load("speech/hello.wav");
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(procedural_head(48, 24));
+    let head = app
+        .world_mut()
+        .spawn((
+            TalkingHead::from_asset(handle).with_settings(HeadSettings {
+                display: HeadDisplay::Billboard,
+                ..orbit_settings(0.0, 0.0)
+            }),
+            Speech::silent(clip),
+        ))
+        .id();
+    let ready = run_until(&mut app, 600, |app| {
+        app.world().get::<TalkingHeadStatus>(head) == Some(&TalkingHeadStatus::Ready)
+    });
+    assert!(
+        ready,
+        "status: {:?}",
+        app.world().get::<TalkingHeadStatus>(head)
+    );
+    let (capture, _) = capture_head(&mut app, head).expect("capture");
+    let frame = first_visible_frame(&mut app, &capture);
+    assert!(coverage(&frame) > 0.15);
+
+    // The clock runs (virtually here: no audio device) and knows the clip's length.
+    let clock = app
+        .world()
+        .get::<PlaybackClock>(head)
+        .expect("clock")
+        .clone();
+    assert!(clock.time_secs > 0.0, "{clock:?}");
+    assert!(
+        clock
+            .duration_secs
+            .is_some_and(|d| (1.0..10.0).contains(&d)),
+        "{clock:?}"
+    );
+
+    app.world_mut()
+        .entity_mut(head)
+        .insert(MotionCode(vec![1.0, 0.0, 0.0]));
+    let moved = fresh_frame(&mut app, &capture, 3);
+    assert_ne!(
+        moved.linear, frame.linear,
+        "the texture did not change with the motion code"
+    );
+    // The billboard quad exists, faces the viewer (+Z for a frontal orbit) and has the head's size.
+    let output = app
+        .world()
+        .get::<bevy_talking_head::HeadOutput>(head)
+        .expect("output");
+    let quad = output.quad().expect("a billboard quad");
+    let transform = app.world().get::<Transform>(quad).expect("quad transform");
+    assert!(
+        (transform.rotation * Vec3::Z).dot(Vec3::Z) > 0.99,
+        "{transform:?}"
+    );
+    assert!((0.2..0.6).contains(&transform.scale.x), "{transform:?}");
+}
+
+fn failed_reason(app: &App, head: Entity) -> Option<String> {
+    match app.world().get::<TalkingHeadStatus>(head) {
+        Some(TalkingHeadStatus::Failed(reason)) => Some(reason.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn bad_heads_fail_with_reasons_and_the_app_keeps_running() {
+    let mut app = headless_app();
+    let server = app.world().resource::<AssetServer>().clone();
+    let good = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(procedural_head(32, 16));
+    let mut broken = procedural_head(32, 16);
+    broken.decoder.b2.pop();
+    let broken = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(broken);
+
+    let world = app.world_mut();
+    let missing_portrait = world
+        .spawn(TalkingHead::new(
+            server.load("portraits/does_not_exist.png"),
+        ))
+        .id();
+    let portrait = world
+        .spawn(TalkingHead::new(server.load("test/portrait.png")))
+        .id();
+    let invalid_asset = world.spawn(TalkingHead::from_asset(broken)).id();
+    let missing_clip = world
+        .spawn((
+            TalkingHead::from_asset(good.clone()),
+            Speech::silent(server.load("speech/does_not_exist.ogg")),
+        ))
+        .id();
+    let corrupt_clip = world
+        .spawn((
+            TalkingHead::from_asset(good.clone()),
+            Speech::silent(server.load("test/corrupt.wav")),
+        ))
+        .id();
+    let fine = world
+        .spawn(TalkingHead::from_asset(good).with_settings(orbit_settings(0.0, 0.0)))
+        .id();
+
+    let heads = [
+        missing_portrait,
+        portrait,
+        invalid_asset,
+        missing_clip,
+        corrupt_clip,
+    ];
+    let settled = run_until(&mut app, 600, |app| {
+        heads.iter().all(|&h| failed_reason(app, h).is_some())
+    });
+    for h in heads {
+        println!("{h}: {:?}", app.world().get::<TalkingHeadStatus>(h));
+    }
+    assert!(settled, "not every bad head failed");
+    assert!(
+        failed_reason(&app, missing_portrait)
+            .is_some_and(|r| r.contains("portrait could not be loaded"))
+    );
+    assert!(failed_reason(&app, portrait).is_some_and(|r| r.contains("face-landmark models")));
+    assert!(failed_reason(&app, invalid_asset).is_some_and(|r| r.contains("decoder.b2")));
+    assert!(failed_reason(&app, missing_clip).is_some_and(|r| r.contains("speech clip")));
+    assert!(failed_reason(&app, corrupt_clip).is_some_and(|r| r.contains("speech clip")));
+
+    // The good head next to them still renders.
+    assert!(run_until(&mut app, 100, |app| {
+        app.world().get::<TalkingHeadStatus>(fine) == Some(&TalkingHeadStatus::Ready)
+    }));
+    let (capture, _) = capture_head(&mut app, fine).expect("capture");
+    assert!(coverage(&first_visible_frame(&mut app, &capture)) > 0.15);
+}
