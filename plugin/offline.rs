@@ -1,6 +1,8 @@
 //! Headless apps: no window, rendering on whatever adapter the machine has (Mesa's lavapipe on CI), and a head's
 //! frames read back to the CPU. Used by the `talk` example, tests and benchmarks.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bevy::app::{PluginGroupBuilder, PluginsState};
@@ -26,6 +28,9 @@ pub enum OfflineError {
          mesa-vulkan-drivers` for the software renderer) or run tools/setup.sh"
     )]
     NoAdapter,
+    /// Writing a frame or running ffmpeg failed.
+    #[error("{0}")]
+    Video(String),
     /// The head has no output texture (is it a `TalkingHead`?).
     #[error(
         "entity {0} has no TalkingHeadTexture; is it a TalkingHead spawned with TalkingHeadPlugin?"
@@ -133,6 +138,134 @@ pub fn capture_head(app: &mut App, head: Entity) -> Result<(FrameCapture, Entity
         })
         .id();
     Ok((capture, reader))
+}
+
+/// Writes a head's frames as numbered PNG files (straight alpha) and turns them, with the speech, into an MP4
+/// through ffmpeg.
+#[derive(Debug)]
+pub struct VideoWriter {
+    folder: PathBuf,
+    fps: u32,
+    frames: u32,
+    size: Option<(u32, u32)>,
+}
+
+/// Whether an `ffmpeg` executable can be run.
+pub fn ffmpeg_available() -> bool {
+    Command::new("ffmpeg")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+impl VideoWriter {
+    /// Frames go to `folder` (created if missing) as `frame_00000.png`, … at `fps` frames per second.
+    pub fn new(folder: impl Into<PathBuf>, fps: u32) -> Result<Self, OfflineError> {
+        let folder = folder.into();
+        std::fs::create_dir_all(&folder)
+            .map_err(|e| OfflineError::Video(format!("cannot create {}: {e}", folder.display())))?;
+        Ok(Self {
+            folder,
+            fps: fps.max(1),
+            frames: 0,
+            size: None,
+        })
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+
+    /// Writes the next frame; every frame must have the first one's size.
+    pub fn push(&mut self, frame: &CapturedFrame) -> Result<PathBuf, OfflineError> {
+        let size = (frame.width, frame.height);
+        if *self.size.get_or_insert(size) != size
+            || frame.linear.len() != (size.0 * size.1 * 4) as usize
+        {
+            return Err(OfflineError::Video(format!(
+                "frame {} is {}x{} with {} values; the video is {:?}",
+                self.frames,
+                size.0,
+                size.1,
+                frame.linear.len(),
+                self.size
+            )));
+        }
+        let path = self.folder.join(format!("frame_{:05}.png", self.frames));
+        image::save_buffer(
+            &path,
+            &frame.to_srgba8(),
+            size.0,
+            size.1,
+            image::ExtendedColorType::Rgba8,
+        )
+        .map_err(|e| OfflineError::Video(format!("cannot write {}: {e}", path.display())))?;
+        self.frames += 1;
+        Ok(path)
+    }
+
+    /// Muxes the frames over a `background` colour (sRGB bytes) with `audio` into an H.264/AAC MP4 at `out`, cut to
+    /// the frames' duration.
+    pub fn finish_mp4(
+        &self,
+        audio: &Path,
+        out: &Path,
+        background: [u8; 3],
+    ) -> Result<(), OfflineError> {
+        let Some((width, height)) = self.size.filter(|_| self.frames > 0) else {
+            return Err(OfflineError::Video(
+                "no frames to put in a video".to_string(),
+            ));
+        };
+        if !ffmpeg_available() {
+            return Err(OfflineError::Video(
+                "ffmpeg is not installed; the PNG frames are written, install ffmpeg (tools/setup.sh does) for MP4"
+                    .to_string(),
+            ));
+        }
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                OfflineError::Video(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let [r, g, b] = background;
+        let duration = f64::from(self.frames) / f64::from(self.fps);
+        let filter = format!(
+            "color=c=0x{r:02x}{g:02x}{b:02x}:s={width}x{height}:r={fps}[bg];[bg][0:v]overlay=shortest=1,format=yuv420p[v]",
+            fps = self.fps
+        );
+        let output = Command::new("ffmpeg")
+            .args(["-y", "-loglevel", "error", "-framerate"])
+            .arg(self.fps.to_string())
+            .arg("-i")
+            .arg(self.folder.join("frame_%05d.png"))
+            .arg("-i")
+            .arg(audio)
+            .args(["-filter_complex", &filter, "-map", "[v]", "-map", "1:a:0"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-c:a",
+                "aac",
+                "-t",
+                &format!("{duration:.3}"),
+            ])
+            .arg(out)
+            .output()
+            .map_err(|e| OfflineError::Video(format!("cannot run ffmpeg: {e}")))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(OfflineError::Video(format!(
+                "ffmpeg failed to write {}: {}",
+                out.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )))
+        }
+    }
 }
 
 /// Bytes per pixel of [`crate::render::HEAD_TEXTURE_FORMAT`].

@@ -13,6 +13,22 @@ use bevy_talking_head::{
     },
 };
 
+/// A test failure that prints the error's message (`Display`), so a missing ONNX Runtime reads as the
+/// instruction to install it.
+struct Failure(InferenceError);
+
+impl std::fmt::Debug for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl From<InferenceError> for Failure {
+    fn from(error: InferenceError) -> Self {
+        Self(error)
+    }
+}
+
 fn shipped_manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/manifest.ron")
 }
@@ -78,7 +94,7 @@ fn expect_err<T>(result: Result<T, InferenceError>, what: &str) -> InferenceErro
 }
 
 #[test]
-fn shipped_manifest_loads_and_validates() -> Result<(), InferenceError> {
+fn shipped_manifest_loads_and_validates() -> Result<(), Failure> {
     let registry = ModelRegistry::load(shipped_manifest())?;
     let names: Vec<&str> = registry.names().collect();
     assert!(names.contains(&"log_mel"), "{names:?}");
@@ -103,7 +119,7 @@ fn shipped_manifest_loads_and_validates() -> Result<(), InferenceError> {
 }
 
 #[test]
-fn onnx_log_mel_matches_the_rust_reference() -> Result<(), InferenceError> {
+fn onnx_log_mel_matches_the_rust_reference() -> Result<(), Failure> {
     let registry = ModelRegistry::load(shipped_manifest())?;
     let signal = test_signal();
     let (onnx, shape) = registry.run_f32("log_mel", &signal, &[1, signal.len()])?;
@@ -142,7 +158,7 @@ fn onnx_log_mel_matches_the_rust_reference() -> Result<(), InferenceError> {
 }
 
 #[test]
-fn run_f32_rejects_inputs_that_do_not_fit() -> Result<(), InferenceError> {
+fn run_f32_rejects_inputs_that_do_not_fit() -> Result<(), Failure> {
     let registry = ModelRegistry::load(shipped_manifest())?;
     let samples = vec![0.0_f32; 800];
     let error = expect_err(
@@ -173,7 +189,7 @@ fn run_f32_rejects_inputs_that_do_not_fit() -> Result<(), InferenceError> {
 }
 
 #[test]
-fn wrong_shape_in_the_manifest_is_named() -> Result<(), InferenceError> {
+fn wrong_shape_in_the_manifest_is_named() -> Result<(), Failure> {
     let dir = scratch_dir("shape");
     let path = write_edited_manifest(&dir, |manifest| {
         if let Some(spec) = manifest.models.get_mut("log_mel") {
@@ -200,7 +216,7 @@ fn wrong_shape_in_the_manifest_is_named() -> Result<(), InferenceError> {
 }
 
 #[test]
-fn wrong_tensor_name_or_type_in_the_manifest_is_named() -> Result<(), InferenceError> {
+fn wrong_tensor_name_or_type_in_the_manifest_is_named() -> Result<(), Failure> {
     let dir = scratch_dir("name");
     let path = write_edited_manifest(&dir, |manifest| {
         if let Some(spec) = manifest.models.get_mut("log_mel") {
@@ -231,7 +247,7 @@ fn wrong_tensor_name_or_type_in_the_manifest_is_named() -> Result<(), InferenceE
 }
 
 #[test]
-fn missing_model_file_is_named() -> Result<(), InferenceError> {
+fn missing_model_file_is_named() -> Result<(), Failure> {
     let dir = scratch_dir("missing");
     let path = write_edited_manifest(&dir, |manifest| {
         if let Some(spec) = manifest.models.get_mut("log_mel") {

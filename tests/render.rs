@@ -283,3 +283,24 @@ fn bad_heads_fail_with_reasons_and_the_app_keeps_running() {
     let (capture, _) = capture_head(&mut app, fine).expect("capture");
     assert!(coverage(&first_visible_frame(&mut app, &capture)) > 0.15);
 }
+
+#[test]
+fn a_portrait_head_fails_with_the_model_error_when_models_are_unavailable() {
+    let mut app = headless_app();
+    app.update();
+    let reason = "ONNX Runtime 1.31.1 was not found; run tools/setup.sh";
+    app.insert_resource(bevy_talking_head::Models::Unavailable(reason.to_string()));
+    let portrait = app
+        .world()
+        .resource::<AssetServer>()
+        .load("test/portrait.png");
+    let head = app.world_mut().spawn(TalkingHead::new(portrait)).id();
+    let failed = run_until(&mut app, 600, |app| failed_reason(app, head).is_some());
+    assert!(failed);
+    let message = failed_reason(&app, head).unwrap_or_default();
+    assert!(message.contains(reason), "{message}");
+    // The app keeps running.
+    for _ in 0..5 {
+        app.update();
+    }
+}

@@ -19,21 +19,31 @@ const MANIFEST_IN_ASSETS: &str = "assets/models/manifest.ron";
 
 /// The shipped manifest, `assets/models/manifest.ron`, found the way Bevy finds its asset folder: below
 /// `BEVY_ASSET_ROOT` if set, else below `CARGO_MANIFEST_DIR` (set by `cargo run`/`cargo test`), else next to the
-/// executable; relative to the working directory as a last resort.
+/// executable; then, as a fallback, below this crate's own folder at build time (where the models ship when the
+/// crate is a dependency). Returns the first of these that exists, or the first one tried when none does.
 pub fn default_manifest_path() -> PathBuf {
-    let root = ["BEVY_ASSET_ROOT", "CARGO_MANIFEST_DIR"]
+    let mut roots: Vec<PathBuf> = ["BEVY_ASSET_ROOT", "CARGO_MANIFEST_DIR"]
         .into_iter()
-        .find_map(|var| std::env::var_os(var).filter(|value| !value.is_empty()))
+        .filter_map(|var| std::env::var_os(var).filter(|value| !value.is_empty()))
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|exe| exe.parent().map(Path::to_path_buf))
-        });
-    match root {
-        Some(root) => root.join(MANIFEST_IN_ASSETS),
-        None => PathBuf::from(MANIFEST_IN_ASSETS),
+        .collect();
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    {
+        roots.push(exe_dir);
     }
+    roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let candidates: Vec<PathBuf> = roots
+        .iter()
+        .map(|root| root.join(MANIFEST_IN_ASSETS))
+        .collect();
+    candidates
+        .iter()
+        .find(|path| path.is_file())
+        .or(candidates.first())
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(MANIFEST_IN_ASSETS))
 }
 
 /// One opened model. Sessions run one call at a time (`ort` needs `&mut Session`), hence the mutex.
@@ -82,17 +92,22 @@ impl ModelRegistry {
     /// Opens and validates the models of an already parsed manifest; model paths are relative to
     /// `manifest_path`'s folder.
     pub fn from_manifest(manifest: Manifest, manifest_path: &Path) -> Result<Self, InferenceError> {
-        let environment = runtime::environment()?;
         let folder = manifest_path.parent().unwrap_or(Path::new(""));
+        // Missing files first: that error needs no ONNX Runtime and is the likelier one to fix.
+        if let Some((name, spec)) = manifest
+            .models
+            .iter()
+            .find(|(_, spec)| !folder.join(&spec.file).is_file())
+        {
+            return Err(InferenceError::ModelMissing {
+                model: name.clone(),
+                path: folder.join(&spec.file),
+            });
+        }
+        let environment = runtime::environment()?;
         let mut models = BTreeMap::new();
         for (name, spec) in &manifest.models {
             let path = folder.join(&spec.file);
-            if !path.is_file() {
-                return Err(InferenceError::ModelMissing {
-                    model: name.clone(),
-                    path,
-                });
-            }
             let load_error = |reason: String| InferenceError::ModelLoad {
                 model: name.clone(),
                 path: path.clone(),

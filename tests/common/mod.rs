@@ -55,13 +55,18 @@ pub fn coverage(frame: &CapturedFrame) -> f64 {
     frame.coverage()
 }
 
-/// Saves a frame as PNG under the test's temporary folder (for looking at); returns the path.
+/// Saves premultiplied linear pixels (a head's texture) as PNG under the test's temporary folder.
 pub fn save_png(name: &str, width: u32, height: u32, linear: &[f32]) -> std::path::PathBuf {
     let rgba = bevy_talking_head::render::premultiplied_to_srgba8(linear);
+    save_png_srgb8(name, width, height, &rgba)
+}
+
+/// Saves sRGB RGBA8 pixels (a camera's render target) as PNG under the test's temporary folder.
+pub fn save_png_srgb8(name: &str, width: u32, height: u32, rgba: &[u8]) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("talking_head");
     std::fs::create_dir_all(&dir).expect("create the test output folder");
     let path = dir.join(format!("{name}.png"));
-    image::save_buffer(&path, &rgba, width, height, image::ExtendedColorType::Rgba8)
+    image::save_buffer(&path, rgba, width, height, image::ExtendedColorType::Rgba8)
         .expect("write a PNG");
     path
 }

@@ -1,0 +1,98 @@
+//! Rendered frames become PNG files and, with the speech, an MP4 of the right length.
+
+mod common;
+
+use std::process::Command;
+
+use bevy::prelude::*;
+use bevy_talking_head::identity::procedural::{JAW_OPEN, procedural_head};
+use bevy_talking_head::offline::{CapturedFrame, VideoWriter, capture_head};
+use bevy_talking_head::prelude::*;
+use common::{first_visible_frame, fresh_frame, headless_app};
+
+#[test]
+fn frames_become_pngs_and_an_mp4_with_audio() {
+    let mut app = headless_app();
+    let asset = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(procedural_head(48, 24));
+    let settings = HeadSettings {
+        resolution: 64,
+        steps_per_ray: 48,
+        view: HeadView::Orbit {
+            yaw: 0.2,
+            pitch: 0.0,
+            distance: 0.6,
+        },
+        display: HeadDisplay::TextureOnly,
+    };
+    let head = app
+        .world_mut()
+        .spawn(TalkingHead::from_asset(asset).with_settings(settings))
+        .id();
+    app.update();
+    let (capture, _) = capture_head(&mut app, head).expect("capture");
+    first_visible_frame(&mut app, &capture);
+
+    let folder = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("video_frames");
+    let _ = std::fs::remove_dir_all(&folder);
+    let mut writer = VideoWriter::new(&folder, 25).expect("writer");
+    for i in 0..12 {
+        let mut code = vec![0.0; 3];
+        code[JAW_OPEN] = (i as f32 / 11.0 * std::f32::consts::PI).sin();
+        app.world_mut().entity_mut(head).insert(MotionCode(code));
+        let frame = fresh_frame(&mut app, &capture, 3);
+        writer.push(&frame).expect("write frame");
+    }
+    assert_eq!(writer.frames(), 12);
+    let first = image::open(folder.join("frame_00000.png"))
+        .expect("a PNG")
+        .to_rgba8();
+    assert_eq!(first.dimensions(), (64, 64));
+    assert!(
+        first.pixels().any(|p| p[3] == 255),
+        "the frame has no opaque pixel"
+    );
+
+    // A frame of another size is refused, not written.
+    let wrong = CapturedFrame {
+        width: 8,
+        height: 8,
+        linear: vec![0.0; 8 * 8 * 4],
+        sequence: 1,
+    };
+    assert!(writer.push(&wrong).is_err());
+
+    let out = folder.join("talk.mp4");
+    let audio = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/speech/hello.wav");
+    writer
+        .finish_mp4(&audio, &out, [30, 42, 58])
+        .expect("mux the MP4");
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&out)
+        .output()
+        .expect("run ffprobe");
+    let text = String::from_utf8_lossy(&probe.stdout);
+    println!("ffprobe: {text}");
+    assert!(text.contains("video") && text.contains("audio"), "{text}");
+    for line in text.lines() {
+        let duration: f64 = line
+            .split(',')
+            .nth(1)
+            .and_then(|d| d.trim().parse().ok())
+            .expect("a duration");
+        assert!(
+            (duration - 12.0 / 25.0).abs() <= 0.05,
+            "stream duration {duration} s in {text}"
+        );
+    }
+}
