@@ -33,6 +33,16 @@ fn record(name: &'static str, total: Duration, iters: u64) {
     }
 }
 
+/// App updates per read-back frame in the GPU benchmark (1.0 means every update rendered one new frame).
+static UPDATES: Mutex<(u64, u64)> = Mutex::new((0, 0));
+
+fn record_updates(updates: u64, frames: u64) {
+    if let Ok(mut u) = UPDATES.lock() {
+        u.0 += updates;
+        u.1 += frames;
+    }
+}
+
 fn bench_cpu(c: &mut Criterion) {
     let asset = procedural_head(64, 32);
     let camera = HeadCamera::orbit(0.3, 0.1, 0.6, asset.half_extent.length());
@@ -103,14 +113,17 @@ fn bench_gpu(c: &mut Criterion) {
     c.bench_function("gpu_frame_256", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
+            let mut updates = 0u64;
             for _ in 0..iters {
                 let before = capture.latest().sequence;
                 while capture.latest().sequence == before {
                     app.update();
+                    updates += 1;
                 }
             }
             let total = start.elapsed();
             record("gpu", total, iters);
+            record_updates(updates, iters);
             total
         })
     });
@@ -131,10 +144,13 @@ fn main() {
         Some(total.div_f64(*iters as f64))
     };
     if let (Some(cpu), Some(gpu)) = (get("cpu"), get("gpu")) {
+        let (updates, frames) = UPDATES.lock().map(|u| *u).unwrap_or_default();
         println!(
-            "256x256, {STEPS} steps: CPU reference {:.1} ms/frame, GPU {:.1} ms/frame, CPU/GPU = {:.2}x",
+            "256x256, {STEPS} steps: CPU reference {:.1} ms/frame, GPU {:.1} ms/frame ({:.2} app updates per frame), \
+             CPU/GPU = {:.2}x",
             cpu.as_secs_f64() * 1e3,
             gpu.as_secs_f64() * 1e3,
+            updates as f64 / frames.max(1) as f64,
             cpu.as_secs_f64() / gpu.as_secs_f64()
         );
     }

@@ -5,7 +5,7 @@ use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureUsages};
 use bevy_kira_audio::{AudioPlugin, AudioSource};
 
-use crate::audio::clock::{Speech, advance_playback, start_speech};
+use crate::audio::clock::{Speech, advance_playback, follow_speech_streams, start_speech};
 use crate::contract::models::PORTRAIT_TO_HEAD;
 use crate::head::{
     HeadDisplay, HeadSource, HeadView, MotionCode, TalkingHead, TalkingHeadStatus,
@@ -64,7 +64,7 @@ impl Plugin for TalkingHeadPlugin {
                     (attach_head_outputs, update_head_status)
                         .chain()
                         .in_set(TalkingHeadSystems::Load),
-                    (start_speech, advance_playback)
+                    (start_speech, advance_playback, follow_speech_streams)
                         .chain()
                         .in_set(TalkingHeadSystems::Playback),
                     update_render_jobs.in_set(TalkingHeadSystems::Render),

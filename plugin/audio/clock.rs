@@ -1,4 +1,4 @@
-//! Speech clips on heads and the playback clock that motion follows.
+//! Speech clips and streams on heads, and the playback clock that motion follows.
 //!
 //! With an audio device, a head's clock is the playback position of its kira audio instance. Without one (CI,
 //! tests, offline rendering) bevy_kira_audio only logs a warning and never creates the instance; the clock then
@@ -6,6 +6,8 @@
 
 use bevy::prelude::*;
 use bevy_kira_audio::{Audio, AudioControl, AudioInstance, AudioSource, PlaybackState};
+
+use super::SpeechStream;
 
 /// A voice clip the head speaks, played through bevy_kira_audio from the moment the head appears.
 #[derive(Component, Clone, Debug)]
@@ -89,6 +91,34 @@ impl PlaybackClock {
     }
 }
 
+/// Moves the clock of a streamed head: it starts with the first audio, runs with app time, and never passes the
+/// `received_secs` of audio that has arrived (it waits for more); the duration is known once the stream finished.
+fn follow_stream(clock: &mut PlaybackClock, delta_secs: f64, received_secs: f64, finished: bool) {
+    if clock.source == ClockSource::Idle {
+        if received_secs <= 0.0 {
+            return;
+        }
+        clock.source = ClockSource::Virtual;
+    }
+    clock.time_secs = (clock.time_secs + delta_secs).min(received_secs);
+    clock.duration_secs = finished.then_some(received_secs);
+}
+
+/// Advances the clocks of heads fed by a [`SpeechStream`].
+pub(crate) fn follow_speech_streams(
+    time: Res<Time>,
+    mut heads: Query<(&SpeechStream, &mut PlaybackClock)>,
+) {
+    for (stream, mut clock) in &mut heads {
+        follow_stream(
+            &mut clock,
+            time.delta_secs_f64(),
+            stream.duration_secs(),
+            stream.is_finished(),
+        );
+    }
+}
+
 /// Starts playback of each head's clip once it has loaded.
 pub(crate) fn start_speech(
     audio: Option<Res<Audio>>,
@@ -113,11 +143,11 @@ pub(crate) fn start_speech(
     }
 }
 
-/// Advances every started clock: audio position where an instance plays, app time otherwise.
+/// Advances the clock of every head speaking a clip: audio position where an instance plays, app time otherwise.
 pub(crate) fn advance_playback(
     time: Res<Time>,
     instances: Option<Res<Assets<AudioInstance>>>,
-    mut clocks: Query<&mut PlaybackClock>,
+    mut clocks: Query<&mut PlaybackClock, With<Speech>>,
 ) {
     for mut clock in &mut clocks {
         if clock.source == ClockSource::Idle {
@@ -149,6 +179,23 @@ mod tests {
         clock.advance(0.8, None);
         assert_eq!(clock.time_secs, 1.0);
         assert!(clock.finished());
+    }
+
+    #[test]
+    fn stream_clock_waits_for_audio_and_learns_the_duration_at_the_end() {
+        let mut clock = PlaybackClock::default();
+        follow_stream(&mut clock, 0.1, 0.0, false);
+        assert_eq!((clock.source, clock.time_secs), (ClockSource::Idle, 0.0));
+        follow_stream(&mut clock, 0.1, 0.25, false);
+        assert_eq!(clock.time_secs, 0.1);
+        follow_stream(&mut clock, 0.5, 0.25, false);
+        assert_eq!(
+            clock.time_secs, 0.25,
+            "the clock ran ahead of the audio received"
+        );
+        assert_eq!(clock.duration_secs, None);
+        follow_stream(&mut clock, 0.5, 1.0, true);
+        assert_eq!((clock.time_secs, clock.duration_secs), (0.75, Some(1.0)));
     }
 
     #[test]

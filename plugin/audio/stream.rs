@@ -33,6 +33,7 @@ use crate::contract::SAMPLE_RATE_HZ;
 /// # Ok::<(), bevy_talking_head::audio::AudioError>(())
 /// ```
 #[derive(Component, Default)]
+#[require(super::clock::PlaybackClock)]
 pub struct SpeechStream {
     resampler: Option<StreamingResampler>,
     mono: Vec<f32>,
