@@ -13,7 +13,7 @@
 //!     .add_plugins((DefaultPlugins, TalkingHeadPlugin))
 //!     .add_systems(Startup, |mut commands: Commands, assets: Res<AssetServer>| {
 //!         commands.spawn((
-//!             TalkingHead::from_asset(assets.load("heads/demo.head.ron")).with_emotion(Emotion::Happy, 0.8),
+//!             TalkingHead::new(assets.load("portraits/astronaut.png")).with_emotion(Emotion::Happy, 0.8),
 //!             Speech::clip(assets.load("speech/hello.ogg")),
 //!             Transform::from_xyz(0.0, 1.6, 0.0),
 //!         ));

@@ -8,21 +8,15 @@ use bevy_talking_head::identity::procedural::{CHEEK_PUFF, JAW_OPEN, SMILE, proce
 use bevy_talking_head::offline::capture_head;
 use bevy_talking_head::prelude::*;
 use bevy_talking_head::render::{HeadRenderJob, linear_to_srgb, render_reference};
-use common::{coverage, first_visible_frame, fresh_frame, headless_app, run_until, save_png};
+use common::{
+    coverage, first_visible_frame, fresh_frame, headless_app, run_until, save_png,
+    spawn_captured_head,
+};
 
 const SIZE: u32 = 64;
 
 fn orbit_settings(yaw_deg: f32, pitch_deg: f32) -> HeadSettings {
-    HeadSettings {
-        resolution: SIZE,
-        steps_per_ray: 64,
-        view: HeadView::Orbit {
-            yaw: yaw_deg.to_radians(),
-            pitch: pitch_deg.to_radians(),
-            distance: 0.6,
-        },
-        display: HeadDisplay::TextureOnly,
-    }
+    common::orbit_settings(SIZE, yaw_deg, pitch_deg)
 }
 
 /// Mean and max absolute difference per channel, in 1/255 units of the 8-bit output: colour compared after the
@@ -44,17 +38,7 @@ fn difference(a: &[f32], b: &[f32]) -> (f64, f64) {
 fn gpu_matches_cpu_reference_from_three_views_and_two_motion_codes() {
     let mut app = headless_app();
     let asset = procedural_head(64, 32);
-    let handle = app
-        .world_mut()
-        .resource_mut::<Assets<HeadAsset>>()
-        .add(asset.clone());
-    let head = app
-        .world_mut()
-        .spawn(TalkingHead::from_asset(handle).with_settings(orbit_settings(0.0, 0.0)))
-        .id();
-    app.update();
-    let (capture, _) = capture_head(&mut app, head).expect("capture");
-    first_visible_frame(&mut app, &capture);
+    let (head, capture) = spawn_captured_head(&mut app, asset.clone(), orbit_settings(0.0, 0.0));
 
     let views = [(0.0, 0.0), (35.0, 10.0), (-60.0, -15.0)];
     let codes = [vec![0.0, 0.0, 0.0], vec![1.0, 0.6, 0.8]];
@@ -89,17 +73,8 @@ fn gpu_matches_cpu_reference_from_three_views_and_two_motion_codes() {
 #[test]
 fn motion_code_moves_the_lower_face_only() {
     let mut app = headless_app();
-    let handle = app
-        .world_mut()
-        .resource_mut::<Assets<HeadAsset>>()
-        .add(procedural_head(64, 32));
-    let head = app
-        .world_mut()
-        .spawn(TalkingHead::from_asset(handle).with_settings(orbit_settings(0.0, 0.0)))
-        .id();
-    app.update();
-    let (capture, _) = capture_head(&mut app, head).expect("capture");
-    first_visible_frame(&mut app, &capture);
+    let (head, capture) =
+        spawn_captured_head(&mut app, procedural_head(64, 32), orbit_settings(0.0, 0.0));
     let closed = fresh_frame(&mut app, &capture, 3);
 
     let mut code = vec![0.0; 3];
@@ -154,7 +129,8 @@ fn headless_app_with_a_clip_becomes_ready_and_renders() {
                 display: HeadDisplay::Billboard,
                 ..orbit_settings(0.0, 0.0)
             }),
-            Speech::silent(clip),
+            // Audible: with no audio device (CI) bevy_kira_audio only warns and the clock runs virtually.
+            Speech::clip(clip),
         ))
         .id();
     let ready = run_until(&mut app, 600, |app| {
@@ -176,6 +152,13 @@ fn headless_app_with_a_clip_becomes_ready_and_renders() {
         .expect("clock")
         .clone();
     assert!(clock.time_secs > 0.0, "{clock:?}");
+    if std::env::var_os("CI").is_some() {
+        assert_eq!(
+            clock.source,
+            bevy_talking_head::ClockSource::Virtual,
+            "{clock:?}"
+        );
+    }
     assert!(
         clock
             .duration_secs

@@ -6,34 +6,18 @@ use std::process::Command;
 
 use bevy::prelude::*;
 use bevy_talking_head::identity::procedural::{JAW_OPEN, procedural_head};
-use bevy_talking_head::offline::{CapturedFrame, VideoWriter, capture_head};
+use bevy_talking_head::offline::{CapturedFrame, VideoWriter};
 use bevy_talking_head::prelude::*;
-use common::{first_visible_frame, fresh_frame, headless_app};
+use common::{fresh_frame, headless_app, orbit_settings, spawn_captured_head};
 
 #[test]
 fn frames_become_pngs_and_an_mp4_with_audio() {
     let mut app = headless_app();
-    let asset = app
-        .world_mut()
-        .resource_mut::<Assets<HeadAsset>>()
-        .add(procedural_head(48, 24));
-    let settings = HeadSettings {
-        resolution: 64,
-        steps_per_ray: 48,
-        view: HeadView::Orbit {
-            yaw: 0.2,
-            pitch: 0.0,
-            distance: 0.6,
-        },
-        display: HeadDisplay::TextureOnly,
-    };
-    let head = app
-        .world_mut()
-        .spawn(TalkingHead::from_asset(asset).with_settings(settings))
-        .id();
-    app.update();
-    let (capture, _) = capture_head(&mut app, head).expect("capture");
-    first_visible_frame(&mut app, &capture);
+    let (head, capture) = spawn_captured_head(
+        &mut app,
+        procedural_head(48, 24),
+        orbit_settings(64, 11.0, 0.0),
+    );
 
     let folder = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("video_frames");
     let _ = std::fs::remove_dir_all(&folder);

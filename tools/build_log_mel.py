@@ -47,24 +47,23 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "assets" / "models" / "log_mel.onnx"
 
 
+# Slaney mel scale constants: 200/3 Hz per mel below 1 kHz, logarithmic steps above.
+F_SP = 200.0 / 3.0
+MIN_LOG_HZ = 1000.0
+MIN_LOG_MEL = MIN_LOG_HZ / F_SP
+LOGSTEP = np.log(6.4) / 27.0
+
+
 def hz_to_mel(f: np.ndarray) -> np.ndarray:
     """Slaney mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above."""
     f = np.asarray(f, dtype=np.float64)
-    f_sp = 200.0 / 3.0
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, 1e-12) / min_log_hz) / logstep, f / f_sp)
+    return np.where(f >= MIN_LOG_HZ, MIN_LOG_MEL + np.log(np.maximum(f, 1e-12) / MIN_LOG_HZ) / LOGSTEP, f / F_SP)
 
 
 def mel_to_hz(m: np.ndarray) -> np.ndarray:
     """Inverse of hz_to_mel."""
     m = np.asarray(m, dtype=np.float64)
-    f_sp = 200.0 / 3.0
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+    return np.where(m >= MIN_LOG_MEL, MIN_LOG_HZ * np.exp(LOGSTEP * (m - MIN_LOG_MEL)), F_SP * m)
 
 
 def mel_filterbank() -> np.ndarray:

@@ -48,7 +48,7 @@ pub struct DecoderMlp {
 
 /// One identity, ready to render: canonical tri-plane features, motion-basis displacement planes blended by the
 /// motion code, a decoder and the head's bounding box.
-#[derive(Asset, TypePath, Clone, Debug, Serialize, Deserialize)]
+#[derive(Asset, TypePath, Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeadAsset {
     /// Half the size of the head's box along x, y, z, in metres.
     pub half_extent: Vec3,
@@ -149,5 +149,41 @@ impl HeadAsset {
     /// Bytes this asset occupies on the GPU (features, bases, decoder), for memory budgets.
     pub fn gpu_bytes(&self) -> usize {
         self.triplane.len() * 2 + self.motion_bases.len() * 2 + self.decoder_buffer().len() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::procedural::procedural_head;
+
+    #[test]
+    fn validate_names_what_is_wrong() {
+        let good = procedural_head(8, 4);
+        let mut odd = good.clone();
+        odd.channels = 7;
+        assert!(
+            matches!(odd.validate(), Err(HeadAssetError::Dimension(m)) if m.contains("channels"))
+        );
+        let mut wide = good.clone();
+        wide.decoder.hidden = MAX_HIDDEN + 1;
+        assert!(
+            matches!(wide.validate(), Err(HeadAssetError::Dimension(m)) if m.contains("hidden"))
+        );
+        let mut flat = good.clone();
+        flat.half_extent.y = 0.0;
+        assert!(
+            matches!(flat.validate(), Err(HeadAssetError::Dimension(m)) if m.contains("half_extent"))
+        );
+        let mut short = good.clone();
+        short.motion_bases = Arc::from(&short.motion_bases[1..]);
+        assert!(matches!(
+            short.validate(),
+            Err(HeadAssetError::Length {
+                what: "motion_bases",
+                ..
+            })
+        ));
+        assert_eq!(good.validate(), Ok(()));
     }
 }

@@ -173,6 +173,14 @@ mod tests {
     }
 
     #[test]
+    fn head_asset_round_trips_through_ron() {
+        let asset = procedural_head(8, 4);
+        let text = ron::to_string(&asset).expect("serialize");
+        let back: HeadAsset = ron::from_str(&text).expect("deserialize");
+        assert_eq!(back, asset);
+    }
+
+    #[test]
     fn jaw_basis_moves_only_the_lower_face() {
         assert_eq!(basis_displacement(JAW_OPEN, 0, 0.0, 0.5), [0.0; 4]);
         assert!(basis_displacement(JAW_OPEN, 0, 0.0, -0.6)[1] > 0.2);

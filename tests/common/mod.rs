@@ -17,6 +17,41 @@ pub fn headless_app() -> App {
     app
 }
 
+/// Settings for a head seen from a fixed direction (degrees), rendered into a `size`² texture only.
+pub fn orbit_settings(size: u32, yaw_deg: f32, pitch_deg: f32) -> HeadSettings {
+    HeadSettings {
+        resolution: size,
+        steps_per_ray: 64,
+        view: HeadView::Orbit {
+            yaw: yaw_deg.to_radians(),
+            pitch: pitch_deg.to_radians(),
+            distance: 0.6,
+        },
+        display: HeadDisplay::TextureOnly,
+    }
+}
+
+/// Spawns a head drawn from `asset`, starts reading its texture back and waits until it shows.
+pub fn spawn_captured_head(
+    app: &mut App,
+    asset: HeadAsset,
+    settings: HeadSettings,
+) -> (Entity, FrameCapture) {
+    let handle = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(asset);
+    let head = app
+        .world_mut()
+        .spawn(TalkingHead::from_asset(handle).with_settings(settings))
+        .id();
+    app.update();
+    let (capture, _) =
+        bevy_talking_head::offline::capture_head(app, head).expect("capture the head's texture");
+    first_visible_frame(app, &capture);
+    (head, capture)
+}
+
 /// Steps the app until `done` holds, at most `max_frames` updates; returns whether it held.
 pub fn run_until(app: &mut App, max_frames: usize, mut done: impl FnMut(&mut App) -> bool) -> bool {
     for _ in 0..max_frames {
