@@ -4,7 +4,7 @@ use bevy::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::HeadAsset;
-use crate::motion::FaceCoefficients;
+use crate::motion::{FaceCoefficients, MotionTrack};
 
 /// The eight emotions of the MEAD corpus, as the paper uses them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Reflect, Serialize, Deserialize)]
@@ -158,7 +158,14 @@ impl Default for HeadSettings {
 
 /// A talking head. Add it with a [`crate::Speech`] or [`crate::audio::SpeechStream`] to make it speak.
 #[derive(Component, Clone, Debug, Reflect)]
-#[require(TalkingHeadStatus, FaceCoefficients, MotionCode, Transform, Visibility)]
+#[require(
+    TalkingHeadStatus,
+    FaceCoefficients,
+    MotionCode,
+    MotionTrack,
+    Transform,
+    Visibility
+)]
 pub struct TalkingHead {
     /// Where the identity comes from.
     pub source: HeadSource,

@@ -42,7 +42,7 @@ pub use head::{
     TalkingHeadStatus, TalkingHeadTexture,
 };
 pub use identity::HeadAsset;
-pub use motion::FaceCoefficients;
+pub use motion::{FaceCoefficients, MotionTrack};
 pub use plugin::{HeadOutput, Models, TalkingHeadPlugin, TalkingHeadSystems};
 
 /// Everything a game needs in one import.
@@ -53,6 +53,6 @@ pub mod prelude {
         TalkingHeadStatus, TalkingHeadTexture,
     };
     pub use crate::identity::HeadAsset;
-    pub use crate::motion::FaceCoefficients;
+    pub use crate::motion::{FaceCoefficients, MotionTrack};
     pub use crate::plugin::{TalkingHeadPlugin, TalkingHeadSystems};
 }

@@ -13,6 +13,7 @@ use crate::head::{
 };
 use crate::identity::HeadAsset;
 use crate::inference::ModelRegistry;
+use crate::motion::sample_motion_tracks;
 use crate::render::{
     HEAD_TEXTURE_FORMAT, HeadCamera, HeadRenderJob, MarchUniform, TalkingHeadRenderPlugin,
 };
@@ -67,6 +68,7 @@ impl Plugin for TalkingHeadPlugin {
                     (start_speech, advance_playback, follow_speech_streams)
                         .chain()
                         .in_set(TalkingHeadSystems::Playback),
+                    sample_motion_tracks.in_set(TalkingHeadSystems::Motion),
                     update_render_jobs.in_set(TalkingHeadSystems::Render),
                 ),
             )

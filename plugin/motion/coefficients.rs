@@ -120,6 +120,19 @@ impl FaceCoefficients {
             .map(|i| self.weights[i])
     }
 
+    /// Linear interpolation towards `other` (`t` = 0 gives `self`, 1 gives `other`).
+    pub fn lerp(&self, other: &Self, t: f32) -> Self {
+        let mut weights = self.weights;
+        for (w, o) in weights.iter_mut().zip(other.weights) {
+            *w += (o - *w) * t;
+        }
+        Self {
+            weights,
+            head_rotation: self.head_rotation.lerp(other.head_rotation, t),
+            head_translation: self.head_translation.lerp(other.head_translation, t),
+        }
+    }
+
     /// The CSV header matching [`FaceCoefficients::csv_row`]: time, the 52 names, then pose.
     pub fn csv_header() -> String {
         let pose = [
