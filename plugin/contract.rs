@@ -36,6 +36,10 @@ pub mod models {
     pub const FACE_DETECTOR: &str = "face_detector";
     /// Face crop → 468 3D landmarks.
     pub const FACE_LANDMARKS: &str = "face_landmarks";
+    /// Eye crop → eye contour, brow and iris landmarks.
+    pub const IRIS_LANDMARKS: &str = "iris_landmarks";
+    /// Portrait → person-versus-background mask (hair and head outline).
+    pub const SELFIE_SEGMENTATION: &str = "selfie_segmentation";
     /// Models a talking head needs from speech to motion code.
     pub const SPEECH_TO_MOTION: [&str; 3] = [AUDIO_ENCODER, MOTION_GENERATOR, MOTION_ENCODER];
     /// Models that turn a portrait into a head.

@@ -254,7 +254,7 @@ fn bad_heads_fail_with_reasons_and_the_app_keeps_running() {
         failed_reason(&app, missing_portrait)
             .is_some_and(|r| r.contains("portrait could not be loaded"))
     );
-    assert!(failed_reason(&app, portrait).is_some_and(|r| r.contains("face-landmark models")));
+    assert!(failed_reason(&app, portrait).is_some_and(|r| r.contains("pipeline is not built yet")));
     assert!(failed_reason(&app, invalid_asset).is_some_and(|r| r.contains("decoder.b2")));
     assert!(failed_reason(&app, missing_clip).is_some_and(|r| r.contains("speech clip")));
     assert!(failed_reason(&app, corrupt_clip).is_some_and(|r| r.contains("speech clip")));

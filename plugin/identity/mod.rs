@@ -1,9 +1,16 @@
 //! Identity: what one portrait becomes — the head asset the renderer draws.
 
+mod error;
 mod head_asset;
+pub mod landmarks;
 pub mod procedural;
+
+pub use error::IdentityError;
 
 pub use head_asset::{
     BASIS_COMPONENTS, DECODER_OUTPUTS, DecoderMlp, HeadAsset, HeadAssetError, MAX_CHANNELS,
     MAX_HIDDEN, PLANES,
+};
+pub use landmarks::{
+    FaceBox, FaceKeypoint, FaceLandmarks, detect_faces, face_landmarks, find_face_landmarks,
 };
