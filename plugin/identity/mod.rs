@@ -1,10 +1,12 @@
 //! Identity: what one portrait becomes — the head asset the renderer draws.
 
+pub mod construct;
 mod error;
 mod head_asset;
 pub mod landmarks;
 pub mod procedural;
 
+pub use construct::{ConstructSettings, PortraitFrame, build_head};
 pub use error::IdentityError;
 
 pub use head_asset::{

@@ -1,0 +1,1 @@
+"""Speech tools: synthetic speech data (espeak-ng), viseme targets, augmentation, evaluation (see README.md)."""

@@ -1,0 +1,142 @@
+"""Evaluation harness: predictors x sets -> markdown table of the metrics in metrics.py.
+
+    python -m tools.speech.evaluate --data /root/.cache/bevy_talking_head/speech_data
+    python -m tools.speech.evaluate --predictor mypkg.mymodule:make_predictor   # any audio16k -> [T, 52] callable
+
+Sets:
+  espeak_voices    <data>/test_voices-*.npz   (held-out espeak-ng voice variants, training languages)
+  espeak_language  <data>/test_language-*.npz (held-out language: Portuguese)
+  flite            <data>/flite-*.npz, made here on first use: flite's 5 English voices (kal, kal16, awb, rms, slt),
+                   tempo x0.8-1.3, the corpus's English sentences + random English word sequences; phone timings
+                   from `flite -psdur`, targets by the same table (ARPAbet -> viseme). Never used for training.
+  flite_noisy      the same utterances through a random augmentation chain (augment.py, strength 1): noise,
+                   reverb, band-limiting, gain, padding, resampling
+A predictor is a callable taking float32 mono 16 kHz audio (unnormalised) and returning [T, 52] ARKit weights at
+25 fps (T = ceil(samples / 640); longer outputs are cut, shorter ones scored on their length).
+Built-in predictors: "energy" and "mfcc" (baselines.py; MFCC templates calibrated on --calibration train
+utterances) and "oracle" (the targets themselves: the ceiling each metric can reach, given the label rules).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import itertools
+import os
+import time
+
+import numpy as np
+
+from . import augment, baselines, corpus, flite, make_dataset, metrics, shards, targets, visemes
+
+SETS = ("espeak_voices", "espeak_language", "flite", "flite_noisy")
+_SET_FILES = {"espeak_voices": "test_voices", "espeak_language": "test_language", "flite": "flite",
+              "flite_noisy": "flite_noisy"}
+
+
+def build_flite_sets(data: str, minutes: float, seed: int = 7) -> None:
+    """Writes <data>/flite-0000.npz and <data>/flite_noisy-0000.npz (deterministic)."""
+    rng = np.random.default_rng(seed)
+    clean, noisy, total, i = [], [], 0.0, 0
+    while total < minutes * 60:
+        voice = flite.VOICES[i % len(flite.VOICES)]
+        sents = corpus.SENTENCES["en"]
+        text = sents[int(rng.integers(len(sents)))] if rng.random() < 0.5 else corpus.random_sequence("en", rng)
+        stretch = float(rng.uniform(0.8, 1.3))
+        audio, sr, phones = flite.synthesize(text, voice, duration_stretch=stretch)
+        meta = {"index": i, "lang": "en", "voice": "flite:" + voice, "variant": voice, "text": text,
+                "duration_stretch": stretch}
+        for out, strength in ((clean, 0.0), (noisy, 1.0)):
+            chain = augment.random_chain(np.random.default_rng([seed, i]), strength)
+            if strength == 0.0:
+                chain = [c for c in chain if c["op"] != "gain"]  # keep flite's own level in the clean set
+            y, scale, offset = augment.apply_chain(audio, sr, chain, seed + i)
+            moved = [type(p)(p.name, p.start * scale + offset, p.end * scale + offset) for p in phones]
+            tg = targets.make_targets(moved, len(y) / augment.TARGET_SR, visemes.arpabet_visemes)
+            out.append({"audio": y, "face": tg.face, "labels": tg.labels,
+                        "phones": [(p.name, p.start, p.end, p.start) for p in moved],
+                        "meta": {**meta, "augment": chain, "seconds": len(y) / augment.TARGET_SR}})
+        total += len(audio) / sr
+        i += 1
+    info = {"source": "flite 2.2 (Debian package flite)", "voices": list(flite.VOICES), "seed": seed}
+    shards.write(os.path.join(data, "flite-0000.npz"), clean, info, "flite")
+    shards.write(os.path.join(data, "flite_noisy-0000.npz"), noisy, info, "flite_noisy")
+
+
+def load_set(data: str, name: str, limit: int | None) -> list[dict]:
+    utts = list(itertools.islice(shards.iter_split(data, _SET_FILES[name]), limit))
+    if not utts:
+        raise SystemExit(f"no shards for set {name} in {data} (run make_dataset first)")
+    return utts
+
+
+def make_predictors(names: list[str], data: str, n_calibration: int) -> dict:
+    out = {}
+    for name in names:
+        if name == "energy":
+            out[baselines.EnergyJaw.name] = baselines.EnergyJaw()
+        elif name == "mfcc":
+            calib = itertools.islice(shards.iter_split(data, "train"), n_calibration)
+            out[baselines.MfccTemplates.name] = baselines.MfccTemplates().calibrate(calib)
+        elif name == "oracle":
+            out["target (oracle)"] = "oracle"
+        else:
+            module, _, attr = name.partition(":")
+            factory = getattr(importlib.import_module(module), attr)
+            out[name] = factory()
+    return out
+
+
+def evaluate(predictors: dict, sets: dict[str, list[dict]]) -> dict:
+    results = {}
+    for pname, pred in predictors.items():
+        for sname, utts in sets.items():
+            acc = metrics.Accumulator()
+            t = time.time()
+            for u in utts:
+                y = u["face"] if pred == "oracle" else pred(u["audio"])
+                acc.add(y, u["face"], u["labels"])
+            results[(pname, sname)] = {**acc.result(), "seconds": time.time() - t}
+    return results
+
+
+def markdown(results: dict, sets: dict[str, list[dict]]) -> str:
+    cols = list(results)
+    head = "| metric | " + " | ".join(f"{p} / {s}" for p, s in cols) + " |"
+    lines = [head, "|---" * (len(cols) + 1) + "|"]
+    for row in metrics.ROWS:
+        cells = []
+        for c in cols:
+            v = results[c][row]
+            cells.append("n/a" if np.isnan(v) else (f"{v:+.0f}" if row.endswith("ms") else f"{v:.3f}"))
+        lines.append(f"| {row} ({metrics.BETTER[row]}) | " + " | ".join(cells) + " |")
+    sizes = ", ".join(f"{s}: {len(u)} utt / {sum(x['meta']['seconds'] for x in u) / 60:.1f} min"
+                      for s, u in sets.items())
+    return "\n".join(lines) + f"\n\n{datetime.date.today().isoformat()}; sets: {sizes}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=make_dataset.DEFAULT_OUT)
+    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--predictor", action="append", help="energy, mfcc, oracle or module:factory (repeatable)")
+    ap.add_argument("--max-utterances", type=int, default=None, help="per set")
+    ap.add_argument("--calibration", type=int, default=60, help="train utterances for the MFCC templates")
+    ap.add_argument("--flite-minutes", type=float, default=10.0)
+    ap.add_argument("--rebuild-flite", action="store_true")
+    args = ap.parse_args()
+    set_names = args.sets.split(",")
+    if any(s.startswith("flite") for s in set_names) and (
+            args.rebuild_flite or not shards.shard_paths(args.data, "flite")):
+        if not flite.available():
+            raise SystemExit("flite not found: apt-get install flite")
+        build_flite_sets(args.data, args.flite_minutes)
+    sets = {s: load_set(args.data, s, args.max_utterances) for s in set_names}
+    predictors = make_predictors(args.predictor or ["energy", "mfcc", "oracle"], args.data, args.calibration)
+    results = evaluate(predictors, sets)
+    print(markdown(results, sets))
+
+
+if __name__ == "__main__":
+    main()

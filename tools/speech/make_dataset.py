@@ -1,0 +1,198 @@
+"""Generates the synthetic speech -> ARKit dataset with espeak-ng (reproducible from --seed).
+
+    python -m tools.speech.make_dataset --out /root/.cache/bevy_talking_head/speech_data --hours 1
+
+Splits (written into every shard's metadata and into <out>/dataset.json):
+  train          training languages x training voice variants x training sentences (+ random word sequences);
+                 a share of the utterances (--augment-share) goes through a random augmentation chain (augment.py)
+  test_voices    training languages, HELD_OUT_VARIANTS only (never in train), held-out sentences + new random words;
+                 clean (no augmentation)
+  test_language  HELD_OUT_LANGUAGE (Portuguese: voices pt, pt-br) with any variant; clean
+Held-out sentences: the last HELD_OUT_SENTENCES sentences of each language's list are used in test sets only.
+Per utterance: language (English weighted x3), base voice, variant (or none), rate 120-260 wpm, pitch 20-80,
+pitch range 20-90, word gap 0-3 (x10 ms), all drawn from a generator seeded by (seed, split, index).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import multiprocessing
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import augment, corpus, espeak, shards, targets, visemes
+
+HELD_OUT_LANGUAGE = "pt"
+HELD_OUT_VARIANTS = ["m6", "f4", "klatt4", "Alicia", "Hugo", "edward", "grandma", "Storm"]
+HELD_OUT_SENTENCES = 2
+SPLITS = ("train", "test_voices", "test_language")
+DEFAULT_OUT = "/root/.cache/bevy_talking_head/speech_data"
+
+
+def split_definition() -> dict:
+    variants = espeak.list_variants()
+    train_variants = [v for v in variants if v not in HELD_OUT_VARIANTS]
+    return {
+        "held_out_language": HELD_OUT_LANGUAGE,
+        "held_out_language_voices": corpus.VOICES[HELD_OUT_LANGUAGE],
+        "held_out_variants": HELD_OUT_VARIANTS,
+        "train_variants": train_variants + ["(none)"],
+        "train_languages": [l for l in corpus.VOICES if l != HELD_OUT_LANGUAGE],
+        "held_out_sentences_per_language": HELD_OUT_SENTENCES,
+        "frame_rate": targets.FPS,
+        "sample_rate": augment.TARGET_SR,
+        "visemes": list(visemes.NAMES),
+    }
+
+
+def _sentences(lang: str, split: str) -> list[str]:
+    s = corpus.SENTENCES[lang]
+    return s[:-HELD_OUT_SENTENCES] if split == "train" else s[-HELD_OUT_SENTENCES:]
+
+
+def _text(lang: str, split: str, rng: np.random.Generator) -> str:
+    if rng.random() < 0.5:
+        sents = _sentences(lang, split)
+        return " ".join(sents[int(rng.integers(len(sents)))] for _ in range(1 + int(rng.random() < 0.3)))
+    return corpus.random_sequence(lang, rng)
+
+
+def make_utterance(job: tuple[int, str, int, float]) -> dict:
+    """One utterance for (seed, split, index, augment_share); deterministic."""
+    seed, split, index, augment_share = job
+    rng = np.random.default_rng([seed, SPLITS.index(split), index])
+    definition = split_definition()
+    if split == "test_language":
+        lang = HELD_OUT_LANGUAGE
+        variants = definition["train_variants"] + HELD_OUT_VARIANTS
+    else:
+        langs = definition["train_languages"]
+        weights = np.array([3.0 if l == "en" else 1.0 for l in langs])
+        lang = langs[int(rng.choice(len(langs), p=weights / weights.sum()))]
+        variants = definition["train_variants"] if split == "train" else HELD_OUT_VARIANTS
+    base = corpus.VOICES[lang][int(rng.integers(len(corpus.VOICES[lang])))]
+    variant = variants[int(rng.integers(len(variants)))]
+    voice = base if variant == "(none)" else f"{base}+{variant}"
+    params = {"rate": int(rng.integers(120, 261)), "pitch": int(rng.integers(20, 81)),
+              "pitch_range": int(rng.integers(20, 91)), "word_gap": int(rng.integers(0, 4))}
+    text = _text(lang, split, rng)
+    utt = espeak.synthesize(text, voice, **params)
+    raw_starts = [p.start for p in utt.phones]
+    n_fixed = targets.extend_stop_closures(utt.phones, utt.audio, utt.sample_rate, visemes.espeak_visemes)
+    chain = augment.random_chain(rng, 1.0 if (split == "train" and rng.random() < augment_share) else 0.0)
+    aug_seed = int(rng.integers(1 << 31))
+    audio, scale, offset = augment.apply_chain(utt.audio, utt.sample_rate, chain, aug_seed)
+    phones = [espeak.Phone(p.name, p.start * scale + offset, p.end * scale + offset) for p in utt.phones]
+    tg = targets.make_targets(phones, len(audio) / augment.TARGET_SR, visemes.espeak_visemes)
+    return {
+        "audio": audio, "face": tg.face, "labels": tg.labels,
+        "phones": [(p.name, p.start, p.end, r * scale + offset) for p, r in zip(phones, raw_starts)],
+        "meta": {"index": index, "lang": lang, "voice": voice, "variant": variant, **params, "text": text,
+                 "augment": chain, "augment_seed": aug_seed, "closures_moved": n_fixed,
+                 "seconds": len(audio) / augment.TARGET_SR},
+    }
+
+
+BLOCK = 16  # utterances per worker process (see espeak.py: a fresh process per block keeps output reproducible)
+
+
+def make_block(job: tuple[int, str, int, float]) -> list[dict]:
+    seed, split, start, augment_share = job
+    return [make_utterance((seed, split, start + k, augment_share)) for k in range(BLOCK)]
+
+
+def generate(out: str, split: str, seconds: float, seed: int, workers: int, augment_share: float,
+             shard_seconds: float, stats: dict) -> None:
+    """Makes utterances of `split` until `seconds` of audio, writing a shard every `shard_seconds`."""
+    definition = {**split_definition(), "seed": seed, "augment_share": augment_share}
+    buf, buf_s, total, shard_no, start = [], 0.0, 0.0, 0, 0
+    # maxtasksperchild=1: every block of utterances starts in a new process with a fresh libespeak-ng.
+    with multiprocessing.Pool(workers, maxtasksperchild=1) as pool:
+        while total < seconds:
+            jobs = [(seed, split, start + k * BLOCK, augment_share) for k in range(2 * workers)]
+            start += len(jobs) * BLOCK
+            for u in (u for block in pool.imap(make_block, jobs) for u in block):
+                if total >= seconds:
+                    break
+                s = u["meta"]["seconds"]
+                buf.append(u)
+                buf_s += s
+                total += s
+                _count(stats, split, u)
+                if buf_s >= shard_seconds:
+                    shards.write(os.path.join(out, f"{split}-{shard_no:04d}.npz"), buf, definition, split)
+                    shard_no, buf, buf_s = shard_no + 1, [], 0.0
+    if buf:
+        shards.write(os.path.join(out, f"{split}-{shard_no:04d}.npz"), buf, definition, split)
+
+
+def _count(stats: dict, split: str, u: dict) -> None:
+    m, s = u["meta"], u["meta"]["seconds"]
+    st = stats.setdefault(split, {"seconds": 0.0, "utterances": 0, "frames": 0, "lang": collections.Counter(),
+                                  "variant": collections.Counter(), "viseme_frames": collections.Counter(),
+                                  "unknown": collections.Counter(), "augmented": 0})
+    st["seconds"] += s
+    st["utterances"] += 1
+    st["frames"] += len(u["labels"])
+    st["lang"][m["lang"]] += s
+    st["variant"][m["variant"]] += s
+    st["augmented"] += int(len(m["augment"]) > 2 or m["augment"][0].get("mid_sr") != 16000)
+    st["viseme_frames"].update(visemes.NAMES[i] for i in u["labels"])
+    before = dict(visemes.UNKNOWN)
+    for name, *_ in u["phones"]:
+        visemes.espeak_visemes(name)
+    for k, v in visemes.UNKNOWN.items():
+        if v != before.get(k, 0):
+            st["unknown"][k] += v - before.get(k, 0)
+
+
+def print_stats(stats: dict, file=sys.stdout) -> None:
+    for split, st in stats.items():
+        print(f"\n## {split}: {st['seconds'] / 3600:.3f} h, {st['utterances']} utterances, {st['frames']} frames, "
+              f"{st['augmented']} augmented", file=file)
+        print("per language (min): " + ", ".join(f"{k} {v / 60:.1f}" for k, v in st["lang"].most_common()), file=file)
+        print(f"per variant (min, {len(st['variant'])} variants): "
+              + ", ".join(f"{k} {v / 60:.1f}" for k, v in st["variant"].most_common()), file=file)
+        total = sum(st["viseme_frames"].values())
+        print("viseme frames (%): " + ", ".join(f"{n} {100 * st['viseme_frames'][n] / total:.1f}"
+                                               for n in visemes.NAMES), file=file)
+        print("unknown phonemes: " + (", ".join(f"{k} x{v}" for k, v in st["unknown"].most_common()) or "none"),
+              file=file)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default %(default)s; not inside the repo)")
+    ap.add_argument("--hours", type=float, default=1.0, help="hours of training audio")
+    ap.add_argument("--test-minutes", type=float, default=10.0, help="minutes of audio per test split")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
+    ap.add_argument("--augment-share", type=float, default=0.7, help="share of train utterances augmented")
+    ap.add_argument("--shard-minutes", type=float, default=10.0)
+    ap.add_argument("--splits", default=",".join(SPLITS))
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    stats: dict = {}
+    t0 = time.time()
+    for split in args.splits.split(","):
+        for old in shards.shard_paths(args.out, split):
+            os.remove(old)
+        seconds = args.hours * 3600 if split == "train" else args.test_minutes * 60
+        generate(args.out, split, seconds, args.seed, args.workers, args.augment_share, args.shard_minutes * 60,
+                 stats)
+        print(f"{split}: done after {time.time() - t0:.0f} s", flush=True)
+    with open(os.path.join(args.out, "dataset.json"), "w") as f:
+        json.dump({"split": split_definition(), "seed": args.seed, "augment_share": args.augment_share,
+                   "stats": {k: {kk: (dict(vv) if isinstance(vv, collections.Counter) else vv)
+                                 for kk, vv in v.items()} for k, v in stats.items()}}, f, indent=1,
+                  ensure_ascii=False)
+    print_stats(stats)
+
+
+if __name__ == "__main__":
+    main()
