@@ -1,17 +1,19 @@
 //! [`TalkingHeadPlugin`] and its system sets.
 
+use std::sync::Arc;
+
 use bevy::asset::{LoadState, RenderAssetUsages};
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureUsages};
 use bevy_kira_audio::{AudioPlugin, AudioSource};
 
 use crate::audio::clock::{Speech, advance_playback, follow_speech_streams, start_speech};
-use crate::contract::models::PORTRAIT_TO_HEAD;
 use crate::head::{
     HeadDisplay, HeadSource, HeadView, MotionCode, TalkingHead, TalkingHeadStatus,
     TalkingHeadTexture,
 };
 use crate::identity::HeadAsset;
+use crate::identity::portrait_head::{PortraitHead, build_portrait_heads};
 use crate::inference::ModelRegistry;
 use crate::motion::sample_motion_tracks;
 use crate::render::{
@@ -62,7 +64,11 @@ impl Plugin for TalkingHeadPlugin {
             .add_systems(
                 Update,
                 (
-                    (attach_head_outputs, update_head_status)
+                    (
+                        attach_head_outputs,
+                        build_portrait_heads,
+                        update_head_status,
+                    )
                         .chain()
                         .in_set(TalkingHeadSystems::Load),
                     (start_speech, advance_playback, follow_speech_streams)
@@ -80,7 +86,7 @@ impl Plugin for TalkingHeadPlugin {
 #[derive(Resource, Debug)]
 pub enum Models {
     /// Every model of `assets/models/manifest.ron`, opened and checked.
-    Loaded(ModelRegistry),
+    Loaded(Arc<ModelRegistry>),
     /// ONNX Runtime or the manifest failed; heads that need models fail with this reason.
     Unavailable(String),
 }
@@ -97,6 +103,14 @@ impl Models {
             Models::Unavailable(reason) => Err(reason.clone()),
         }
     }
+
+    /// The registry, when the models loaded.
+    pub fn registry(&self) -> Option<Arc<ModelRegistry>> {
+        match self {
+            Models::Loaded(registry) => Some(registry.clone()),
+            Models::Unavailable(_) => None,
+        }
+    }
 }
 
 fn load_models(mut commands: Commands) {
@@ -106,7 +120,7 @@ fn load_models(mut commands: Commands) {
                 "talking_head: models loaded: {}",
                 registry.names().collect::<Vec<_>>().join(", ")
             );
-            Models::Loaded(registry)
+            Models::Loaded(Arc::new(registry))
         }
         Err(error) => {
             error!("talking_head: no models: {error}");
@@ -222,17 +236,16 @@ fn load_failure(
 fn update_head_status(
     asset_server: Res<AssetServer>,
     head_assets: Res<Assets<HeadAsset>>,
-    images: Res<Assets<Image>>,
     clips: Res<Assets<AudioSource>>,
-    models: Option<Res<Models>>,
     mut heads: Query<(
         Entity,
         Ref<TalkingHead>,
         Option<&Speech>,
+        Option<&PortraitHead>,
         &mut TalkingHeadStatus,
     )>,
 ) {
-    for (entity, head, speech, mut status) in &mut heads {
+    for (entity, head, speech, portrait_head, mut status) in &mut heads {
         if matches!(*status, TalkingHeadStatus::Failed(_)) && !head.is_changed() {
             continue;
         }
@@ -256,23 +269,16 @@ fn update_head_status(
             },
             HeadSource::Portrait(handle) => match load_failure(&asset_server, handle) {
                 Some(error) => Err(format!("portrait could not be loaded: {error}")),
-                None if images.contains(handle) => {
-                    match models.as_ref().map(|m| m.missing(&PORTRAIT_TO_HEAD)) {
-                        None => Ok(false),
-                        Some(Err(reason)) => Err(format!(
-                            "building a head from a portrait needs models: {reason}"
-                        )),
-                        Some(Ok(missing)) if !missing.is_empty() => Err(format!(
-                            "building a head from a portrait needs the face-landmark models {}, which are not in \
-                         assets/models/manifest.ron; use TalkingHead::from_asset with a built head asset",
-                            missing.join(", ")
-                        )),
-                        Some(Ok(_)) => {
-                            Err("the portrait -> head pipeline is not built yet".to_string())
+                None => match portrait_head {
+                    Some(built) if built.portrait_matches(handle) => {
+                        match (built.asset(), built.failure()) {
+                            (_, Some(reason)) => Err(reason.to_string()),
+                            (Some(asset), None) => Ok(head_assets.contains(asset)),
+                            (None, None) => Ok(false),
                         }
                     }
-                }
-                None => Ok(false),
+                    _ => Ok(false),
+                },
             },
         };
         let next = match (identity_state, speech_state.unwrap_or(Ok(true))) {
@@ -303,6 +309,7 @@ fn update_render_jobs(
         &MotionCode,
         &GlobalTransform,
         Option<&HeadOutput>,
+        Option<&PortraitHead>,
     )>,
     mut quads: Query<&mut Transform>,
 ) {
@@ -311,13 +318,15 @@ fn update_render_jobs(
         .filter(|(camera, _)| camera.is_active)
         .max_by_key(|(camera, _)| camera.order)
         .map(|(_, transform)| transform.translation());
-    for (entity, head, status, texture, motion, head_transform, output) in &heads {
-        let asset = match (&head.source, status) {
-            (HeadSource::Asset(handle), TalkingHeadStatus::Ready) => {
-                head_assets.get(handle).map(|a| (handle, a))
-            }
-            _ => None,
+    for (entity, head, status, texture, motion, head_transform, output, portrait_head) in &heads {
+        let handle = match (&head.source, portrait_head) {
+            (HeadSource::Asset(handle), _) => Some(handle),
+            (HeadSource::Portrait(_), Some(built)) => built.asset(),
+            (HeadSource::Portrait(_), None) => None,
         };
+        let asset = handle
+            .filter(|_| *status == TalkingHeadStatus::Ready)
+            .and_then(|handle| head_assets.get(handle).map(|a| (handle, a)));
         let Some((handle, asset)) = asset else {
             commands.entity(entity).remove::<HeadRenderJob>();
             continue;

@@ -254,7 +254,7 @@ fn bad_heads_fail_with_reasons_and_the_app_keeps_running() {
         failed_reason(&app, missing_portrait)
             .is_some_and(|r| r.contains("portrait could not be loaded"))
     );
-    assert!(failed_reason(&app, portrait).is_some_and(|r| r.contains("pipeline is not built yet")));
+    assert!(failed_reason(&app, portrait).is_some_and(|r| r.contains("16×16 pixels")));
     assert!(failed_reason(&app, invalid_asset).is_some_and(|r| r.contains("decoder.b2")));
     assert!(failed_reason(&app, missing_clip).is_some_and(|r| r.contains("speech clip")));
     assert!(failed_reason(&app, corrupt_clip).is_some_and(|r| r.contains("speech clip")));
@@ -285,5 +285,62 @@ fn a_portrait_head_fails_with_the_model_error_when_models_are_unavailable() {
     // The app keeps running.
     for _ in 0..5 {
         app.update();
+    }
+}
+
+#[test]
+fn a_portrait_becomes_a_head_that_renders_the_same_on_gpu_and_cpu() {
+    let mut app = headless_app();
+    let portrait = app
+        .world()
+        .resource::<AssetServer>()
+        .load("portraits/astronaut.png");
+    let head = app
+        .world_mut()
+        .spawn(TalkingHead::new(portrait).with_settings(orbit_settings(25.0, 5.0)))
+        .id();
+    let ready = run_until(&mut app, 3000, |app| {
+        app.world().get::<TalkingHeadStatus>(head) == Some(&TalkingHeadStatus::Ready)
+    });
+    assert!(
+        ready,
+        "status: {:?}",
+        app.world().get::<TalkingHeadStatus>(head)
+    );
+    let (capture, _) = capture_head(&mut app, head).expect("capture");
+    first_visible_frame(&mut app, &capture);
+    for (jaw, name) in [(0.0, "rest"), (1.0, "jaw_open")] {
+        app.world_mut()
+            .entity_mut(head)
+            .insert(MotionCode(vec![jaw]));
+        let frame = fresh_frame(&mut app, &capture, 3);
+        let job = app
+            .world()
+            .get::<HeadRenderJob>(head)
+            .expect("a render job")
+            .clone();
+        let handle = app
+            .world()
+            .get::<bevy_talking_head::identity::portrait_head::PortraitHead>(head)
+            .and_then(|p| p.asset().cloned())
+            .expect("a built head");
+        let asset = app
+            .world()
+            .resource::<Assets<HeadAsset>>()
+            .get(&handle)
+            .expect("asset")
+            .clone();
+        let cpu = render_reference(&asset, &job.motion_code, &job.march);
+        save_png(&format!("portrait_gpu_{name}"), SIZE, SIZE, &frame.linear);
+        save_png(&format!("portrait_cpu_{name}"), SIZE, SIZE, &cpu);
+        let (mean, max) = difference(&frame.linear, &cpu);
+        println!("portrait head, {name}: mean |gpu - cpu| = {mean:.4}/255, max = {max:.3}/255");
+        assert!(mean < 1.0, "{name}: mean difference {mean}/255");
+        assert!(max < 8.0, "{name}: max difference {max}/255");
+        assert!(
+            coverage(&frame) > 0.2,
+            "{name}: coverage {}",
+            coverage(&frame)
+        );
     }
 }

@@ -4,6 +4,7 @@ pub mod construct;
 mod error;
 mod head_asset;
 pub mod landmarks;
+pub mod portrait_head;
 pub mod procedural;
 
 pub use construct::{ConstructSettings, PortraitFrame, build_head};
