@@ -4,13 +4,14 @@
 mod common;
 
 use bevy::prelude::*;
+use bevy_talking_head::identity::portrait_head::PortraitHead;
 use bevy_talking_head::identity::procedural::{CHEEK_PUFF, JAW_OPEN, SMILE, procedural_head};
-use bevy_talking_head::offline::capture_head;
+use bevy_talking_head::offline::{CapturedFrame, capture_head};
 use bevy_talking_head::prelude::*;
 use bevy_talking_head::render::{HeadRenderJob, linear_to_srgb, render_reference};
 use common::{
     coverage, first_visible_frame, fresh_frame, headless_app, run_until, save_png,
-    spawn_captured_head,
+    spawn_captured_head, wait_until_ready,
 };
 
 const SIZE: u32 = 64;
@@ -34,6 +35,27 @@ fn difference(a: &[f32], b: &[f32]) -> (f64, f64) {
     (sum / a.len() as f64, max)
 }
 
+/// Renders `asset` on the CPU with the head's current render job and holds the GPU frame to it.
+fn assert_gpu_matches_cpu(
+    app: &App,
+    head: Entity,
+    asset: &HeadAsset,
+    frame: &CapturedFrame,
+    name: &str,
+) {
+    let job = app
+        .world()
+        .get::<HeadRenderJob>(head)
+        .expect("a render job");
+    let cpu = render_reference(asset, &job.motion_code, &job.march);
+    save_png(&format!("gpu_{name}"), SIZE, SIZE, &frame.linear);
+    save_png(&format!("cpu_{name}"), SIZE, SIZE, &cpu);
+    let (mean, max) = difference(&frame.linear, &cpu);
+    println!("{name}: mean |gpu - cpu| = {mean:.4}/255, max = {max:.3}/255");
+    assert!(mean < 1.0, "{name}: mean difference {mean}/255");
+    assert!(max < 8.0, "{name}: max difference {max}/255");
+}
+
 #[test]
 fn gpu_matches_cpu_reference_from_three_views_and_two_motion_codes() {
     let mut app = headless_app();
@@ -48,19 +70,8 @@ fn gpu_matches_cpu_reference_from_three_views_and_two_motion_codes() {
             entity.get_mut::<TalkingHead>().expect("head").settings = orbit_settings(yaw, pitch);
             entity.insert(MotionCode(code.clone()));
             let frame = fresh_frame(&mut app, &capture, 3);
-            let job = app
-                .world()
-                .get::<HeadRenderJob>(head)
-                .expect("a render job")
-                .clone();
-            let cpu = render_reference(&asset, &job.motion_code, &job.march);
             let name = format!("yaw{yaw}_pitch{pitch}_jaw{}", code[0]);
-            save_png(&format!("gpu_{name}"), SIZE, SIZE, &frame.linear);
-            save_png(&format!("cpu_{name}"), SIZE, SIZE, &cpu);
-            let (mean, max) = difference(&frame.linear, &cpu);
-            println!("{name}: mean |gpu - cpu| = {mean:.4}/255, max = {max:.3}/255");
-            assert!(mean < 1.0, "{name}: mean difference {mean}/255");
-            assert!(max < 8.0, "{name}: max difference {max}/255");
+            assert_gpu_matches_cpu(&app, head, &asset, &frame, &name);
             let covered = coverage(&frame);
             assert!(
                 (0.15..0.9).contains(&covered),
@@ -133,14 +144,7 @@ fn headless_app_with_a_clip_becomes_ready_and_renders() {
             Speech::clip(clip),
         ))
         .id();
-    let ready = run_until(&mut app, 600, |app| {
-        app.world().get::<TalkingHeadStatus>(head) == Some(&TalkingHeadStatus::Ready)
-    });
-    assert!(
-        ready,
-        "status: {:?}",
-        app.world().get::<TalkingHeadStatus>(head)
-    );
+    wait_until_ready(&mut app, head, 600);
     let (capture, _) = capture_head(&mut app, head).expect("capture");
     let frame = first_visible_frame(&mut app, &capture);
     assert!(coverage(&frame) > 0.15);
@@ -260,9 +264,7 @@ fn bad_heads_fail_with_reasons_and_the_app_keeps_running() {
     assert!(failed_reason(&app, corrupt_clip).is_some_and(|r| r.contains("speech clip")));
 
     // The good head next to them still renders.
-    assert!(run_until(&mut app, 100, |app| {
-        app.world().get::<TalkingHeadStatus>(fine) == Some(&TalkingHeadStatus::Ready)
-    }));
+    wait_until_ready(&mut app, fine, 100);
     let (capture, _) = capture_head(&mut app, fine).expect("capture");
     assert!(coverage(&first_visible_frame(&mut app, &capture)) > 0.15);
 }
@@ -299,14 +301,7 @@ fn a_portrait_becomes_a_head_that_renders_the_same_on_gpu_and_cpu() {
         .world_mut()
         .spawn(TalkingHead::new(portrait).with_settings(orbit_settings(25.0, 5.0)))
         .id();
-    let ready = run_until(&mut app, 3000, |app| {
-        app.world().get::<TalkingHeadStatus>(head) == Some(&TalkingHeadStatus::Ready)
-    });
-    assert!(
-        ready,
-        "status: {:?}",
-        app.world().get::<TalkingHeadStatus>(head)
-    );
+    wait_until_ready(&mut app, head, 3000);
     let (capture, _) = capture_head(&mut app, head).expect("capture");
     first_visible_frame(&mut app, &capture);
     for (jaw, name) in [(0.0, "rest"), (1.0, "jaw_open")] {
@@ -314,14 +309,9 @@ fn a_portrait_becomes_a_head_that_renders_the_same_on_gpu_and_cpu() {
             .entity_mut(head)
             .insert(MotionCode(vec![jaw]));
         let frame = fresh_frame(&mut app, &capture, 3);
-        let job = app
-            .world()
-            .get::<HeadRenderJob>(head)
-            .expect("a render job")
-            .clone();
         let handle = app
             .world()
-            .get::<bevy_talking_head::identity::portrait_head::PortraitHead>(head)
+            .get::<PortraitHead>(head)
             .and_then(|p| p.asset().cloned())
             .expect("a built head");
         let asset = app
@@ -330,13 +320,7 @@ fn a_portrait_becomes_a_head_that_renders_the_same_on_gpu_and_cpu() {
             .get(&handle)
             .expect("asset")
             .clone();
-        let cpu = render_reference(&asset, &job.motion_code, &job.march);
-        save_png(&format!("portrait_gpu_{name}"), SIZE, SIZE, &frame.linear);
-        save_png(&format!("portrait_cpu_{name}"), SIZE, SIZE, &cpu);
-        let (mean, max) = difference(&frame.linear, &cpu);
-        println!("portrait head, {name}: mean |gpu - cpu| = {mean:.4}/255, max = {max:.3}/255");
-        assert!(mean < 1.0, "{name}: mean difference {mean}/255");
-        assert!(max < 8.0, "{name}: max difference {max}/255");
+        assert_gpu_matches_cpu(&app, head, &asset, &frame, &format!("portrait_{name}"));
         assert!(
             coverage(&frame) > 0.2,
             "{name}: coverage {}",

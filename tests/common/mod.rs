@@ -63,6 +63,18 @@ pub fn run_until(app: &mut App, max_frames: usize, mut done: impl FnMut(&mut App
     false
 }
 
+/// Steps until `head` is Ready (panics with its status otherwise).
+pub fn wait_until_ready(app: &mut App, head: Entity, max_frames: usize) {
+    let ready = run_until(app, max_frames, |app| {
+        app.world().get::<TalkingHeadStatus>(head) == Some(&TalkingHeadStatus::Ready)
+    });
+    assert!(
+        ready,
+        "status: {:?}",
+        app.world().get::<TalkingHeadStatus>(head)
+    );
+}
+
 /// Steps until the capture holds a frame rendered after this call (the pipeline may still be compiling at first;
 /// a frame counts once it has been rendered with the current components: `settle` updates after the change).
 pub fn fresh_frame(app: &mut App, capture: &FrameCapture, settle: u64) -> CapturedFrame {
