@@ -233,6 +233,7 @@ fn load_failure(
 }
 
 /// Loading → Ready or Failed, from the state of each head's identity source and speech clip.
+#[allow(clippy::type_complexity)]
 fn update_head_status(
     asset_server: Res<AssetServer>,
     head_assets: Res<Assets<HeadAsset>>,

@@ -322,7 +322,7 @@ fn a_portrait_becomes_a_head_that_renders_the_same_on_gpu_and_cpu() {
             .clone();
         assert_gpu_matches_cpu(&app, head, &asset, &frame, &format!("portrait_{name}"));
         assert!(
-            coverage(&frame) > 0.2,
+            coverage(&frame) > 0.1,
             "{name}: coverage {}",
             coverage(&frame)
         );

@@ -1,5 +1,6 @@
 //! Identity: what one portrait becomes — the head asset the renderer draws.
 
+pub mod cache;
 pub mod construct;
 mod error;
 mod head_asset;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bevy::prelude::*;
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
-use super::{ConstructSettings, HeadAsset, IdentityError, build_head, find_face_landmarks};
+use super::{ConstructSettings, HeadAsset, IdentityError, build_head, cache, find_face_landmarks};
 use crate::contract::models::PORTRAIT_TO_HEAD;
 use crate::head::{HeadSource, TalkingHead};
 use crate::inference::ModelRegistry;
@@ -49,12 +49,31 @@ impl PortraitHead {
     }
 }
 
+/// Loads the portrait's head from the disk cache, or builds it (and caches it).
 fn build(
     registry: &ModelRegistry,
     portrait: &image::DynamicImage,
 ) -> Result<HeadAsset, IdentityError> {
+    let rgba = portrait.to_rgba8();
+    let key = cache::portrait_key(rgba.width(), rgba.height(), rgba.as_raw());
+    let dir = cache::default_cache_dir();
+    if let Some(dir) = &dir {
+        match cache::load(dir, &key) {
+            Ok(Some(asset)) => return Ok(asset),
+            Ok(None) => {}
+            Err(error) => warn!("talking_head: rebuilding a cached head: {error}"),
+        }
+    }
     let landmarks = find_face_landmarks(registry, portrait)?;
     let (asset, _) = build_head(portrait, &landmarks, None, ConstructSettings::default());
+    if let Some(dir) = &dir
+        && let Err(error) = cache::save(dir, &key, &asset)
+    {
+        warn!(
+            "talking_head: could not cache the head in {}: {error}",
+            dir.display()
+        );
+    }
     Ok(asset)
 }
 

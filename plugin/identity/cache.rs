@@ -1,0 +1,211 @@
+//! Built heads on disk, so a portrait is turned into a head once: files keyed by a hash of the portrait's pixels
+//! and of the construction code itself (any change to `construct.rs` or `landmarks.rs` makes new keys).
+//!
+//! File layout (little-endian): the magic `THHEAD01`, a u64 length and that many bytes of RON holding the asset's
+//! dimensions and decoder, then the tri-plane and the motion bases as raw f16 values.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use bevy::math::Vec3;
+use half::f16;
+use serde::{Deserialize, Serialize};
+
+use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, PLANES};
+
+const MAGIC: &[u8; 8] = b"THHEAD01";
+
+/// Everything but the two big arrays.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    half_extent: Vec3,
+    channels: usize,
+    triplane_resolution: usize,
+    basis_count: usize,
+    motion_resolution: usize,
+    decoder: DecoderMlp,
+}
+
+/// 64-bit FNV-1a: stable across Rust versions and platforms (unlike `DefaultHasher`).
+fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Hash of the code that builds heads: a new version of it never reads an old version's files.
+fn code_hash() -> u64 {
+    static HASH: OnceLock<u64> = OnceLock::new();
+    *HASH.get_or_init(|| {
+        let sources = [
+            include_str!("construct.rs"),
+            include_str!("landmarks.rs"),
+            include_str!("head_asset.rs"),
+        ];
+        sources
+            .iter()
+            .fold(FNV_OFFSET, |hash, source| fnv1a(source.as_bytes(), hash))
+    })
+}
+
+/// The cache key of a portrait: its size and RGBA8 pixels, and the construction code.
+pub fn portrait_key(width: u32, height: u32, rgba: &[u8]) -> String {
+    let hash = fnv1a(
+        rgba,
+        fnv1a(
+            &[width.to_le_bytes(), height.to_le_bytes()].concat(),
+            code_hash(),
+        ),
+    );
+    format!("{hash:016x}")
+}
+
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/bevy_talking_head/heads`, or `None` without a home folder.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })?;
+    Some(base.join("bevy_talking_head").join("heads"))
+}
+
+fn path_for(dir: &Path, key: &str) -> PathBuf {
+    dir.join(format!("{key}.head"))
+}
+
+/// Writes `asset` under `key` (atomically: a temporary file renamed into place).
+pub fn save(dir: &Path, key: &str, asset: &HeadAsset) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let header = Header {
+        half_extent: asset.half_extent,
+        channels: asset.channels,
+        triplane_resolution: asset.triplane_resolution,
+        basis_count: asset.basis_count,
+        motion_resolution: asset.motion_resolution,
+        decoder: asset.decoder.clone(),
+    };
+    let header = ron::to_string(&header).map_err(std::io::Error::other)?;
+    let temporary = dir.join(format!("{key}.{}.tmp", std::process::id()));
+    {
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
+        file.write_all(MAGIC)?;
+        file.write_all(&(header.len() as u64).to_le_bytes())?;
+        file.write_all(header.as_bytes())?;
+        for value in asset.triplane.iter().chain(asset.motion_bases.iter()) {
+            file.write_all(&value.to_le_bytes())?;
+        }
+        file.flush()?;
+    }
+    std::fs::rename(&temporary, path_for(dir, key))
+}
+
+/// Reads the asset stored under `key`: `Ok(None)` when there is none, an error when the file is damaged.
+pub fn load(dir: &Path, key: &str) -> std::io::Result<Option<HeadAsset>> {
+    let mut bytes = Vec::new();
+    match std::fs::File::open(path_for(dir, key)) {
+        Ok(mut file) => file.read_to_end(&mut bytes)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let damaged = |what: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("cached head {key}: {what}"),
+        )
+    };
+    let rest = bytes
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| damaged("not a head file"))?;
+    let (length, rest) = rest
+        .split_at_checked(8)
+        .ok_or_else(|| damaged("truncated"))?;
+    let length = u64::from_le_bytes(length.try_into().map_err(|_| damaged("truncated"))?) as usize;
+    let (header, rest) = rest
+        .split_at_checked(length)
+        .ok_or_else(|| damaged("truncated header"))?;
+    let header: Header = std::str::from_utf8(header)
+        .ok()
+        .and_then(|text| ron::from_str(text).ok())
+        .ok_or_else(|| damaged("unreadable header"))?;
+    let r = header.triplane_resolution;
+    let m = header.motion_resolution;
+    let triplane_len = PLANES * r * r * header.channels;
+    let bases_len = header.basis_count * PLANES * m * m * BASIS_COMPONENTS;
+    if rest.len() != 2 * (triplane_len + bases_len) {
+        return Err(damaged("wrong size"));
+    }
+    let values: Vec<f16> = rest
+        .chunks_exact(2)
+        .map(|b| f16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let (triplane, bases) = values.split_at(triplane_len);
+    let asset = HeadAsset {
+        half_extent: header.half_extent,
+        channels: header.channels,
+        triplane_resolution: r,
+        triplane: Arc::from(triplane),
+        basis_count: header.basis_count,
+        motion_resolution: m,
+        motion_bases: Arc::from(bases),
+        decoder: header.decoder,
+    };
+    asset.validate().map_err(|e| damaged(&e.to_string()))?;
+    Ok(Some(asset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::procedural::procedural_head;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("talking_head_cache_{name}_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn saved_heads_load_back_identical() {
+        let dir = temp_dir("roundtrip");
+        let asset = procedural_head(32, 16);
+        assert!(load(&dir, "abc").expect("no error").is_none());
+        save(&dir, "abc", &asset).expect("save");
+        assert_eq!(load(&dir, "abc").expect("load"), Some(asset));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn damaged_files_are_errors_not_panics() {
+        let dir = temp_dir("damaged");
+        save(&dir, "k", &procedural_head(16, 8)).expect("save");
+        let path = path_for(&dir, "k");
+        let bytes = std::fs::read(&path).expect("read");
+        for cut in [4, 12, 40, bytes.len() - 3] {
+            std::fs::write(&path, &bytes[..cut]).expect("write");
+            assert!(load(&dir, "k").is_err(), "cut at {cut}");
+        }
+        std::fs::write(&path, b"THHEAD01\xff\xff\xff\xff\xff\xff\xff\xff").expect("write");
+        assert!(load(&dir, "k").is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keys_change_with_pixels_and_size() {
+        let pixels = vec![10u8; 4 * 4 * 4];
+        let mut other = pixels.clone();
+        other[5] = 11;
+        assert_ne!(portrait_key(4, 4, &pixels), portrait_key(4, 4, &other));
+        assert_ne!(portrait_key(4, 4, &pixels), portrait_key(8, 2, &pixels));
+        assert_eq!(portrait_key(4, 4, &pixels), portrait_key(4, 4, &pixels));
+    }
+}
