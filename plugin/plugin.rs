@@ -227,9 +227,26 @@ fn load_failure(
 ) -> Option<String> {
     let id = id.into();
     match asset_server.get_load_state(id)? {
-        LoadState::Failed(error) => Some(error.to_string()),
+        LoadState::Failed(error) => Some(without_backtrace(&error.to_string())),
         _ => None,
     }
+}
+
+/// Bevy's asset errors append a backtrace ("   1: <frame>" lines); a status keeps only the message.
+fn without_backtrace(message: &str) -> String {
+    let is_frame = |line: &str| {
+        let line = line.trim_start();
+        line.split_once(':')
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            || line.starts_with("note: ")
+    };
+    message
+        .lines()
+        .take_while(|line| !is_frame(line))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_string()
 }
 
 /// Loading → Ready or Failed, from the state of each head's identity source and speech clip.
@@ -379,5 +396,23 @@ fn update_render_jobs(
                 Quat::from_mat3(&Mat3::from_cols(axes.x_axis, axes.y_axis, -axes.z_axis));
             quad.scale = Vec3::splat(view.image_side_at_target());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backtraces_are_cut_from_load_errors() {
+        let raw = "Failed to load asset 'a.wav': malformed stream\n   1: <L as Loader>::load\n   2: run\nnote: noisy";
+        assert_eq!(
+            without_backtrace(raw),
+            "Failed to load asset 'a.wav': malformed stream"
+        );
+        assert_eq!(
+            without_backtrace("Error reading x:\ninvalid signature"),
+            "Error reading x: invalid signature"
+        );
     }
 }

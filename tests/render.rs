@@ -223,6 +223,9 @@ fn bad_heads_fail_with_reasons_and_the_app_keeps_running() {
     let portrait = world
         .spawn(TalkingHead::new(server.load("test/portrait.png")))
         .id();
+    let corrupt_portrait = world
+        .spawn(TalkingHead::new(server.load("test/corrupt.png")))
+        .id();
     let invalid_asset = world.spawn(TalkingHead::from_asset(broken)).id();
     let missing_clip = world
         .spawn((
@@ -242,6 +245,7 @@ fn bad_heads_fail_with_reasons_and_the_app_keeps_running() {
 
     let heads = [
         missing_portrait,
+        corrupt_portrait,
         portrait,
         invalid_asset,
         missing_clip,
@@ -259,6 +263,10 @@ fn bad_heads_fail_with_reasons_and_the_app_keeps_running() {
             .is_some_and(|r| r.contains("portrait could not be loaded"))
     );
     assert!(failed_reason(&app, portrait).is_some_and(|r| r.contains("16×16 pixels")));
+    assert!(
+        failed_reason(&app, corrupt_portrait)
+            .is_some_and(|r| r.contains("portrait could not be loaded"))
+    );
     assert!(failed_reason(&app, invalid_asset).is_some_and(|r| r.contains("decoder.b2")));
     assert!(failed_reason(&app, missing_clip).is_some_and(|r| r.contains("speech clip")));
     assert!(failed_reason(&app, corrupt_clip).is_some_and(|r| r.contains("speech clip")));
