@@ -7,7 +7,7 @@ use bevy::math::{Vec2, Vec3};
 use bevy_talking_head::HeadAsset;
 use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::{
-    ConstructSettings, PortraitFrame, build_head, find_face_landmarks,
+    ConstructSettings, PortraitFrame, build_head, find_face_landmarks, person_mask,
 };
 use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::render::{
@@ -22,21 +22,99 @@ fn out_dir() -> std::path::PathBuf {
     dir
 }
 
-fn build() -> (HeadAsset, PortraitFrame, image::DynamicImage, Vec<Vec3>) {
+struct Built {
+    asset: HeadAsset,
+    frame: PortraitFrame,
+    portrait: image::DynamicImage,
+    face: Vec<Vec3>,
+    mask: Vec<f32>,
+}
+
+fn build() -> Built {
     let registry = ModelRegistry::load_default().expect("models");
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/portraits/astronaut.png");
     let portrait = image::open(path).expect("portrait");
     let landmarks = find_face_landmarks(&registry, &portrait).expect("landmarks");
     let start = Instant::now();
-    let (asset, frame) = build_head(&portrait, &landmarks, None, ConstructSettings::default());
+    let mask = person_mask(&registry, &portrait).expect("person mask");
+    let segmented = start.elapsed();
+    let (asset, frame) = build_head(
+        &portrait,
+        &landmarks,
+        Some(&mask),
+        ConstructSettings::default(),
+    );
     println!(
-        "built the head in {:.0} ms",
-        start.elapsed().as_secs_f64() * 1e3
+        "segmented the portrait in {:.0} ms, built the head in {:.0} ms",
+        segmented.as_secs_f64() * 1e3,
+        (start.elapsed() - segmented).as_secs_f64() * 1e3
     );
     asset.validate().expect("a valid head asset");
     let face = landmarks.points.iter().map(|p| frame.to_head(*p)).collect();
-    (asset, frame, portrait, face)
+    Built {
+        asset,
+        frame,
+        portrait,
+        face,
+        mask,
+    }
+}
+
+/// sRGB colour (0..255) of a rendered pixel, or `None` where it is transparent.
+fn srgb(linear: &[f32], i: usize) -> Option<[f32; 3]> {
+    let alpha = linear[i * 4 + 3];
+    (alpha > 0.01)
+        .then(|| std::array::from_fn(|c| linear_to_srgb(linear[i * 4 + c] / alpha) * 255.0))
+}
+
+/// Pixels of the head (alpha > 0.5) within `band` pixels of its outline.
+fn outline_band(view: &[f32], band: i64) -> Vec<usize> {
+    let n = SIZE as i64;
+    let solid = |x: i64, y: i64| {
+        (0..n).contains(&x) && (0..n).contains(&y) && view[((y * n + x) * 4 + 3) as usize] > 0.5
+    };
+    let mut pixels = Vec::new();
+    for y in 0..n {
+        for x in 0..n {
+            if !solid(x, y) {
+                continue;
+            }
+            let near_outside =
+                (-band..=band).any(|dy| (-band..=band).any(|dx| !solid(x + dx, y + dy)));
+            if near_outside {
+                pixels.push((y * n + x) as usize);
+            }
+        }
+    }
+    pixels
+}
+
+/// For the column boundary where it happens most, the fraction of the head's rows whose colour jumps by more than
+/// 0.1 (sRGB 0..1, largest channel) between two neighbouring pixels well inside the outline: a seam that runs
+/// down the head (like a hard switch between portrait and hair colour seen from the side) makes this large.
+fn vertical_seam(view: &[f32]) -> f32 {
+    let n = SIZE as usize;
+    let band: std::collections::HashSet<usize> = outline_band(view, 2).into_iter().collect();
+    let core = |i: usize| view[i * 4 + 3] > 0.99 && !band.contains(&i);
+    let rows = (0..n).filter(|&y| (0..n).any(|x| core(y * n + x))).count();
+    let mut worst = 0usize;
+    for x in 0..n - 1 {
+        let jumps = (0..n)
+            .filter(|&y| {
+                let (a, b) = (y * n + x, y * n + x + 1);
+                if !core(a) || !core(b) {
+                    return false;
+                }
+                let (Some(ca), Some(cb)) = (srgb(view, a), srgb(view, b)) else {
+                    return false;
+                };
+                (0..3).any(|c| (ca[c] - cb[c]).abs() > 0.1 * 255.0)
+            })
+            .count();
+        worst = worst.max(jumps);
+    }
+    worst as f32 / rows.max(1) as f32
 }
 
 fn render(asset: &HeadAsset, yaw_deg: f32, code: &[f32], distance: f32) -> (Vec<f32>, HeadCamera) {
@@ -64,7 +142,13 @@ fn save(name: &str, linear: &[f32]) {
 
 #[test]
 fn constructed_head_matches_the_portrait_and_moves() {
-    let (asset, frame, portrait, face) = build();
+    let Built {
+        asset,
+        frame,
+        portrait,
+        face,
+        mask,
+    } = build();
     let portrait = portrait.to_rgb8();
     let rest = vec![0.0; bases::COUNT];
 
@@ -112,7 +196,55 @@ fn constructed_head_matches_the_portrait_and_moves() {
         count / 3
     );
     assert!(count > 3 * 500, "face region too small: {count}");
-    assert!(psnr > 20.0, "frontal PSNR {psnr:.2} dB");
+    assert!(psnr > 28.0, "frontal PSNR {psnr:.2} dB");
+
+    // The outline from the front shows hair and skin, never the portrait's background: no pixel near the outline
+    // has the colour of the background (the median of the portrait where the person mask is sure it is not the
+    // person, around the head).
+    let background = {
+        let mut channels: [Vec<f32>; 3] = Default::default();
+        let (width, height) = portrait.dimensions();
+        for py in 0..height {
+            for px in 0..width {
+                let head = frame.to_head(Vec3::new(px as f32 + 0.5, py as f32 + 0.5, 0.0));
+                if head.x.abs() > asset.half_extent.x * 1.5 || head.y.abs() > asset.half_extent.y {
+                    continue;
+                }
+                if mask[(py * width + px) as usize] < 0.05 {
+                    for (values, v) in channels.iter_mut().zip(portrait.get_pixel(px, py).0) {
+                        values.push(f32::from(v));
+                    }
+                }
+            }
+        }
+        channels.map(|mut values| {
+            assert!(!values.is_empty(), "no background around the head");
+            values.sort_by(f32::total_cmp);
+            values[values.len() / 2]
+        })
+    };
+    let outline = outline_band(&front, 2);
+    let background_on_outline = outline
+        .iter()
+        .filter_map(|&i| srgb(&front, i))
+        .filter(|c| {
+            (0..3)
+                .map(|k| (c[k] - background[k]).powi(2))
+                .sum::<f32>()
+                .sqrt()
+                < 25.0
+        })
+        .count();
+    println!(
+        "front outline: {} pixels, {background_on_outline} of the background's colour {background:?}",
+        outline.len()
+    );
+    assert!(outline.len() > 200, "outline too short: {}", outline.len());
+    assert!(
+        background_on_outline * 200 <= outline.len(),
+        "{background_on_outline} of {} outline pixels show the background",
+        outline.len()
+    );
 
     // All round: the head is there and has no holes inside its outline.
     for yaw in [-60.0, -30.0, 30.0, 60.0, 90.0, 180.0] {
@@ -129,7 +261,33 @@ fn constructed_head_matches_the_portrait_and_moves() {
             covered += last - first + 1;
             holes += alphas[first..=last].iter().filter(|&&a| a < 0.5).count();
         }
-        println!("yaw {yaw}: {covered} pixels inside the outline, {holes} holes");
+        let seam = vertical_seam(&view);
+        println!(
+            "yaw {yaw}: {covered} pixels inside the outline, {holes} holes, vertical seam {:.0} % of rows",
+            seam * 100.0
+        );
+        if yaw == 180.0 {
+            // The back is not one flat colour: hair and the nape's skin, shaded like the portrait's hair.
+            let luminance: Vec<f32> = (0..(SIZE * SIZE) as usize)
+                .filter(|&i| view[i * 4 + 3] > 0.99)
+                .filter_map(|i| srgb(&view, i))
+                .map(|c| 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+                .collect();
+            let mean = luminance.iter().sum::<f32>() / luminance.len().max(1) as f32;
+            let spread = (luminance.iter().map(|l| (l - mean).powi(2)).sum::<f32>()
+                / luminance.len().max(1) as f32)
+                .sqrt();
+            println!("yaw 180: luminance {mean:.0} ± {spread:.1} (sRGB 0..255)");
+            assert!(spread > 4.0, "the back is one flat colour (± {spread:.1})");
+        }
+        // From the side, colours run on from the face round to the back without a hard vertical switch.
+        if yaw.abs() >= 60.0 && yaw.abs() <= 90.0 {
+            assert!(
+                seam < 0.2,
+                "yaw {yaw}: a colour seam runs down {:.0} % of the head's rows",
+                seam * 100.0
+            );
+        }
         assert!(
             covered > (SIZE * SIZE / 8) as usize,
             "yaw {yaw}: head too small ({covered} px)"
@@ -141,6 +299,24 @@ fn constructed_head_matches_the_portrait_and_moves() {
     }
 
     // Bases move their regions: jaw below the mouth, blinks at the eyes.
+    // Mean sRGB luminance (0..255) of a front render over the pixels whose head-space x, y is in a box.
+    let luminance_in = |view: &[f32], lo: Vec2, hi: Vec2| {
+        let (mut sum, mut count) = (0.0f32, 0usize);
+        for py in 0..SIZE {
+            for px in 0..SIZE {
+                let p = to_head(px, py);
+                if p.cmplt(lo).any() || p.cmpgt(hi).any() {
+                    continue;
+                }
+                if let Some(c) = srgb(view, (py * SIZE + px) as usize) {
+                    sum += 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+                    count += 1;
+                }
+            }
+        }
+        assert!(count > 0, "no pixels between {lo} and {hi}");
+        sum / count as f32
+    };
     let region_change = |code: &[f32], name: &str| {
         let (moved, _) = render(&asset, 0.0, code, 30.0);
         save(name, &moved);
@@ -153,23 +329,159 @@ fn constructed_head_matches_the_portrait_and_moves() {
             let region = if p.y < (mouth_y + eyes_y) * 0.5 { 1 } else { 0 };
             by_region[region] += f64::from((a - b).abs());
         }
-        by_region
+        (by_region, moved)
     };
     let mut jaw = rest.clone();
     jaw[bases::JAW_OPEN] = 1.0;
-    let [upper, lower] = region_change(&jaw, "jaw_open");
+    let ([upper, lower], jaw_view) = region_change(&jaw, "jaw_open");
     println!("jaw open: change above {upper:.1}, below {lower:.1}");
     assert!(
         lower > 10.0 * upper.max(1.0),
         "jaw: above {upper}, below {lower}"
     );
+    // The opened mouth shows a dark interior, not stretched lips or teeth.
+    let mouth_y = (face[13].y + face[14].y) * 0.5;
+    let mouth_x = (face[61].x + face[291].x) * 0.5;
+    let mouth_half = (face[291].x - face[61].x).abs() * 0.5;
+    let opening = (
+        Vec2::new(mouth_x - 0.4 * mouth_half, mouth_y - 0.009),
+        Vec2::new(mouth_x + 0.4 * mouth_half, mouth_y - 0.005),
+    );
+    let closed_mouth = luminance_in(&front, opening.0, opening.1);
+    let open_mouth = luminance_in(&jaw_view, opening.0, opening.1);
+    println!("jaw open: mouth opening luminance {open_mouth:.0} (closed: {closed_mouth:.0})");
+    assert!(
+        open_mouth < 0.6 * closed_mouth,
+        "the open mouth is not dark inside: {open_mouth:.0} vs {closed_mouth:.0} closed"
+    );
     let mut blink = rest.clone();
     blink[bases::BLINK_LEFT] = 1.0;
     blink[bases::BLINK_RIGHT] = 1.0;
-    let [upper, lower] = region_change(&blink, "blink");
+    let ([upper, lower], blink_view) = region_change(&blink, "blink");
     println!("blink: change above {upper:.1}, below {lower:.1}");
     assert!(
         upper > 10.0 * lower.max(1.0),
         "blink: above {upper}, below {lower}"
     );
+    // Closed lids look like skin: about as bright as the cheek below each eye, unlike the open eye.
+    for (outer, inner) in [(33, 133), (263, 362)] {
+        let centre = (face[outer].truncate() + face[inner].truncate()) * 0.5;
+        let half = (face[outer].x - face[inner].x).abs() * 0.5;
+        let box_at = |dy: f32| {
+            (
+                centre + Vec2::new(-0.4 * half, dy - 0.0015),
+                centre + Vec2::new(0.4 * half, dy + 0.0015),
+            )
+        };
+        let (lo, hi) = box_at(0.0);
+        let open = luminance_in(&front, lo, hi);
+        let lid = luminance_in(&blink_view, lo, hi);
+        let (lo, hi) = box_at(-0.025);
+        let cheek = luminance_in(&front, lo, hi);
+        println!("blink: eye {outer} open {open:.0}, closed {lid:.0}, cheek {cheek:.0}");
+        assert!(
+            lid > 0.8 * cheek && lid > open,
+            "eye {outer}: the closed lid ({lid:.0}) does not look like skin (cheek {cheek:.0}, open eye {open:.0})"
+        );
+    }
+}
+
+#[test]
+fn person_mask_follows_the_portrait_whatever_its_shape() {
+    let registry = ModelRegistry::load_default().expect("models");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/portraits/astronaut.png");
+    let portrait = image::open(path).expect("portrait").to_rgb8();
+    let (width, height) = portrait.dimensions();
+    let mask = person_mask(&registry, &image::DynamicImage::ImageRgb8(portrait.clone()))
+        .expect("person mask");
+    assert_eq!(mask.len(), (width * height) as usize);
+    let at = |mask: &[f32], w: u32, x: u32, y: u32| mask[(y * w + x) as usize];
+    // The face and the hair are the person; the background in the top corners is not.
+    let landmarks =
+        find_face_landmarks(&registry, &image::DynamicImage::ImageRgb8(portrait.clone()))
+            .expect("landmarks");
+    let nose = landmarks.points[1];
+    let forehead = landmarks.points[10];
+    let hair_y = (forehead.y - (landmarks.points[152].y - forehead.y) * 0.2).max(0.0);
+    assert!(
+        at(&mask, width, nose.x as u32, nose.y as u32) > 0.9,
+        "nose not in the mask"
+    );
+    assert!(
+        at(&mask, width, forehead.x as u32, hair_y as u32) > 0.9,
+        "hair not in the mask"
+    );
+    let top_right = at(&mask, width, width - 40, 10);
+    assert!(top_right < 0.1, "background in the mask: {top_right}");
+
+    // The same portrait in a wider frame (grey bars left and right; the model then sees it smaller) gives a mask
+    // in the same place: the letterbox is undone exactly.
+    let pad = 160;
+    let wide = image::RgbImage::from_fn(width + 2 * pad, height, |x, y| {
+        if x < pad || x >= width + pad {
+            image::Rgb([128, 128, 128])
+        } else {
+            *portrait.get_pixel(x - pad, y)
+        }
+    });
+    let wide_mask =
+        person_mask(&registry, &image::DynamicImage::ImageRgb8(wide)).expect("wide mask");
+    assert_eq!(wide_mask.len(), ((width + 2 * pad) * height) as usize);
+    // Around the head, the two masks agree best without any shift.
+    let chin = landmarks.points[152];
+    let face_height = chin.y - forehead.y;
+    let (x0, x1) = (
+        (nose.x - face_height).max(8.0) as i32,
+        (nose.x + face_height).min(width as f32 - 8.0) as i32,
+    );
+    let (y0, y1) = (
+        (forehead.y - face_height).max(8.0) as i32,
+        (chin.y + 0.3 * face_height).min(height as f32 - 8.0) as i32,
+    );
+    let mismatch = |dx: i32, dy: i32| {
+        let mut d = 0.0f64;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let a = at(&mask, width, x as u32, y as u32);
+                let b = at(
+                    &wide_mask,
+                    width + 2 * pad,
+                    (x + dx + pad as i32) as u32,
+                    (y + dy) as u32,
+                );
+                d += f64::from((a - b).abs());
+            }
+        }
+        d
+    };
+    let mut best = (f64::MAX, 0, 0);
+    for dy in -4..=4 {
+        for dx in -4..=4 {
+            let d = mismatch(dx, dy);
+            if d < best.0 {
+                best = (d, dx, dy);
+            }
+        }
+    }
+    let mut difference = 0.0f64;
+    for y in 0..height {
+        for x in 0..width {
+            let a = at(&mask, width, x, y);
+            let b = at(&wide_mask, width + 2 * pad, x + pad, y);
+            difference += f64::from((a - b).abs());
+        }
+    }
+    let mean = difference / f64::from(width * height);
+    println!(
+        "person mask: best alignment of the wide frame's mask at a shift of ({}, {}) px; mean difference {mean:.3}",
+        best.1, best.2
+    );
+    assert!(
+        best.1.abs() <= 1 && best.2.abs() <= 1,
+        "the wide frame's mask is displaced by ({}, {}) px",
+        best.1,
+        best.2
+    );
+    assert!(mean < 0.15, "the wide frame's mask differs: {mean:.3}");
 }

@@ -1,11 +1,24 @@
-//! Portrait + face landmarks → a head asset (first version).
+//! Portrait + face landmarks (+ person mask) → a head asset.
 //!
 //! Shape: the head is the volume between a front surface and a back surface over a silhouette in the head's
 //! x–y plane. The front surface is the face itself where the landmarks are (their depths, interpolated with
 //! Gaussian weights) and an ellipsoidal skull elsewhere, blended smoothly; the back surface is the back half of the
-//! ellipsoid. The silhouette is the ellipse from the crown to the chin, cut by the portrait's person mask when one
-//! is given. Colour: the front shows the portrait (projected straight along the head's z axis); the back shows the
-//! hair colour measured above the forehead.
+//! ellipsoid. Without a person mask the skull runs from a crown guessed above the forehead to the chin and the
+//! silhouette is its ellipse. With a mask ([`person_mask`](super::person_mask)) the crown is the top of the
+//! person's outline above the face and the skull is wide enough for the outline (hair volume) between crown and
+//! eyes; the silhouette is the ellipse cut by the mask, and below the nose by the face's landmark hull (the mask
+//! holds neck and shoulders there). Where the mask cuts the skull, both surfaces round off towards the cut
+//! over `EDGE_ROUNDING_M`.
+//!
+//! Colour: two maps over x–y, one per surface (linear RGB, `ColourMaps`):
+//! - `c_front`: the portrait projected along z, only where it surely shows the person (well inside the mask and
+//!   the silhouette, not of the background's colour near the edge); elsewhere filled from the surroundings by
+//!   push–pull, so the portrait's background never reaches the head. Where the front surface turns sideways
+//!   outside the face (seen from the side, where a projection smears detail into streaks) it fades to a blurred
+//!   version of the same colours.
+//! - `c_back`: hair extrapolated from the front colours outside the face and above the mouth, blurred and made
+//!   mirror-symmetric (x → −x), turning to skin at the nape, and equal to `c_front` near the silhouette's edge, so
+//!   that seen from the side the colour runs on from the face round to the back without a seam.
 //!
 //! Encoding in the tri-plane (all in normalised head coordinates `u`), with `f(x, y)` stored on plane 0 and the
 //! z-dependent terms on plane 1, so that every channel is an exact sum of the two:
@@ -14,8 +27,11 @@
 //!
 //! The decoder (ReLU MLP) turns these into density `D · min(front - z, z - back)` and colour
 //! `max(c_front + K v, c_back − K v) − K |v|` with `v = z − mid`, which is the front colour in front of the mid
-//! surface and the back colour behind it. The head asset's motion bases are displacement fields built around the
-//! landmarks ([`bases`]).
+//! surface and the back colour behind it. Each surface is a graph over x–y, so what one sees is `c_front` on the
+//! front surface and `c_back` on the back one whatever `mid` is; the switch shows only where the two surfaces
+//! meet, at the silhouette's edge, and there the two maps agree. The head asset's motion bases are displacement
+//! fields built around the landmarks ([`bases`]); the jaw draws its opening from the darkest spot between the lips
+//! and the blinks draw the closed lids from the skin below each eye.
 
 use std::sync::Arc;
 
@@ -38,6 +54,13 @@ const DENSITY_SCALE: f32 = 20_000.0;
 const DEPTH_SIGMA_M: f32 = 0.006;
 /// Logits are clamped to this magnitude (colours 0.25 %..99.75 %).
 const MAX_LOGIT: f32 = 6.0;
+/// Where the person mask cuts the skull, the head's thickness rounds off over this distance from the edge, metres.
+const EDGE_ROUNDING_M: f32 = 0.02;
+/// Portrait colours are trusted from this distance inside the silhouette's edge on, metres.
+const EDGE_TRUST_M: f32 = 0.003;
+/// The back colour equals the front colour at the silhouette's edge and blends into the back's own colour over
+/// this distance, metres.
+const BACK_RIM_M: f32 = 0.015;
 
 /// Indices of the head's motion bases, i.e. of its motion code.
 pub mod bases {
@@ -121,7 +144,11 @@ impl Skull {
 }
 
 /// Builds a head asset from a portrait, its face landmarks and optionally a person mask (one value 0..1 per
-/// pixel, row-major, the image's size). Returns the asset and the portrait's mapping to head space.
+/// pixel, row-major, the image's size, e.g. from [`person_mask`](super::person_mask)). Returns the asset and the
+/// portrait's mapping to head space.
+///
+/// With a mask, the skull is fitted to the person's outline above the face (crown and hair width), the silhouette
+/// follows the mask, and colours are only taken from pixels well inside it. A mask of the wrong length is ignored.
 pub fn build_head(
     portrait: &DynamicImage,
     landmarks: &FaceLandmarks,
@@ -129,6 +156,13 @@ pub fn build_head(
     settings: ConstructSettings,
 ) -> (HeadAsset, PortraitFrame) {
     let image = portrait.to_rgb8();
+    let mask = person_mask
+        .filter(|mask| mask.len() == image.width() as usize * image.height() as usize)
+        .map(|values| PersonMask {
+            values,
+            width: image.width(),
+            height: image.height(),
+        });
     let points = &landmarks.points;
     let at = |i: usize| points[i];
     let eye = |a: usize, b: usize| (at(a) + at(b)) * 0.5;
@@ -141,20 +175,43 @@ pub fn build_head(
     let face_height_px = (chin.y - forehead.y).max(1.0);
     let face_width_px = points.iter().map(|p| p.x).fold(f32::MIN, f32::max)
         - points.iter().map(|p| p.x).fold(f32::MAX, f32::min);
-    // The crown sits about 0.45 face heights above the top landmark; the silhouette runs from there to the chin.
-    let crown_y = forehead.y - 0.45 * face_height_px;
+    let centre_x = (right_eye.x + left_eye.x) * 0.5;
+    let eyes_y = (right_eye.y + left_eye.y) * 0.5;
+    // Without a mask the crown sits about 0.45 face heights above the top landmark; with one, at the top of the
+    // person's outline above the face (hair volume), within a plausible range.
+    let crown_y = mask
+        .as_ref()
+        .and_then(|mask| mask.top_above(centre_x, forehead.y, 0.15 * face_width_px))
+        .map_or(forehead.y - 0.45 * face_height_px, |top| {
+            top.clamp(
+                forehead.y - 0.8 * face_height_px,
+                forehead.y - 0.3 * face_height_px,
+            )
+        });
     let centre_y = (crown_y + chin.y) * 0.5;
+    let half_height_px = (chin.y - crown_y) * 0.5;
+    // The skull's half width: wide enough for the person's outline between the crown and the eyes.
+    let half_width_px = mask
+        .as_ref()
+        .and_then(|mask| {
+            mask.ellipse_half_width(centre_x, centre_y, half_height_px, crown_y, eyes_y)
+        })
+        .map_or(0.55 * face_width_px, |w| {
+            w.clamp(0.5 * face_width_px, 0.8 * face_width_px)
+        });
     let mean_depth = points.iter().map(|p| p.z).sum::<f32>() / points.len() as f32;
     let frame = PortraitFrame {
-        origin: Vec2::new((right_eye.x + left_eye.x) * 0.5, centre_y),
+        origin: Vec2::new(centre_x, centre_y),
         scale,
         // The face's mean depth lies 6 cm in front of the head's centre.
         depth_origin: mean_depth + 0.06 / scale,
     };
     let skull = Skull {
-        half_width: 0.55 * face_width_px * scale,
-        half_height: (chin.y - crown_y) * 0.5 * scale,
-        half_depth: 0.6 * face_width_px * scale * 1.15,
+        half_width: half_width_px * scale,
+        half_height: half_height_px * scale,
+        // Hair thickens the head all round as much as it widens it.
+        half_depth: (0.69 * face_width_px + (half_width_px - 0.55 * face_width_px).max(0.0))
+            * scale,
     };
     let face: Vec<Vec3> = points.iter().map(|p| frame.to_head(*p)).collect();
     let half_extent = Vec3::new(
@@ -167,11 +224,40 @@ pub fn build_head(
     );
 
     let r = settings.resolution.max(8);
-    let surfaces = Surfaces::new(&frame, skull, &face, half_extent, r, &image, person_mask);
-    let colours = Colours::measure(&image, &frame, &face, person_mask);
-    let triplane = encode_triplane(&surfaces, &colours, &image, &frame, half_extent, r);
+    let grid = Grid { r, half_extent };
+    let hull = FaceHull::new(&face);
+    let nose_y = face[lm::NOSE_TIP].y;
+    let surfaces = Surfaces::new(&frame, skull, &face, &hull, nose_y, grid, mask.as_ref());
+    let colours = Colours::measure(&image, &frame, &face, mask.as_ref());
+    let levels = FaceLevels {
+        nose: nose_y,
+        mouth: (face[lm::UPPER_LIP].y + face[lm::LOWER_LIP].y) * 0.5,
+        chin: face[lm::CHIN].y,
+    };
+    let maps = ColourMaps::new(
+        &image,
+        &frame,
+        &surfaces,
+        (&hull, levels),
+        colours,
+        grid,
+        mask.as_ref(),
+    );
+    let triplane = encode_triplane(&surfaces, &maps, grid);
     let m = settings.motion_resolution.max(4);
-    let motion_bases = motion_bases(&face, half_extent, m);
+    let palette = Palette {
+        colour_at: &|p: Vec2| {
+            let col = ((p.x / half_extent.x + 1.0) * 0.5 * r as f32).floor();
+            let row = ((1.0 - p.y / half_extent.y) * 0.5 * r as f32).floor();
+            let (col, row) = (
+                col.clamp(0.0, (r - 1) as f32) as usize,
+                row.clamp(0.0, (r - 1) as f32) as usize,
+            );
+            maps.front[row * r + col]
+        },
+        skin: maps.skin,
+    };
+    let motion_bases = motion_bases(&face, half_extent, m, &palette);
     let asset = HeadAsset {
         half_extent,
         channels: CHANNELS,
@@ -194,10 +280,210 @@ fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
 }
 
-/// Front and back depth (normalised z) per plane-0 texel; front < back where the head is absent.
+/// The plane-0 texel grid: `r × r` texels over the head box's x–y face, row 0 at the top (+y).
+#[derive(Clone, Copy)]
+struct Grid {
+    r: usize,
+    half_extent: Vec3,
+}
+
+impl Grid {
+    /// Head-space x, y (metres) of texel (row, col).
+    fn point(&self, row: usize, col: usize) -> Vec2 {
+        Vec2::new(
+            texel_centre(col, self.r) * self.half_extent.x,
+            -texel_centre(row, self.r) * self.half_extent.y,
+        )
+    }
+
+    /// Texel size along x and y, metres.
+    fn texel(&self) -> Vec2 {
+        self.half_extent.truncate() * 2.0 / self.r as f32
+    }
+}
+
+/// The person mask with its image size.
+struct PersonMask<'a> {
+    values: &'a [f32],
+    width: u32,
+    height: u32,
+}
+
+impl PersonMask<'_> {
+    /// The mask at image point `p` (pixels), bilinear between pixel centres; 0 outside the image.
+    fn at(&self, p: Vec2) -> f32 {
+        let (w, h) = (self.width as f32, self.height as f32);
+        if p.x < 0.0 || p.y < 0.0 || p.x >= w || p.y >= h {
+            return 0.0;
+        }
+        let x = (p.x - 0.5).clamp(0.0, w - 1.0);
+        let y = (p.y - 0.5).clamp(0.0, h - 1.0);
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        let (x1, y1) = (
+            (x0 + 1).min(self.width as usize - 1),
+            (y0 + 1).min(self.height as usize - 1),
+        );
+        let (tx, ty) = (x - x0 as f32, y - y0 as f32);
+        let v = |px: usize, py: usize| {
+            self.values
+                .get(py * self.width as usize + px)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let top = v(x0, y0) + (v(x1, y0) - v(x0, y0)) * tx;
+        let bottom = v(x0, y1) + (v(x1, y1) - v(x0, y1)) * tx;
+        top + (bottom - top) * ty
+    }
+
+    /// The highest image row (pixels) reached by the person going straight up from `start_y`, over columns within
+    /// `half_span` of `x`; `None` when the mask is empty there.
+    fn top_above(&self, x: f32, start_y: f32, half_span: f32) -> Option<f32> {
+        let mut top: Option<f32> = None;
+        for k in -4..=4 {
+            let column = x + half_span * k as f32 / 4.0;
+            let mut y = start_y;
+            if self.at(Vec2::new(column, y)) < 0.5 {
+                continue;
+            }
+            while y > 0.0 && self.at(Vec2::new(column, y - 1.0)) >= 0.5 {
+                y -= 1.0;
+            }
+            top = Some(top.map_or(y, |t: f32| t.min(y)));
+        }
+        top
+    }
+
+    /// Half width (pixels) of the ellipse centred at (x, centre_y) with half height `half_height` that holds the
+    /// person's outline on every row from `top` to `bottom` (rows near the crown, where the ellipse narrows to
+    /// nothing, are left out).
+    fn ellipse_half_width(
+        &self,
+        x: f32,
+        centre_y: f32,
+        half_height: f32,
+        top: f32,
+        bottom: f32,
+    ) -> Option<f32> {
+        let mut widest: Option<f32> = None;
+        let mut y = top;
+        while y <= bottom {
+            let t = (y - centre_y) / half_height.max(1.0);
+            let room = (1.0 - t * t).max(0.0).sqrt();
+            if room > 0.6 && self.at(Vec2::new(x, y)) >= 0.5 {
+                let reach = |direction: f32| {
+                    let mut d = 0.0;
+                    while d < self.width as f32
+                        && self.at(Vec2::new(x + direction * (d + 1.0), y)) >= 0.5
+                    {
+                        d += 1.0;
+                    }
+                    d
+                };
+                let half = reach(-1.0).max(reach(1.0)) / room;
+                widest = Some(widest.map_or(half, |w: f32| w.max(half)));
+            }
+            y += 1.0;
+        }
+        widest
+    }
+}
+
+/// The convex hull of the face landmarks in head x–y (metres), counter-clockwise.
+struct FaceHull {
+    corners: Vec<Vec2>,
+}
+
+impl FaceHull {
+    fn new(face: &[Vec3]) -> Self {
+        let mut points: Vec<Vec2> = face.iter().map(|p| p.truncate()).collect();
+        points.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)));
+        let cross = |o: Vec2, a: Vec2, b: Vec2| (a - o).perp_dot(b - o);
+        let mut corners: Vec<Vec2> = Vec::with_capacity(points.len() + 1);
+        for pass in 0..2 {
+            let start = corners.len();
+            let ordered: Box<dyn Iterator<Item = &Vec2>> = if pass == 0 {
+                Box::new(points.iter())
+            } else {
+                Box::new(points.iter().rev())
+            };
+            for &p in ordered {
+                while corners.len() >= start + 2
+                    && cross(corners[corners.len() - 2], corners[corners.len() - 1], p) <= 0.0
+                {
+                    corners.pop();
+                }
+                corners.push(p);
+            }
+            corners.pop();
+        }
+        Self { corners }
+    }
+
+    /// Signed distance (metres) inside the hull: positive inside, negative outside (exact inside, a lower bound
+    /// of the distance outside).
+    fn inside(&self, p: Vec2) -> f32 {
+        let n = self.corners.len();
+        if n < 3 {
+            return -1.0;
+        }
+        (0..n)
+            .map(|i| {
+                let (a, b) = (self.corners[i], self.corners[(i + 1) % n]);
+                let edge = b - a;
+                edge.perp_dot(p - a) / edge.length().max(1e-9)
+            })
+            .fold(f32::MAX, f32::min)
+    }
+}
+
+/// Distance (metres) from each texel inside `inside` to the nearest texel outside (chamfer transform, 0 outside).
+fn distance_inside(inside: &[bool], grid: Grid) -> Vec<f32> {
+    let r = grid.r;
+    let step = grid.texel();
+    let diagonal = step.length();
+    let mut d: Vec<f32> = inside
+        .iter()
+        .map(|&i| if i { f32::MAX } else { 0.0 })
+        .collect();
+    let neighbours_before = [
+        (-1i64, -1i64, diagonal),
+        (-1, 0, step.y),
+        (-1, 1, diagonal),
+        (0, -1, step.x),
+    ];
+    let relax = |d: &mut Vec<f32>, row: usize, col: usize, sign: i64| {
+        let i = row * r + col;
+        for &(dr, dc, cost) in &neighbours_before {
+            let (nr, nc) = (row as i64 + sign * dr, col as i64 + sign * dc);
+            if nr < 0 || nc < 0 || nr >= r as i64 || nc >= r as i64 {
+                // Outside the grid counts as outside the head.
+                d[i] = d[i].min(cost);
+                continue;
+            }
+            let candidate = d[nr as usize * r + nc as usize] + cost;
+            d[i] = d[i].min(candidate);
+        }
+    };
+    for row in 0..r {
+        for col in 0..r {
+            relax(&mut d, row, col, 1);
+        }
+    }
+    for row in (0..r).rev() {
+        for col in (0..r).rev() {
+            relax(&mut d, row, col, -1);
+        }
+    }
+    d
+}
+
+/// Front and back depth (normalised z) per plane-0 texel (row-major from the top); front < back where the head
+/// is absent. Also the distance of each texel from the silhouette's edge.
 struct Surfaces {
     front: Vec<f32>,
     back: Vec<f32>,
+    /// Distance (metres) from the silhouette's edge inside it, 0 outside.
+    edge_distance: Vec<f32>,
 }
 
 impl Surfaces {
@@ -205,19 +491,21 @@ impl Surfaces {
         frame: &PortraitFrame,
         skull: Skull,
         face: &[Vec3],
-        half_extent: Vec3,
-        r: usize,
-        image: &RgbImage,
-        person_mask: Option<&[f32]>,
+        hull: &FaceHull,
+        nose_y: f32,
+        grid: Grid,
+        mask: Option<&PersonMask>,
     ) -> Self {
+        let r = grid.r;
+        let half_extent = grid.half_extent;
         let two_sigma2 = 2.0 * DEPTH_SIGMA_M * DEPTH_SIGMA_M;
         let mut face_depth = vec![0.0f32; r * r];
         let mut face_weight = vec![0.0f32; r * r];
         let mut shell = vec![0.0f32; r * r];
+        let mut inside = vec![false; r * r];
         for row in 0..r {
-            let y = -texel_centre(row, r) * half_extent.y;
             for col in 0..r {
-                let x = texel_centre(col, r) * half_extent.x;
+                let Vec2 { x, y } = grid.point(row, col);
                 let i = row * r + col;
                 let (mut sum, mut weight) = (0.0f32, 0.0f32);
                 for p in face {
@@ -230,7 +518,15 @@ impl Surfaces {
                 }
                 face_depth[i] = if weight > 0.0 { sum / weight } else { 0.0 };
                 face_weight[i] = weight;
-                shell[i] = skull.half_depth * skull.inside(x, y).max(0.0).sqrt();
+                let rim = skull.inside(x, y);
+                shell[i] = skull.half_depth * rim.max(0.0).sqrt();
+                let mut solid = rim > 0.0;
+                if let Some(mask) = mask {
+                    solid &= mask.at(frame.to_image(x, y)) >= 0.5;
+                    // Below the nose the head is the face itself (the mask there holds neck and shoulders).
+                    solid &= y > nose_y || hull.inside(Vec2::new(x, y)) > -0.004;
+                }
+                inside[i] = solid;
             }
         }
         // The skull meets the face where the face's landmarks thin out: shift it to the face's depth there.
@@ -243,45 +539,38 @@ impl Surfaces {
         } else {
             rim.iter().sum::<f32>() / rim.len() as f32
         };
+        let edge_distance = distance_inside(&inside, grid);
 
         let mut front = vec![-2.0f32; r * r];
         let mut back = vec![2.0f32; r * r];
-        for row in 0..r {
-            let y = -texel_centre(row, r) * half_extent.y;
-            for col in 0..r {
-                let x = texel_centre(col, r) * half_extent.x;
-                let i = row * r + col;
-                let mut inside = skull.inside(x, y);
-                if let Some(mask) = person_mask {
-                    let p = frame.to_image(x, y);
-                    let (px, py) = (p.x.floor() as i64, p.y.floor() as i64);
-                    let (w, h) = (image.width() as i64, image.height() as i64);
-                    let person = if (0..w).contains(&px) && (0..h).contains(&py) {
-                        mask.get((py * w + px) as usize).copied().unwrap_or(0.0)
-                    } else {
-                        0.0
-                    };
-                    inside = inside.min(person - 0.5);
-                }
-                if inside <= 0.0 {
-                    continue;
-                }
-                let blend = smoothstep(0.2, 0.8, face_weight[i]);
-                let z_front = blend * face_depth[i] + (1.0 - blend) * (shell[i] + shift);
-                let z_back = -shell[i];
-                // Thin rims still get a little thickness, so the silhouette's edge is solid.
-                let thickness = (z_front - z_back).max(0.004);
-                front[i] = (z_back + thickness) / half_extent.z;
-                back[i] = z_back / half_extent.z;
+        for i in 0..r * r {
+            if !inside[i] {
+                continue;
             }
+            let blend = smoothstep(0.2, 0.8, face_weight[i]);
+            let mut z_front = blend * face_depth[i] + (1.0 - blend) * (shell[i] + shift);
+            let mut z_back = -shell[i];
+            // Where the mask cuts the skull, the head rounds off towards its edge instead of ending in a wall.
+            let round = 0.3 + 0.7 * smoothstep(0.0, EDGE_ROUNDING_M, edge_distance[i]).sqrt();
+            z_front *= round;
+            z_back *= round;
+            // Thin rims still get a little thickness, so the silhouette's edge is solid.
+            let thickness = (z_front - z_back).max(0.004);
+            front[i] = (z_back + thickness) / half_extent.z;
+            back[i] = z_back / half_extent.z;
         }
-        Self { front, back }
+        Self {
+            front,
+            back,
+            edge_distance,
+        }
     }
 }
 
 /// The colours the construction needs besides the portrait itself.
+#[derive(Clone, Copy)]
 struct Colours {
-    /// Linear RGB of the hair, for the back of the head.
+    /// Linear RGB of the hair, measured above the forehead (the fallback when no colour can be extrapolated).
     hair: [f32; 3],
 }
 
@@ -305,7 +594,7 @@ impl Colours {
         image: &RgbImage,
         frame: &PortraitFrame,
         face: &[Vec3],
-        person_mask: Option<&[f32]>,
+        mask: Option<&PersonMask>,
     ) -> Self {
         let top = face[lm::FOREHEAD];
         let half_width = 0.3 * (face[lm::LEFT_EYE_OUTER].x - face[lm::RIGHT_EYE_OUTER].x).abs();
@@ -322,17 +611,10 @@ impl Colours {
                 {
                     continue;
                 }
-                let (px, py) = (p.x as u32, p.y as u32);
-                if let Some(mask) = person_mask
-                    && mask
-                        .get((py * image.width() + px) as usize)
-                        .copied()
-                        .unwrap_or(0.0)
-                        < 0.5
-                {
+                if mask.is_some_and(|mask| mask.at(p) < 0.5) {
                     continue;
                 }
-                let pixel = image.get_pixel(px, py);
+                let pixel = image.get_pixel(p.x as u32, p.y as u32);
                 for (channel, values) in samples.iter_mut().enumerate() {
                     values.push(srgb_to_linear(pixel[channel]));
                 }
@@ -372,31 +654,326 @@ fn sample_linear(image: &RgbImage, p: Vec2) -> [f32; 3] {
     out
 }
 
-fn encode_triplane(
-    surfaces: &Surfaces,
-    colours: &Colours,
-    image: &RgbImage,
-    frame: &PortraitFrame,
-    half_extent: Vec3,
-    r: usize,
-) -> Vec<f16> {
+/// Fills the texels of an `r × r` colour map whose weight is below 1 from their surroundings (push–pull: a
+/// weighted image pyramid, coarse levels filling the holes of finer ones with bilinear upsampling). Returns
+/// `None` when no texel has any weight.
+fn push_pull(colour: &[[f32; 3]], weight: &[f32], r: usize) -> Option<Vec<[f32; 3]>> {
+    // Level arrays hold premultiplied colour and weight (at most 1).
+    let mut levels: Vec<(usize, Vec<[f32; 3]>, Vec<f32>)> = Vec::new();
+    let first: Vec<[f32; 3]> = colour
+        .iter()
+        .zip(weight)
+        .map(|(c, &w)| c.map(|v| v * w.clamp(0.0, 1.0)))
+        .collect();
+    levels.push((r, first, weight.iter().map(|w| w.clamp(0.0, 1.0)).collect()));
+    while levels.last().is_some_and(|(n, _, _)| *n > 1) {
+        let Some((n, c, w)) = levels.last() else {
+            break;
+        };
+        let (n, half) = (*n, n.div_ceil(2));
+        let mut cc = vec![[0.0f32; 3]; half * half];
+        let mut ww = vec![0.0f32; half * half];
+        for row in 0..n {
+            for col in 0..n {
+                let (i, j) = (row * n + col, (row / 2) * half + col / 2);
+                ww[j] += w[i];
+                for k in 0..3 {
+                    cc[j][k] += c[i][k];
+                }
+            }
+        }
+        for (c, w) in cc.iter_mut().zip(ww.iter_mut()) {
+            if *w > 1.0 {
+                *c = c.map(|v| v / *w);
+                *w = 1.0;
+            }
+        }
+        levels.push((half, cc, ww));
+    }
+    if levels.last().is_none_or(|(_, _, w)| w[0] <= 0.0) {
+        return None;
+    }
+    // Pull: each level's holes take the (already complete) coarser level, bilinearly upsampled.
+    for level in (0..levels.len() - 1).rev() {
+        let (coarse_n, coarse_c, coarse_w) = {
+            let (n, c, w) = &levels[level + 1];
+            (*n, c.clone(), w.clone())
+        };
+        let coarse = |row: f32, col: f32| {
+            let row = row.clamp(0.0, (coarse_n - 1) as f32);
+            let col = col.clamp(0.0, (coarse_n - 1) as f32);
+            let (r0, c0) = (row.floor() as usize, col.floor() as usize);
+            let (r1, c1) = ((r0 + 1).min(coarse_n - 1), (c0 + 1).min(coarse_n - 1));
+            let (tr, tc) = (row - r0 as f32, col - c0 as f32);
+            let mut out = [0.0f32; 3];
+            for (rr, cc, t) in [
+                (r0, c0, (1.0 - tr) * (1.0 - tc)),
+                (r0, c1, (1.0 - tr) * tc),
+                (r1, c0, tr * (1.0 - tc)),
+                (r1, c1, tr * tc),
+            ] {
+                let j = rr * coarse_n + cc;
+                let w = coarse_w[j].max(1e-9);
+                for k in 0..3 {
+                    out[k] += t * coarse_c[j][k] / w;
+                }
+            }
+            out
+        };
+        let (n, c, w) = &mut levels[level];
+        let n = *n;
+        for row in 0..n {
+            for col in 0..n {
+                let i = row * n + col;
+                if w[i] >= 1.0 {
+                    continue;
+                }
+                let fill = coarse((row as f32 - 0.5) * 0.5, (col as f32 - 0.5) * 0.5);
+                for k in 0..3 {
+                    c[i][k] += (1.0 - w[i]) * fill[k];
+                }
+                w[i] = 1.0;
+            }
+        }
+    }
+    let (_, c, w) = levels.swap_remove(0);
+    Some(
+        c.iter()
+            .zip(&w)
+            .map(|(c, &w)| c.map(|v| v / w.max(1e-9)))
+            .collect(),
+    )
+}
+
+/// Separable box blur of an `r × r` colour map, `radius` texels, applied twice (close to a Gaussian).
+fn blur(colour: &[[f32; 3]], r: usize, radius: usize) -> Vec<[f32; 3]> {
+    let mut current = colour.to_vec();
+    for _ in 0..2 {
+        for horizontal in [true, false] {
+            let mut next = vec![[0.0f32; 3]; r * r];
+            for a in 0..r {
+                for b in 0..r {
+                    let mut sum = [0.0f32; 3];
+                    let lo = b.saturating_sub(radius);
+                    let hi = (b + radius).min(r - 1);
+                    for k in lo..=hi {
+                        let i = if horizontal { a * r + k } else { k * r + a };
+                        for ch in 0..3 {
+                            sum[ch] += current[i][ch];
+                        }
+                    }
+                    let i = if horizontal { a * r + b } else { b * r + a };
+                    next[i] = sum.map(|v| v / (hi - lo + 1) as f32);
+                }
+            }
+            current = next;
+        }
+    }
+    current
+}
+
+fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
+    std::array::from_fn(|k| a[k] + (b[k] - a[k]) * t)
+}
+
+/// Heights (head-space y, metres) of the face's nose tip, mouth and chin.
+#[derive(Clone, Copy)]
+struct FaceLevels {
+    nose: f32,
+    mouth: f32,
+    chin: f32,
+}
+
+/// Per-channel median of some colours; `None` when there are none.
+fn median_colour(colours: impl Iterator<Item = [f32; 3]>) -> Option<[f32; 3]> {
+    let mut channels: [Vec<f32>; 3] = Default::default();
+    for colour in colours {
+        for (values, v) in channels.iter_mut().zip(colour) {
+            values.push(v);
+        }
+    }
+    if channels[0].is_empty() {
+        return None;
+    }
+    Some(channels.map(|mut values| {
+        values.sort_by(f32::total_cmp);
+        values[values.len() / 2]
+    }))
+}
+
+/// The two colour maps of the head (linear RGB per plane-0 texel, row-major from the top): what the front
+/// surface shows and what the back surface shows.
+///
+/// - Front: the portrait, only where it shows the person well inside the mask and the silhouette; elsewhere filled
+///   from the surroundings ([`push_pull`]), so the background is never baked in. Where the front surface turns
+///   sideways outside the face (it is seen from the side, and a straight projection would smear the portrait's
+///   detail into streaks) it fades to a blurred version of the same colours.
+/// - Back: extrapolated from the front colours outside the face (hair above and beside the face, skin at its
+///   lower border), blurred, made mirror-symmetric, and equal to the front colours near the silhouette's rim, so
+///   that the colour runs on from the front round the sides to the back without a seam.
+struct ColourMaps {
+    /// Median skin colour of the face (between nose and mouth), linear RGB.
+    skin: [f32; 3],
+    front: Vec<[f32; 3]>,
+    back: Vec<[f32; 3]>,
+}
+
+impl ColourMaps {
+    fn new(
+        image: &RgbImage,
+        frame: &PortraitFrame,
+        surfaces: &Surfaces,
+        (hull, levels): (&FaceHull, FaceLevels),
+        colours: Colours,
+        grid: Grid,
+        mask: Option<&PersonMask>,
+    ) -> Self {
+        let r = grid.r;
+        let texel = grid.texel();
+        // The background's colour: the median of what the portrait shows outside the person near the head.
+        let background = mask.and_then(|mask| {
+            median_colour((0..r * r).filter_map(|i| {
+                let p = grid.point(i / r, i % r);
+                let q = frame.to_image(p.x, p.y);
+                (mask.at(q) < 0.05).then(|| sample_linear(image, q))
+            }))
+        });
+        let mut portrait = vec![[0.0f32; 3]; r * r];
+        let mut reliable = vec![0.0f32; r * r];
+        let mut outside_face = vec![0.0f32; r * r];
+        for row in 0..r {
+            for col in 0..r {
+                let p = grid.point(row, col);
+                let i = row * r + col;
+                let q = frame.to_image(p.x, p.y);
+                portrait[i] = sample_linear(image, q);
+                // Trust a pixel well inside the silhouette and, with a mask, only where the mask is sure on a
+                // neighbourhood of a few pixels (its edge blends hair into the background).
+                let mut trust =
+                    smoothstep(0.5 * EDGE_TRUST_M, EDGE_TRUST_M, surfaces.edge_distance[i]);
+                // Below the nose, beyond the face's outline, the portrait shows neck or background.
+                if p.y < levels.nose {
+                    trust *= smoothstep(-0.001, 0.001, hull.inside(p));
+                }
+                if let Some(mask) = mask {
+                    let reach = 2.5;
+                    let sure = [
+                        (0.0, 0.0),
+                        (-reach, 0.0),
+                        (reach, 0.0),
+                        (0.0, -reach),
+                        (0.0, reach),
+                    ]
+                    .iter()
+                    .map(|&(dx, dy)| mask.at(q + Vec2::new(dx, dy)))
+                    .fold(1.0f32, f32::min);
+                    trust *= smoothstep(0.85, 0.97, sure);
+                }
+                // Near the edge, a pixel of the background's colour is background the mask let through.
+                if let Some(background) = background {
+                    let near_edge = 1.0 - smoothstep(0.01, 0.02, surfaces.edge_distance[i]);
+                    let difference = portrait[i]
+                        .iter()
+                        .zip(background)
+                        .map(|(a, b)| (a - b).powi(2))
+                        .sum::<f32>()
+                        .sqrt();
+                    trust *= 1.0 - near_edge * (1.0 - smoothstep(0.06, 0.12, difference));
+                }
+                reliable[i] = trust;
+                // Hair: outside the face and above the mouth.
+                outside_face[i] = trust
+                    * smoothstep(0.0, 0.006, -hull.inside(p))
+                    * smoothstep(levels.mouth, levels.nose, p.y);
+            }
+        }
+        let fallback = vec![colours.hair; r * r];
+        let filled = push_pull(&portrait, &reliable, r).unwrap_or_else(|| fallback.clone());
+        let front: Vec<[f32; 3]> = portrait
+            .iter()
+            .zip(&filled)
+            .zip(&reliable)
+            .map(|((&p, &f), &w)| mix(f, p, w))
+            .collect();
+        let soft = blur(&front, r, (0.008 / texel.x).round().max(1.0) as usize);
+        let front: Vec<[f32; 3]> = (0..r * r)
+            .map(|i| {
+                let (row, col) = (i / r, i % r);
+                let p = grid.point(row, col);
+                let slope = surface_slope(&surfaces.front, grid, row, col);
+                // The wall where the silhouette cuts the head is seen from the side too, and outside the
+                // silhouette only the rim's bilinear lookups read the map: both soft.
+                let steep = smoothstep(1.2, 3.0, slope)
+                    .max(1.0 - smoothstep(0.002, 0.006, surfaces.edge_distance[i]));
+                let sideways = steep * smoothstep(0.0, 0.01, -hull.inside(p) + 0.015);
+                mix(front[i], soft[i], sideways)
+            })
+            .collect();
+
+        // Skin: the median of the face between the nose and the mouth (cheeks, lip, nose).
+        let skin = median_colour((0..r * r).filter_map(|i| {
+            let p = grid.point(i / r, i % r);
+            (hull.inside(p) > 0.005 && p.y < levels.nose && p.y > levels.mouth).then_some(front[i])
+        }))
+        .unwrap_or(colours.hair);
+        let hair = push_pull(&front, &outside_face, r).unwrap_or(fallback);
+        let hair = blur(&hair, r, (0.006 / texel.x).round().max(1.0) as usize);
+        let back: Vec<[f32; 3]> = (0..r * r)
+            .map(|i| {
+                let (row, col) = (i / r, i % r);
+                let mirrored = hair[row * r + (r - 1 - col)];
+                let symmetric = mix(hair[i], mirrored, 0.5);
+                // The nape below the hair shows skin.
+                let y = grid.point(row, col).y;
+                let symmetric = mix(
+                    symmetric,
+                    skin,
+                    0.8 * smoothstep(levels.mouth, levels.chin, y),
+                );
+                let rim = 1.0 - smoothstep(0.0, BACK_RIM_M, surfaces.edge_distance[i]);
+                mix(symmetric, front[i], rim)
+            })
+            .collect();
+        Self { front, back, skin }
+    }
+}
+
+/// Steepness of a depth map (normalised z per plane-0 texel) at a texel: |∇z| in metres per metre, by central
+/// differences (one-sided at the silhouette's edge).
+fn surface_slope(depth: &[f32], grid: Grid, row: usize, col: usize) -> f32 {
+    let r = grid.r;
+    let hz = grid.half_extent.z;
+    let texel = grid.texel();
+    let here = depth[row * r + col];
+    let at = |rr: usize, cc: usize| {
+        let v = depth[rr * r + cc];
+        // Outside the head the depth is a sentinel: use this texel's.
+        if v < -1.5 { here } else { v }
+    };
+    let (c0, c1) = (col.saturating_sub(1), (col + 1).min(r - 1));
+    let (r0, r1) = (row.saturating_sub(1), (row + 1).min(r - 1));
+    let dx = (at(row, c1) - at(row, c0)) * hz / (texel.x * (c1 - c0).max(1) as f32);
+    let dy = (at(r1, col) - at(r0, col)) * hz / (texel.y * (r1 - r0).max(1) as f32);
+    Vec2::new(dx, dy).length()
+}
+
+fn encode_triplane(surfaces: &Surfaces, maps: &ColourMaps, grid: Grid) -> Vec<f16> {
+    let r = grid.r;
     let mut triplane = vec![f16::ZERO; PLANES * r * r * CHANNELS];
-    let hair = colours.hair.map(logit);
     for row in 0..r {
-        let y = -texel_centre(row, r) * half_extent.y;
         for col in 0..r {
-            let x = texel_centre(col, r) * half_extent.x;
             let i = row * r + col;
             let (front, back) = (surfaces.front[i], surfaces.back[i]);
             let mid = (front + back) * 0.5;
-            let portrait = sample_linear(image, frame.to_image(x, y)).map(logit);
+            let front_colour = maps.front[i].map(logit);
+            let back_colour = maps.back[i].map(logit);
             let mut f = [0.0f32; CHANNELS];
             f[0] = front;
             f[1] = -back;
             f[2] = -mid;
             for c in 0..3 {
-                f[3 + c] = portrait[c] - COLOUR_SLOPE * mid;
-                f[6 + c] = hair[c] + COLOUR_SLOPE * mid;
+                f[3 + c] = front_colour[c] - COLOUR_SLOPE * mid;
+                f[6 + c] = back_colour[c] + COLOUR_SLOPE * mid;
             }
             // Plane 0 is indexed (x, y) with rows along y from −1 at the bottom: row j has v = texel_centre(j).
             let plane_row = r - 1 - row;
@@ -474,7 +1051,24 @@ fn bump(distance: f32, radius: f32) -> f32 {
 
 /// Motion bases as backward displacement fields on plane 0 (x, y), in normalised units: the point drawn at `u`
 /// comes from `u + d`.
-fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize) -> Vec<f16> {
+/// What the motion bases need to know of the head's colours.
+struct Palette<'a> {
+    /// Front colour (linear RGB) at a head-space x, y (metres).
+    colour_at: &'a dyn Fn(Vec2) -> [f32; 3],
+    /// Median skin colour of the face.
+    skin: [f32; 3],
+}
+
+fn luminance(c: [f32; 3]) -> f32 {
+    0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+}
+
+/// A plateau: 0 at `a` and `d`, 1 between `b` and `c`, smooth in between.
+fn plateau(a: f32, b: f32, c: f32, d: f32, x: f32) -> f32 {
+    smoothstep(a, b, x) * (1.0 - smoothstep(c, d, x))
+}
+
+fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -> Vec<f16> {
     let at = |i: usize| face[i].truncate();
     let mouth_left = at(lm::MOUTH_LEFT);
     let mouth_right = at(lm::MOUTH_RIGHT);
@@ -487,18 +1081,72 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize) -> Vec<f16> {
     let (left_eye, left_eye_half) = eye(lm::LEFT_EYE_OUTER, lm::LEFT_EYE_INNER);
     let (right_eye, right_eye_half) = eye(lm::RIGHT_EYE_OUTER, lm::RIGHT_EYE_INNER);
     let jaw_drop = 0.014;
-    let gap = 0.002;
+    // The mouth's interior when the jaw opens: the darkest spot between the lips (averaged over 2 mm), e.g. the
+    // gap between the lips or the shadow in a corner of a smile.
+    let (upper_lip, lower_lip) = (at(lm::UPPER_LIP), at(lm::LOWER_LIP));
+    let (mouth_x0, mouth_x1) = (
+        mouth_left.x.min(mouth_right.x),
+        mouth_left.x.max(mouth_right.x),
+    );
+    let (mouth_y0, mouth_y1) = (
+        upper_lip.y.min(lower_lip.y) - 0.002,
+        upper_lip.y.max(lower_lip.y) + 0.002,
+    );
+    let mut cavity = mouth_centre;
+    let mut darkest = f32::MAX;
+    for iy in 0..=8 {
+        for ix in 0..=16 {
+            let p = Vec2::new(
+                mouth_x0 + (mouth_x1 - mouth_x0) * (0.1 + 0.8 * ix as f32 / 16.0),
+                mouth_y0 + (mouth_y1 - mouth_y0) * iy as f32 / 8.0,
+            );
+            let mut sum = 0.0;
+            for (dx, dy) in [(0.0, 0.0), (-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)] {
+                sum += luminance((palette.colour_at)(p + Vec2::new(dx, dy) * 0.001));
+            }
+            if sum < darkest {
+                darkest = sum;
+                cavity = p;
+            }
+        }
+    }
+    // The closed lid: the skin band around each eye (above or below it) closest to the face's skin colour.
+    let lid_source = |centre: Vec2, half: f32| {
+        let mut best = (f32::MAX, centre.y - half * 0.75);
+        for k in [-0.75, -0.9, -1.05, -1.2] {
+            let y = centre.y + half * k;
+            let distance: f32 = (0..=8)
+                .map(|i| {
+                    let x = centre.x + half * 1.2 * (i as f32 / 4.0 - 1.0);
+                    let c = (palette.colour_at)(Vec2::new(x, y));
+                    (0..3)
+                        .map(|j| (c[j] - palette.skin[j]).powi(2))
+                        .sum::<f32>()
+                })
+                .fold(0.0, f32::max);
+            if distance < best.0 {
+                best = (distance, y);
+            }
+        }
+        best.1
+    };
+    let left_lid = lid_source(left_eye, left_eye_half);
+    let right_lid = lid_source(right_eye, right_eye_half);
 
     let displacement = |basis: usize, p: Vec2| -> Vec2 {
         match basis {
             bases::JAW_OPEN => {
-                // Points just below the lips' line are drawn from the line itself (the dark gap between the lips
-                // stretches open); everything lower is drawn from `jaw_drop` higher up.
+                // Points in the opening just below the lips' line are drawn from the mouth's dark interior (from
+                // the line itself at the opening's top and bottom, so the field stays continuous); everything
+                // lower is drawn from `jaw_drop` higher up.
                 let below = mouth_centre.y - p.y;
                 let across = bump((p.x - mouth_centre.x).abs(), mouth_half_width * 2.2);
-                let lift = below.clamp(0.0, jaw_drop + gap).min(jaw_drop);
+                let lift = below.clamp(0.0, jaw_drop);
                 let chin_fade = 1.0 - smoothstep(0.06, 0.09, below);
-                Vec2::new(0.0, lift * across * chin_fade.max(0.35))
+                let line = Vec2::new(p.x, p.y + lift * chin_fade.max(0.35));
+                let inside = plateau(0.0, 0.3 * jaw_drop, 0.7 * jaw_drop, jaw_drop, below)
+                    * bump((p.x - mouth_centre.x).abs(), mouth_half_width * 1.1);
+                (line + (cavity - line) * inside - p) * across
             }
             bases::SMILE_LEFT | bases::SMILE_RIGHT => {
                 let corner = if basis == bases::SMILE_LEFT {
@@ -511,20 +1159,24 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize) -> Vec<f16> {
                 -Vec2::new(0.004 * outward, 0.005) * w
             }
             bases::BLINK_LEFT | bases::BLINK_RIGHT => {
-                let (centre, half) = if basis == bases::BLINK_LEFT {
-                    (left_eye, left_eye_half)
+                let (centre, half, source) = if basis == bases::BLINK_LEFT {
+                    (left_eye, left_eye_half, left_lid)
                 } else {
-                    (right_eye, right_eye_half)
+                    (right_eye, right_eye_half, right_lid)
                 };
-                // Inside the eye opening, points are drawn from the upper lid just above it.
+                // Inside the eye opening, points are drawn from the skin next to the eye (the lid's colour),
+                // except at the opening's top and bottom edges, which stay as the lashes' line.
                 let lid = centre.y + half * 0.55;
                 let across = bump((p.x - centre.x).abs(), half * 1.25);
                 let span = half * 0.55;
-                if p.y > lid || p.y < centre.y - span {
-                    Vec2::ZERO
-                } else {
-                    Vec2::new(0.0, (lid + 0.001 - p.y) * across)
-                }
+                let closing = plateau(
+                    centre.y - span,
+                    centre.y - 0.4 * span,
+                    lid - 0.3 * span,
+                    lid,
+                    p.y,
+                );
+                Vec2::new(0.0, (source - p.y) * closing * across)
             }
             bases::BROWS_UP => {
                 let above = |centre: Vec2, half: f32| {

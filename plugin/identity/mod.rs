@@ -7,9 +7,11 @@ mod head_asset;
 pub mod landmarks;
 pub mod portrait_head;
 pub mod procedural;
+pub mod segmentation;
 
 pub use construct::{ConstructSettings, PortraitFrame, build_head};
 pub use error::IdentityError;
+pub use segmentation::person_mask;
 
 pub use head_asset::{
     BASIS_COMPONENTS, DECODER_OUTPUTS, DecoderMlp, HeadAsset, HeadAssetError, MAX_CHANNELS,

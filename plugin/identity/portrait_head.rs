@@ -6,7 +6,10 @@ use std::sync::Arc;
 use bevy::prelude::*;
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
-use super::{ConstructSettings, HeadAsset, IdentityError, build_head, cache, find_face_landmarks};
+use super::{
+    ConstructSettings, HeadAsset, IdentityError, build_head, cache, find_face_landmarks,
+    person_mask,
+};
 use crate::contract::models::PORTRAIT_TO_HEAD;
 use crate::head::{HeadSource, TalkingHead};
 use crate::inference::ModelRegistry;
@@ -65,7 +68,13 @@ fn build(
         }
     }
     let landmarks = find_face_landmarks(registry, portrait)?;
-    let (asset, _) = build_head(portrait, &landmarks, None, ConstructSettings::default());
+    let mask = person_mask(registry, portrait)?;
+    let (asset, _) = build_head(
+        portrait,
+        &landmarks,
+        Some(&mask),
+        ConstructSettings::default(),
+    );
     if let Some(dir) = &dir
         && let Err(error) = cache::save(dir, &key, &asset)
     {
