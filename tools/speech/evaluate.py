@@ -14,7 +14,9 @@ Sets:
 A predictor is a callable taking float32 mono 16 kHz audio (unnormalised) and returning [T, 52] ARKit weights at
 25 fps (T = ceil(samples / 640); longer outputs are cut, shorter ones scored on their length).
 Built-in predictors: "energy" and "mfcc" (baselines.py; MFCC templates calibrated on --calibration train
-utterances) and "oracle" (the targets themselves: the ceiling each metric can reach, given the label rules).
+utterances), "oracle" (the targets themselves: the ceiling each metric can reach, given the label rules) and
+"trained" (the exported audio_encoder.onnx + motion_generator.onnx in --model-dir, run through onnxruntime on the
+raw audio: model.OnnxModel; "trained" is in the default list when those files exist).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import numpy as np
 
 from . import augment, baselines, corpus, flite, make_dataset, metrics, shards, targets, visemes
 
+ASSET_MODEL_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "models")
+DEFAULT_MODEL_DIR = "/root/.cache/bevy_talking_head/speech_model"
 SETS = ("espeak_voices", "espeak_language", "flite", "flite_noisy")
 _SET_FILES = {"espeak_voices": "test_voices", "espeak_language": "test_language", "flite": "flite",
               "flite_noisy": "flite_noisy"}
@@ -71,7 +75,7 @@ def load_set(data: str, name: str, limit: int | None) -> list[dict]:
     return utts
 
 
-def make_predictors(names: list[str], data: str, n_calibration: int) -> dict:
+def make_predictors(names: list[str], data: str, n_calibration: int, model_dir: str = "") -> dict:
     out = {}
     for name in names:
         if name == "energy":
@@ -81,6 +85,10 @@ def make_predictors(names: list[str], data: str, n_calibration: int) -> dict:
             out[baselines.MfccTemplates.name] = baselines.MfccTemplates().calibrate(calib)
         elif name == "oracle":
             out["target (oracle)"] = "oracle"
+        elif name == "trained":
+            from . import model
+            out[model.OnnxModel.name] = model.OnnxModel(os.path.join(model_dir, "audio_encoder.onnx"),
+                                                        os.path.join(model_dir, "motion_generator.onnx"))
         else:
             module, _, attr = name.partition(":")
             factory = getattr(importlib.import_module(module), attr)
@@ -120,7 +128,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=make_dataset.DEFAULT_OUT)
     ap.add_argument("--sets", default=",".join(SETS))
-    ap.add_argument("--predictor", action="append", help="energy, mfcc, oracle or module:factory (repeatable)")
+    ap.add_argument("--predictor", action="append",
+                    help="energy, mfcc, oracle, trained or module:factory (repeatable)")
+    ap.add_argument("--model-dir", default=None,
+                    help="folder with audio_encoder.onnx + motion_generator.onnx for 'trained' (default: "
+                         "assets/models if they are there, else " + DEFAULT_MODEL_DIR + ")")
     ap.add_argument("--max-utterances", type=int, default=None, help="per set")
     ap.add_argument("--calibration", type=int, default=60, help="train utterances for the MFCC templates")
     ap.add_argument("--flite-minutes", type=float, default=10.0)
@@ -133,7 +145,10 @@ def main() -> None:
             raise SystemExit("flite not found: apt-get install flite")
         build_flite_sets(args.data, args.flite_minutes)
     sets = {s: load_set(args.data, s, args.max_utterances) for s in set_names}
-    predictors = make_predictors(args.predictor or ["energy", "mfcc", "oracle"], args.data, args.calibration)
+    model_dir = args.model_dir or next((d for d in (ASSET_MODEL_DIR, DEFAULT_MODEL_DIR)
+                                        if os.path.exists(os.path.join(d, "motion_generator.onnx"))), "")
+    default = ["energy", "mfcc"] + (["trained"] if model_dir else []) + ["oracle"]
+    predictors = make_predictors(args.predictor or default, args.data, args.calibration, model_dir)
     results = evaluate(predictors, sets)
     print(markdown(results, sets))
 

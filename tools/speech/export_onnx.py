@@ -1,0 +1,216 @@
+"""Export a trained model.npz (train.py) as the two ONNX models of the DESIGN contract, and check them.
+
+    PY=/root/.cache/bevy_talking_head/venv-speech/bin/python
+    $PY -m tools.speech.export_onnx --weights /root/.cache/bevy_talking_head/speech_model/model.npz \
+        --out-dir /root/.cache/bevy_talking_head/speech_model [--check-utterances 20]
+
+audio_encoder.onnx     samples float32 [1, N] (16 kHz, unnormalised) -> features float32 [1, T50, F + 1]
+                       T50 = (1 + (N - 400) // 160) // 2 - 3; feature j is centred at input sample 320 j + 760
+                       (the front end of model.py: the log-mel maths of tools/build_log_mel.py, bands 2..79,
+                       causal running max/min with MaxPool, fixed affine map; then two valid Conv1d layers; the
+                       last channel is the fixed noise gate).
+motion_generator.onnx  features float32 [B, 5, F + 1] (the +-2 window; B = 1 per the contract, more frames batch)
+                       -> weights float32 [B, 52] in 0..1, ARKit order: a sigmoid regression head mixed with
+                       the expected viseme shape of a 15-way viseme head (model.mix_output).
+Built with onnx.helper from the NumPy weights (opset 17, IR 8, like log_mel.onnx).  --check compares the ONNX
+Runtime output with the NumPy forward pass (model.NumpyModel) on test utterances and prints the max abs difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from . import model, visemes
+
+OPSET = 17
+MODEL_VERSION = 1
+LICENSE = "MIT OR Apache-2.0"
+
+
+def _dft():
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    import build_log_mel
+
+    kernels, stacked_fb = build_log_mel.dft_kernels()
+    return kernels, stacked_fb[:, model.BAND_LO:]
+
+
+def _finish(graph, name: str, props: dict) -> onnx.ModelProto:
+    m = helper.make_model(graph, producer_name=f"bevy_talking_head/tools/speech/export_onnx.py ({name})",
+                          producer_version=str(MODEL_VERSION), opset_imports=[helper.make_opsetid("", OPSET)])
+    m.ir_version = 8
+    m.model_version = MODEL_VERSION
+    helper.set_model_props(m, {"license": LICENSE, **{k: str(v) for k, v in props.items()}})
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def build_encoder(p: dict) -> onnx.ModelProto:
+    kernels, fb = _dft()
+    shape = model.has_shape(p)
+    d, h1 = model.d_in(shape), p["W1"].shape[1]
+    f = p["W2"].shape[1]
+    c = lambda v, n: numpy_helper.from_array(np.asarray(v, np.float32), n)  # noqa: E731
+    init = [
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array([2], np.int64), "axis2"),
+        c(0.0, "zero"), c(-1.0, "minus_one"), c(1.0, "one"),
+        c(kernels, "dft_kernels"), c(fb, "mel_filterbank"),
+        c(model.LOG_EPS, "log_eps"), c(model.BANDS * model.LOG_EPS, "sum_eps"),
+        c(model.E_FLOOR, "e_floor"), c(model.DIGITAL, "digital"), c(model.BIG, "big"), c(-model.K, "minus_k"), c(model.K, "plus_k"),
+        c(p["mean"], "feat_mean"), c(p["inv_std"], "feat_inv_std"),
+        c(p["W1"].reshape(4, d, h1).transpose(2, 1, 0), "conv1_w"), c(p["b1"], "conv1_b"),
+        c(p["W2"].reshape(3, h1, f).transpose(2, 1, 0), "conv2_w"), c(p["b2"], "conv2_b"),
+        c(model.GATE_PEAK, "gate_peak"), c(model.GATE_SNR, "gate_snr"), c(model.GATE_RAMP, "gate_ramp"),
+        c(np.array([0, 0, .25, .25, .25, .25, 0, 0]).reshape(1, 1, 8), "gate_kernel"),
+    ]
+    n = helper.make_node
+    nodes = [
+        # clean-up: NaN/Inf -> 0, clip to +-1
+        n("IsNaN", ["samples"], ["is_nan"]), n("IsInf", ["samples"], ["is_inf"]), n("Or", ["is_nan", "is_inf"], ["bad"]),
+        n("Where", ["bad", "zero", "samples"], ["finite"]), n("Clip", ["finite", "minus_one", "one"], ["clean"]),
+        # log-mel maths of build_log_mel.py, bands 2..79
+        n("Unsqueeze", ["clean", "axis1"], ["clean_1ch"]),
+        n("Conv", ["clean_1ch", "dft_kernels"], ["spectrum"], kernel_shape=[400], strides=[160], pads=[0, 0]),
+        n("Mul", ["spectrum", "spectrum"], ["spectrum_sq"]),
+        n("Transpose", ["spectrum_sq"], ["spectrum_sq_t"], perm=[0, 2, 1]),
+        n("MatMul", ["spectrum_sq_t", "mel_filterbank"], ["mel"]),
+        n("Add", ["mel", "log_eps"], ["mel_eps"]), n("Log", ["mel_eps"], ["L"]),
+        n("ReduceSum", ["mel", "axis2"], ["mel_sum"], keepdims=1),
+        n("Add", ["mel_sum", "sum_eps"], ["mel_sum_eps"]), n("Log", ["mel_sum_eps"], ["e"]),
+        # causal running max / min over the last W rows
+        n("Transpose", ["e"], ["e_t"], perm=[0, 2, 1]),
+        n("MaxPool", ["e_t"], ["run_max_t"], kernel_shape=[model.W], pads=[model.W - 1, 0], strides=[1]),
+        n("Less", ["e_t", "digital"], ["is_digital"]), n("Where", ["is_digital", "big", "e_t"], ["e_t_nd"]),
+        n("Neg", ["e_t_nd"], ["neg_e_t"]),
+        n("MaxPool", ["neg_e_t"], ["neg_run_min_t"], kernel_shape=[model.W], pads=[model.W - 1, 0], strides=[1]),
+        n("Neg", ["neg_run_min_t"], ["run_min_t"]),
+        n("Transpose", ["run_max_t"], ["run_max"], perm=[0, 2, 1]),
+        n("Transpose", ["run_min_t"], ["N"], perm=[0, 2, 1]),
+        n("Max", ["run_max", "e_floor"], ["R"]),
+        # relative levels
+        n("Sub", ["L", "R"], ["l_r"]), n("Max", ["l_r", "minus_k"], ["f_peak"]),
+    ] + ([n("Sub", ["L", "e"], ["l_e"]), n("Max", ["l_e", "minus_k"], ["f_shape"])] if shape else []) + [
+        n("Sub", ["e", "R"], ["e_r"]), n("Max", ["e_r", "minus_k"], ["f_level"]),
+        n("Sub", ["e", "N"], ["e_n"]), n("Min", ["e_n", "plus_k"], ["e_n_hi"]), n("Max", ["e_n_hi", "minus_k"], ["f_snr"]),
+        n("Concat", ["f_peak"] + (["f_shape"] if shape else []) + ["f_level", "f_snr"], ["raw"], axis=2),
+        n("Sub", ["raw", "feat_mean"], ["centred"]), n("Mul", ["centred", "feat_inv_std"], ["rows"]),
+        # trainable convolutions
+        n("Transpose", ["rows"], ["rows_t"], perm=[0, 2, 1]),
+        n("Conv", ["rows_t", "conv1_w", "conv1_b"], ["c1"], kernel_shape=[4], strides=[2], pads=[0, 0]),
+        n("Relu", ["c1"], ["h1"]),
+        n("Conv", ["h1", "conv2_w", "conv2_b"], ["c2"], kernel_shape=[3], strides=[1], pads=[0, 0]),
+        n("Tanh", ["c2"], ["f_t"]),
+        # noise gate (model.gate_rows / gate_features): 100 Hz ramp product, then mean of rows 2j+2..2j+5
+        n("Add", ["f_level", "gate_peak"], ["g1a"]), n("Div", ["g1a", "gate_ramp"], ["g1b"]),
+        n("Clip", ["g1b", "zero", "one"], ["g1"]),
+        n("Sub", ["f_snr", "gate_snr"], ["g2a"]), n("Div", ["g2a", "gate_ramp"], ["g2b"]),
+        n("Clip", ["g2b", "zero", "one"], ["g2"]),
+        n("Mul", ["g1", "g2"], ["g_rows"]), n("Transpose", ["g_rows"], ["g_rows_t"], perm=[0, 2, 1]),
+        n("Conv", ["g_rows_t", "gate_kernel"], ["gate_t"], kernel_shape=[8], strides=[2], pads=[0, 0]),
+        n("Concat", ["f_t", "gate_t"], ["out_t"], axis=1),
+        n("Transpose", ["out_t"], ["features"], perm=[0, 2, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes, "audio_encoder",
+        [helper.make_tensor_value_info("samples", TensorProto.FLOAT, [1, "samples"])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "frames", f + 1])],
+        initializer=init,
+        doc_string=("16 kHz mono float32 [1, N] -> 50 Hz features [1, (1 + (N - 400) // 160) // 2 - 3, %d]; feature j "
+                    "centred at input sample 320 j + 760; causal running level statistics over 1.5 s; see "
+                    "assets/models/speech_to_motion.md" % f))
+    return _finish(graph, "audio_encoder", {
+        "sample_rate_hz": 16000, "feature_rate_hz": 50, "feature_dim": f + 1, "gate_channel": f,
+        "feature_centre": "input sample 320 j + 760", "pad_left_samples": model.PAD_LEFT,
+        "history_samples": 160 * (model.W - 1) + 400})
+
+
+def build_generator(p: dict) -> onnx.ModelProto:
+    f, h2 = p["W2"].shape[1], p["W3"].shape[1]  # F learnt feature channels (+ 1 gate channel)
+    c = lambda v, n: numpy_helper.from_array(np.asarray(v, np.float32), n)  # noqa: E731
+    w3 = np.zeros((model.FEATURE_WINDOW, f + 1, h2), np.float32)  # the gate channel is not an MLP input
+    w3[:, :f] = p["W3"].reshape(model.FEATURE_WINDOW, f, h2)
+    init = [numpy_helper.from_array(np.array([-1, model.FEATURE_WINDOW * (f + 1)], np.int64), "flat_shape"),
+            numpy_helper.from_array(np.array([2, f], np.int64), "gate_starts"),
+            numpy_helper.from_array(np.array([3, f + 1], np.int64), "gate_ends"),
+            numpy_helper.from_array(np.array([1, 2], np.int64), "gate_axes"),
+            numpy_helper.from_array(np.array([-1, 1], np.int64), "gate_shape"),
+            c(w3.reshape(-1, h2), "fc1_w"), c(p["b3"], "fc1_b"), c(p["W4"], "fc2_w"), c(p["b4"], "fc2_b"),
+            c(p["Wv"] / model.MIX_TAU, "vis_w"), c(p["bv"] / model.MIX_TAU, "vis_b"), c(visemes.SHAPES, "viseme_shapes"),
+            c(model.MIX_EPS, "mix_eps"), c(1.0, "one"),
+            c(model.MIX_LAMBDA, "lam"), c(1.0 - model.MIX_LAMBDA, "one_minus_lam")]
+    n = helper.make_node
+    nodes = [n("Reshape", ["features", "flat_shape"], ["flat"]),
+             n("Gemm", ["flat", "fc1_w", "fc1_b"], ["a1"]), n("Relu", ["a1"], ["h"]),
+             n("Gemm", ["h", "fc2_w", "fc2_b"], ["a2"]), n("Sigmoid", ["a2"], ["regression"]),
+             # viseme posterior -> expected viseme shape, scaled to the regression's norm (model.mix_output)
+             n("Gemm", ["h", "vis_w", "vis_b"], ["vis_logits"]), n("Softmax", ["vis_logits"], ["vis_p"], axis=1),
+             n("MatMul", ["vis_p", "viseme_shapes"], ["shape"]),
+             n("ReduceL2", ["regression"], ["reg_norm"], axes=[1], keepdims=1),
+             n("ReduceL2", ["shape"], ["shape_norm"], axes=[1], keepdims=1),
+             n("Add", ["shape_norm", "mix_eps"], ["shape_norm_eps"]),
+             n("Div", ["reg_norm", "shape_norm_eps"], ["scale"]),
+             n("Mul", ["shape", "scale"], ["shape_scaled"]), n("Min", ["shape_scaled", "one"], ["shape_capped"]),
+             n("Mul", ["shape_capped", "lam"], ["mix_a"]), n("Mul", ["regression", "one_minus_lam"], ["mix_b"]),
+             n("Add", ["mix_a", "mix_b"], ["mixed"]),
+             # noise gate: channel F of the centre feature
+             n("Slice", ["features", "gate_starts", "gate_ends", "gate_axes"], ["gate_3d"]),
+             n("Reshape", ["gate_3d", "gate_shape"], ["gate"]),
+             n("Mul", ["mixed", "gate"], ["weights"])]
+    graph = helper.make_graph(
+        nodes, "motion_generator",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", model.FEATURE_WINDOW, f + 1])],
+        [helper.make_tensor_value_info("weights", TensorProto.FLOAT, ["batch", 52])],
+        initializer=init,
+        doc_string="features window [B, 5 (+-2), %d] around a 25 fps frame -> 52 ARKit weights in 0..1" % (f + 1))
+    return _finish(graph, "motion_generator", {"frame_rate_hz": 25, "feature_window": model.FEATURE_WINDOW,
+                                               "feature_dim": f + 1, "mix_lambda": model.MIX_LAMBDA,
+                                               "mix_tau": model.MIX_TAU})
+
+
+def check(weights: str, enc: str, gen: str, data: str, n_utt: int) -> float:
+    import itertools
+
+    from . import shards
+    ref, onx = model.NumpyModel(weights), model.OnnxModel(enc, gen)
+    worst = 0.0
+    for split in ("test_voices", "flite_noisy"):
+        for u in itertools.islice(shards.iter_split(data, split), n_utt):
+            a, b = ref(u["audio"]), onx(u["audio"])
+            fa, fb = ref.features(u["audio"])[0], onx.features(u["audio"])[0]
+            worst = max(worst, float(np.abs(a - b).max()), float(np.abs(fa - fb).max()))
+    bad = np.array([0.0, np.nan, np.inf, -np.inf, 3.0] * 2000, np.float32)
+    worst = max(worst, float(np.abs(ref(bad) - onx(bad)).max()))
+    return worst
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--data", default="/root/.cache/bevy_talking_head/speech_data")
+    ap.add_argument("--check-utterances", type=int, default=20, help="per set; 0 = no check")
+    args = ap.parse_args()
+    z = np.load(args.weights)
+    p = {k: z[k] for k in z.files if k != "config"}
+    os.makedirs(args.out_dir, exist_ok=True)
+    enc = os.path.join(args.out_dir, "audio_encoder.onnx")
+    gen = os.path.join(args.out_dir, "motion_generator.onnx")
+    onnx.save(build_encoder(p), enc)
+    onnx.save(build_generator(p), gen)
+    print(f"{enc}: {os.path.getsize(enc) / 1e6:.2f} MB, {gen}: {os.path.getsize(gen) / 1e6:.2f} MB")
+    if args.check_utterances:
+        print(f"max |onnxruntime - numpy| (features and weights): "
+              f"{check(args.weights, enc, gen, args.data, args.check_utterances):.2e}")
+    print(json.dumps({"config": json.loads(str(z["config"]))}) if "config" in z.files else "")
+
+
+if __name__ == "__main__":
+    main()

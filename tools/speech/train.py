@@ -1,0 +1,233 @@
+"""Train the speech -> ARKit model (model.py) on the train shards with NumPy (hand-written backprop, Adam).
+
+    PY=/root/.cache/bevy_talking_head/venv-speech/bin/python
+    $PY -m tools.speech.train --data /root/.cache/bevy_talking_head/speech_data \
+        --out /root/.cache/bevy_talking_head/speech_model/model.npz   # 1.5-4.5 min on the shared 2-core machine
+    $PY -m tools.speech.export_onnx --weights .../model.npz --out-dir ...       # -> audio_encoder.onnx, motion_generator.onnx
+
+Loss per frame: binary cross-entropy of the 52 sigmoid outputs against the 25 fps targets (soft targets in 0..1;
+silence frames x --sil-weight, /p b m/ frames x --pp-weight) + AUX * cross-entropy of the 15-way viseme head against
+the frame labels.  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
+i.e. its real left/right context).  Augmentation on top of the shards' own: a stationary noise floor on
+--floor-noise of the utterances (computed once, before the front end), a random smooth spectral tilt per segment
+(--eq), Gaussian noise on the normalised front-end rows; weight decay.  Deterministic given --seed.  The defaults
+are the settings of the shipped model (assets/models/speech_to_motion.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from . import augment, model, shards, visemes
+
+DEFAULT_OUT = "/root/.cache/bevy_talking_head/speech_model/model.npz"
+
+
+def load(data: str, split: str, limit: int | None = None, seg: int = 32, shape: bool = True,
+         floor_p: float = 0.0, seed: int = 0, floor_snr: tuple[float, float] = (35.0, 70.0)):
+    """Front-end rows, targets, labels per utterance.  floor_p: share of utterances that get a stationary noise
+    floor (white/pink/brown, floor_snr dB below the active speech level) added over the whole clip, padding included
+    (flite-like floors; the shards' own augmentation mostly keeps digital silence in pauses)."""
+    rows, faces, labels = [], [], []
+    rng = np.random.default_rng([seed, 99])
+    for i, u in enumerate(shards.iter_split(data, split)):
+        if limit is not None and i >= limit:
+            break
+        t = len(u["labels"])
+        x, tt = model.padded(u["audio"], max(t, seg))
+        if rng.random() < floor_p:
+            snr = float(rng.uniform(*floor_snr))
+            colour = ("white", "pink", "brown")[int(rng.integers(3))]
+            level = augment.active_rms(u["audio"], 16000) * 10 ** (-snr / 20)
+            x = x + level * augment.colored_noise(len(x), rng, colour)
+        face = np.zeros((tt, 52), np.float32)
+        face[:t] = u["face"]
+        lab = np.full(tt, visemes.SIL, np.int64)
+        lab[:t] = u["labels"]
+        rows.append(model.front_end(x, shape)[:4 * tt + 12])
+        faces.append(face)
+        labels.append(lab)
+    return rows, faces, labels
+
+
+class Adam:
+    def __init__(self, params: dict, lr: float, wd: float) -> None:
+        self.m = {k: np.zeros_like(v) for k, v in params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in params.items()}
+        self.t, self.lr, self.wd = 0, lr, wd
+
+    def step(self, params: dict, grads: dict, lr: float) -> None:
+        self.t += 1
+        for k, g in grads.items():
+            if k.startswith("W"):
+                g = g + self.wd * params[k]
+            self.m[k] = 0.9 * self.m[k] + 0.1 * g
+            self.v[k] = 0.999 * self.v[k] + 0.001 * g * g
+            mh = self.m[k] / (1 - 0.9 ** self.t)
+            vh = self.v[k] / (1 - 0.999 ** self.t)
+            params[k] -= (lr * mh / (np.sqrt(vh) + 1e-8)).astype(np.float32)
+
+
+def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum over batch and time of a^T b (one BLAS call)."""
+    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
+def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, aux: float, pp_weight: float = 1.0,
+                     sil_weight: float = 1.0):
+    b, s = tgt.shape[:2]
+    c: dict = {}
+    f = model.encoder_forward(p, xn, c)
+    y, logits = model.generator_forward(p, f, s, c)
+    n = b * s
+    eps = 1e-7
+    bce = -(tgt * np.log(y + eps) + (1 - tgt) * np.log(1 - y + eps)).mean(2).sum() / n
+    mse = ((y - tgt) ** 2).mean()
+    logits = logits - logits.max(2, keepdims=True)
+    prob = np.exp(logits)
+    prob /= prob.sum(2, keepdims=True)
+    onehot = np.eye(prob.shape[2], dtype=np.float32)[lab]
+    ce = -(onehot * np.log(prob + eps)).sum(2).sum() / n
+    g: dict = {}
+    fw = np.where(lab == visemes.PP, np.float32(pp_weight),
+                  np.where(lab == visemes.SIL, np.float32(sil_weight), np.float32(1.0)))[..., None]  # frame weights
+    da4 = fw * (y - tgt) / (n * 52)
+    dav = aux * (prob - onehot) / n
+    h2, z = c["h2"], c["z"]
+    g["W4"] = _outer(h2, da4)
+    g["b4"] = da4.sum((0, 1))
+    g["Wv"] = _outer(h2, dav)
+    g["bv"] = dav.sum((0, 1))
+    dh2 = (da4 @ p["W4"].T + dav @ p["Wv"].T) * (h2 > 0)
+    g["W3"] = _outer(z, dh2)
+    g["b3"] = dh2.sum((0, 1))
+    dz = dh2 @ p["W3"].T
+    fdim = f.shape[2]
+    df = np.zeros_like(f)
+    for k in range(model.FEATURE_WINDOW):
+        df[:, k:k + 2 * s:2] += dz[..., k * fdim:(k + 1) * fdim]
+    da2 = df * (1 - f * f)
+    g["W2"] = _outer(c["c2"], da2)
+    g["b2"] = da2.sum((0, 1))
+    dc2 = da2 @ p["W2"].T
+    h1 = c["h1"]
+    hd = h1.shape[2]
+    dh1 = np.zeros_like(h1)
+    dh1[:, :-2] += dc2[..., :hd]
+    dh1[:, 1:-1] += dc2[..., hd:2 * hd]
+    dh1[:, 2:] += dc2[..., 2 * hd:]
+    da1 = dh1 * (h1 > 0)
+    g["W1"] = _outer(c["c1"], da1)
+    g["b1"] = da1.sum((0, 1))
+    return {"bce": bce, "mse": mse, "ce": ce}, g
+
+
+def random_eq(rng, xb: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, amount: float) -> np.ndarray:
+    """Adds a random smooth spectral tilt/EQ (3 cosines over the 78 bands, std `amount` in ln power) to the band
+    rows of each segment, except where a band sits on its -K floor (silence stays silence)."""
+    b = model.BANDS
+    k = np.arange(1, 4)[:, None] * np.pi * (np.arange(b)[None, :] + 0.5) / b
+    curve = (rng.normal(0, amount / np.sqrt(3), (len(xb), 3)) @ np.cos(k)).astype(np.float32)  # [B, 78]
+    out = xb.copy()
+    nband = 2 if xb.shape[2] == model.d_in(True) else 1
+    for s in range(nband):
+        sl = slice(s * b, (s + 1) * b)
+        floor = (-model.K + 1e-3 - mean[sl]) * inv_std[sl]
+        out[..., sl] += np.where(xb[..., sl] > floor, (curve * inv_std[sl])[:, None, :], 0.0)
+    return out
+
+
+def batches(rng, rows, faces, labels, seg, bsz):
+    cand = [(u, t0) for u in range(len(faces)) for t0 in range(0, len(faces[u]) - seg + 1, seg)]
+    order = rng.permutation(len(cand))
+    for i in range(0, len(order) - bsz + 1, bsz):
+        xs, ts, ls = [], [], []
+        for j in order[i:i + bsz]:
+            u, t0 = cand[j]
+            t0 = min(t0 + int(rng.integers(seg)), len(faces[u]) - seg)  # random phase
+            xs.append(rows[u][4 * t0:4 * t0 + 4 * seg + 12])
+            ts.append(faces[u][t0:t0 + seg])
+            ls.append(labels[u][t0:t0 + seg])
+        yield np.stack(xs), np.stack(ts), np.stack(ls)
+
+
+def evaluate_loss(p, rows, faces, labels, mean, inv_std):
+    tot, n = np.zeros(2), 0
+    for x, f, l in zip(rows, faces, labels):
+        xn = ((x - mean) * inv_std)[None]
+        y, logits = model.generator_forward(p, model.encoder_forward(p, xn), len(f))
+        tot += [((y[0] - f) ** 2).mean() * len(f), (logits[0].argmax(1) == l).sum()]
+        n += len(f)
+    return tot / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="/root/.cache/bevy_talking_head/speech_data")
+    ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--segment", type=int, default=32, help="frames per training segment")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--wd", type=float, default=1e-4)
+    ap.add_argument("--aux", type=float, default=0.3, help="weight of the auxiliary viseme loss")
+    ap.add_argument("--pp-weight", type=float, default=1.0, help="loss weight of /p b m/ (PP) frames")
+    ap.add_argument("--sil-weight", type=float, default=2.0, help="loss weight of silence frames")
+    ap.add_argument("--eq", type=float, default=1.0, help="random smooth EQ per segment, ln-power units (std)")
+    ap.add_argument("--floor-snr", default="25,60", help="noise floor range, dB below the speech level")
+    ap.add_argument("--input-noise", type=float, default=0.1)
+    ap.add_argument("--h1", type=int, default=128)
+    ap.add_argument("--features", type=int, default=64)
+    ap.add_argument("--h2", type=int, default=256)
+    ap.add_argument("--max-utterances", type=int, default=None)
+    ap.add_argument("--no-shape", action="store_true", help="leave out the spectral-shape rows (80 inputs, not 158)")
+    ap.add_argument("--floor-noise", type=float, default=0.5, help="share of train utterances given a noise floor")
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    t_start = time.time()
+    shape = not args.no_shape
+    rows, faces, labels = load(args.data, "train", args.max_utterances, args.segment, shape, args.floor_noise,
+                               args.seed, tuple(float(v) for v in args.floor_snr.split(",")))
+    vrows, vfaces, vlabels = load(args.data, "test_voices", 60, 1, shape)
+    allrows = np.concatenate(rows)
+    mean = allrows.mean(0).astype(np.float32)
+    inv_std = (1.0 / (allrows.std(0) + 1e-3)).astype(np.float32)
+    del allrows
+    rows = [((x - mean) * inv_std).astype(np.float32) for x in rows]
+    print(f"loaded {len(rows)} utterances, {sum(len(f) for f in faces)} frames in {time.time() - t_start:.1f} s",
+          flush=True)
+    p = model.init_params(rng, args.h1, args.features, args.h2, d=model.d_in(shape))
+    opt = Adam(p, args.lr, args.wd)
+    n_steps = args.epochs * sum(1 for _ in range(0, sum(len(f) // args.segment for f in faces) - args.batch + 1,
+                                                  args.batch))
+    step = 0
+    for epoch in range(args.epochs):
+        t0, acc = time.time(), []
+        for xb, tb, lb in batches(rng, rows, faces, labels, args.segment, args.batch):
+            if args.input_noise:
+                xb = xb + rng.normal(0, args.input_noise, xb.shape).astype(np.float32)
+            lr = args.lr * 0.5 * (1 + np.cos(np.pi * min(step / max(n_steps, 1), 1.0)))
+            if args.eq:
+                xb = random_eq(rng, xb, mean, inv_std, args.eq)
+            losses, grads = forward_backward(p, xb, tb, lb, args.aux, args.pp_weight, args.sil_weight)
+            opt.step(p, grads, lr)
+            acc.append([losses["bce"], losses["mse"], losses["ce"]])
+            step += 1
+        a = np.mean(acc, 0)
+        v = evaluate_loss(p, vrows, vfaces, vlabels, mean, inv_std)
+        print(f"epoch {epoch + 1:2d}  train bce {a[0]:.4f} mse {a[1]:.5f} viseme-ce {a[2]:.3f}  |  test_voices(60) "
+              f"mse {v[0]:.5f} aux-viseme-acc {v[1]:.3f}  ({time.time() - t0:.1f} s)", flush=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    np.savez(args.out, mean=mean, inv_std=inv_std, **{k: v for k, v in p.items()},
+             config=np.array(json.dumps({**vars(args), "train_seconds": time.time() - t_start})))
+    print(f"saved {args.out}; total {time.time() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
