@@ -42,7 +42,7 @@ pub use head::{
     TalkingHeadStatus, TalkingHeadTexture,
 };
 pub use identity::HeadAsset;
-pub use motion::{FaceCoefficients, MotionTrack};
+pub use motion::{FaceCoefficients, MotionTrack, SpeechMotion};
 pub use plugin::{HeadOutput, Models, TalkingHeadPlugin, TalkingHeadSystems};
 
 /// Everything a game needs in one import.

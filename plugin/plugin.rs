@@ -15,7 +15,7 @@ use crate::head::{
 use crate::identity::HeadAsset;
 use crate::identity::portrait_head::{PortraitHead, build_portrait_heads};
 use crate::inference::ModelRegistry;
-use crate::motion::sample_motion_tracks;
+use crate::motion::{drive_portrait_motion_codes, generate_speech_motion, sample_motion_tracks};
 use crate::render::{
     HEAD_TEXTURE_FORMAT, HeadCamera, HeadRenderJob, MarchUniform, TalkingHeadRenderPlugin,
 };
@@ -74,7 +74,13 @@ impl Plugin for TalkingHeadPlugin {
                     (start_speech, advance_playback, follow_speech_streams)
                         .chain()
                         .in_set(TalkingHeadSystems::Playback),
-                    sample_motion_tracks.in_set(TalkingHeadSystems::Motion),
+                    (
+                        generate_speech_motion,
+                        sample_motion_tracks,
+                        drive_portrait_motion_codes,
+                    )
+                        .chain()
+                        .in_set(TalkingHeadSystems::Motion),
                     update_render_jobs.in_set(TalkingHeadSystems::Render),
                 ),
             )

@@ -295,3 +295,35 @@ fn malformed_or_missing_manifest_is_an_error_not_a_panic() {
         "{error}"
     );
 }
+
+#[test]
+fn speech_models_give_a_moving_jaw_for_speech_and_rest_for_silence() {
+    use bevy_talking_head::audio::decode_file;
+    use bevy_talking_head::inference::{speech_frame_count, speech_to_weights};
+    let registry = ModelRegistry::load_default().expect("models");
+    let clip = decode_file(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/speech/hello.wav"),
+    )
+    .expect("clip")
+    .to_16k()
+    .expect("16 kHz");
+    let weights = speech_to_weights(&registry, &clip.samples).expect("weights");
+    assert_eq!(weights.len(), speech_frame_count(clip.samples.len()));
+    assert!(weights.iter().flatten().all(|w| (0.0..=1.0).contains(w)));
+    let jaw: Vec<f32> = weights.iter().map(|w| w[17]).collect();
+    let max = jaw.iter().copied().fold(0.0, f32::max);
+    let min = jaw.iter().copied().fold(1.0, f32::min);
+    println!(
+        "hello.wav: {} frames, jawOpen {min:.3}..{max:.3}",
+        jaw.len()
+    );
+    assert!(max > 0.2 && min < 0.05, "jawOpen {min}..{max}");
+
+    let silence = speech_to_weights(&registry, &vec![0.0; 16_000]).expect("weights");
+    assert_eq!(silence.len(), 25);
+    let loudest = silence.iter().flatten().copied().fold(0.0, f32::max);
+    assert!(loudest < 0.01, "silence moves the face: {loudest}");
+    assert!(speech_to_weights(&registry, &[]).expect("empty").is_empty());
+    let short = speech_to_weights(&registry, &[0.1; 10]).expect("ten samples");
+    assert_eq!(short.len(), 1);
+}

@@ -64,3 +64,90 @@ fn face_coefficients_follow_the_stream_clock() {
         .frames_held();
     assert!(held < 50, "{held} frames still held at {clock} s");
 }
+
+#[test]
+fn a_portrait_head_speaks_its_clip() {
+    use bevy_talking_head::motion::SpeechMotion;
+    use bevy_talking_head::offline::capture_head;
+
+    let mut app = headless_app();
+    let server = app.world().resource::<AssetServer>().clone();
+    let settings = HeadSettings {
+        resolution: 96,
+        steps_per_ray: 96,
+        view: HeadView::Orbit {
+            yaw: 0.0,
+            pitch: 0.0,
+            distance: 0.7,
+        },
+        display: HeadDisplay::TextureOnly,
+    };
+    let head = app
+        .world_mut()
+        .spawn((
+            TalkingHead::new(server.load("portraits/astronaut.png")).with_settings(settings),
+            Speech::clip(server.load("speech/hello.wav")),
+        ))
+        .id();
+    common::wait_until_ready(&mut app, head, 3000);
+    let motion_done = run_until(&mut app, 3000, |app| {
+        app.world()
+            .get::<SpeechMotion>(head)
+            .is_some_and(SpeechMotion::is_done)
+    });
+    assert!(motion_done, "{:?}", app.world().get::<SpeechMotion>(head));
+    let (capture, _) = capture_head(&mut app, head).expect("capture");
+    common::first_visible_frame(&mut app, &capture);
+
+    // Over the clip the jaw opens and closes, the motion code follows, and the face in the texture moves.
+    let mut jaw_codes = Vec::new();
+    let mut frames = Vec::new();
+    let finished = run_until(&mut app, 4000, |app| {
+        let world = app.world();
+        if let Some(code) = world.get::<MotionCode>(head) {
+            jaw_codes.push(code.0.first().copied().unwrap_or(0.0));
+        }
+        let latest = capture.latest();
+        if frames
+            .last()
+            .is_none_or(|f: &bevy_talking_head::offline::CapturedFrame| {
+                f.sequence != latest.sequence
+            })
+        {
+            frames.push(latest);
+        }
+        world
+            .get::<PlaybackClock>(head)
+            .is_some_and(PlaybackClock::finished)
+    });
+    assert!(finished, "the clip never finished playing");
+    let open = jaw_codes.iter().copied().fold(0.0, f32::max);
+    println!(
+        "{} updates, jaw code up to {open:.3}, {} frames read back",
+        jaw_codes.len(),
+        frames.len()
+    );
+    assert!(open > 0.15, "the jaw never opened (max {open})");
+    // Fraction of pixels that changed visibly (by more than 0.03 in some channel) against the first frame.
+    let changed = |f: &bevy_talking_head::offline::CapturedFrame| {
+        let moved = f
+            .linear
+            .chunks_exact(4)
+            .zip(frames[0].linear.chunks_exact(4))
+            .filter(|(a, b)| a.iter().zip(*b).any(|(x, y)| (x - y).abs() > 0.03))
+            .count();
+        moved as f32 / (f.linear.len() / 4) as f32
+    };
+    let (index, most) = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (i, changed(f)))
+        .fold(
+            (0, 0.0f32),
+            |best, next| if next.1 > best.1 { next } else { best },
+        );
+    common::save_png("speaking_first", 96, 96, &frames[0].linear);
+    common::save_png("speaking_most_open", 96, 96, &frames[index].linear);
+    println!("most changed frame: {:.2} % of the pixels", most * 100.0);
+    assert!(most > 0.005, "the rendered face did not move: {most}");
+}

@@ -78,6 +78,24 @@ pub mod bases {
     pub const BROWS_UP: usize = 5;
     /// Number of bases.
     pub const COUNT: usize = 6;
+
+    use crate::motion::FaceCoefficients;
+
+    /// The rig's own mapping from ARKit weights to these bases' weights (what the motion encoder learns to
+    /// reproduce with temporal consistency). The jaw opens by `jawOpen` less `mouthClose` (closed lips on an open
+    /// jaw stay closed) plus half the lower lip's drop.
+    pub fn from_arkit(c: &FaceCoefficients) -> [f32; COUNT] {
+        let w = |name: &str| c.weight(name).unwrap_or(0.0);
+        let lower_lip = 0.5 * (w("mouthLowerDownLeft") + w("mouthLowerDownRight"));
+        let mut code = [0.0; COUNT];
+        code[JAW_OPEN] = (w("jawOpen") - w("mouthClose") + 0.5 * lower_lip).clamp(0.0, 1.0);
+        code[SMILE_LEFT] = w("mouthSmileLeft");
+        code[SMILE_RIGHT] = w("mouthSmileRight");
+        code[BLINK_LEFT] = w("eyeBlinkLeft");
+        code[BLINK_RIGHT] = w("eyeBlinkRight");
+        code[BROWS_UP] = w("browInnerUp").max(0.5 * (w("browOuterUpLeft") + w("browOuterUpRight")));
+        code
+    }
 }
 
 /// Resolutions of a constructed head.

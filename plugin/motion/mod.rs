@@ -1,8 +1,11 @@
 //! Motion: expression coefficients (ARKit weights + head pose) and what turns them into a motion code.
 
 mod coefficients;
+mod speech_motion;
 mod track;
 
 pub use coefficients::{ARKIT_NAMES, FaceCoefficients};
+pub use speech_motion::SpeechMotion;
+pub(crate) use speech_motion::{drive_portrait_motion_codes, generate_speech_motion};
 pub use track::MotionTrack;
 pub(crate) use track::sample_motion_tracks;
