@@ -80,3 +80,75 @@ fn frames_become_pngs_and_an_mp4_with_audio() {
         );
     }
 }
+
+/// The `talk` example end to end on a short clip: an MP4 whose video and audio last as long as the clip.
+#[test]
+fn talk_makes_a_video_as_long_as_its_clip() {
+    // Integration tests run from target/<profile>/deps; examples are built into target/<profile>/examples.
+    let exe = std::env::current_exe().expect("test path");
+    let talk = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join("talk"))
+        .expect("the examples folder");
+    assert!(
+        talk.exists(),
+        "{} is missing: build the examples (cargo test --examples)",
+        talk.display()
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("talk_short.mp4");
+    let _ = std::fs::remove_file(&out);
+    let run = Command::new(&talk)
+        .current_dir(root)
+        .env("CARGO_MANIFEST_DIR", root)
+        .args([
+            "--audio",
+            "assets/speech/hello_stereo_44k.wav",
+            "--size",
+            "64",
+            "--yaw",
+            "20",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("run talk");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    println!("{stdout}");
+    assert!(
+        run.status.success(),
+        "talk failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&out)
+        .output()
+        .expect("run ffprobe");
+    let text = String::from_utf8_lossy(&probe.stdout);
+    let clip =
+        bevy_talking_head::audio::decode_file(root.join("assets/speech/hello_stereo_44k.wav"))
+            .expect("clip")
+            .duration_secs();
+    println!("clip {clip:.3} s; ffprobe: {text}");
+    assert!(text.contains("video") && text.contains("audio"), "{text}");
+    for line in text.lines() {
+        let duration: f64 = line
+            .split(',')
+            .nth(1)
+            .and_then(|d| d.trim().parse().ok())
+            .expect("a duration");
+        assert!(
+            (duration - clip).abs() <= 0.04 + 1e-6,
+            "stream lasts {duration} s, the clip {clip} s"
+        );
+    }
+}

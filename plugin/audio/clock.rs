@@ -47,6 +47,8 @@ pub enum ClockSource {
     AudioDevice,
     /// App time since the clip was ready (no audio device, or a silent clip).
     Virtual,
+    /// Set by the app every frame (offline rendering at a fixed frame rate); the plugin never moves it.
+    Manual,
 }
 
 /// The time of a head's speech, in seconds from its start; motion is sampled at this time.
@@ -62,6 +64,14 @@ pub struct PlaybackClock {
 }
 
 impl PlaybackClock {
+    /// A clock the app sets itself ([`ClockSource::Manual`]), starting at 0 s.
+    pub fn manual() -> Self {
+        Self {
+            source: ClockSource::Manual,
+            ..default()
+        }
+    }
+
     /// Whether the speech has played to its end.
     pub fn finished(&self) -> bool {
         self.duration_secs.is_some_and(|d| self.time_secs >= d)
@@ -94,6 +104,9 @@ impl PlaybackClock {
 /// Moves the clock of a streamed head: it starts with the first audio, runs with app time, and never passes the
 /// `received_secs` of audio that has arrived (it waits for more); the duration is known once the stream finished.
 fn follow_stream(clock: &mut PlaybackClock, delta_secs: f64, received_secs: f64, finished: bool) {
+    if clock.source == ClockSource::Manual {
+        return;
+    }
     if clock.source == ClockSource::Idle {
         if received_secs <= 0.0 {
             return;
@@ -126,12 +139,15 @@ pub(crate) fn start_speech(
     mut heads: Query<(&Speech, &mut PlaybackClock)>,
 ) {
     for (speech, mut clock) in &mut heads {
-        if clock.source != ClockSource::Idle {
-            continue;
-        }
         let Some(source) = sources.get(&speech.clip) else {
             continue;
         };
+        if clock.source == ClockSource::Manual && clock.duration_secs.is_none() {
+            clock.duration_secs = Some(source.sound.duration().as_secs_f64());
+        }
+        if clock.source != ClockSource::Idle {
+            continue;
+        }
         clock.duration_secs = Some(source.sound.duration().as_secs_f64());
         clock.time_secs = 0.0;
         clock.source = ClockSource::Virtual;
@@ -150,7 +166,7 @@ pub(crate) fn advance_playback(
     mut clocks: Query<&mut PlaybackClock, With<Speech>>,
 ) {
     for mut clock in &mut clocks {
-        if clock.source == ClockSource::Idle {
+        if matches!(clock.source, ClockSource::Idle | ClockSource::Manual) {
             continue;
         }
         let state = clock
