@@ -10,6 +10,23 @@ use bevy_talking_head::offline::{CapturedFrame, VideoWriter};
 use bevy_talking_head::prelude::*;
 use common::{fresh_frame, headless_app, orbit_settings, spawn_captured_head};
 
+/// `codec_type,duration` per stream of a media file, one line each, as ffprobe prints them.
+fn probe_streams(path: &std::path::Path) -> String {
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&probe.stdout).into_owned()
+}
+
 #[test]
 fn frames_become_pngs_and_an_mp4_with_audio() {
     let mut app = headless_app();
@@ -53,19 +70,7 @@ fn frames_become_pngs_and_an_mp4_with_audio() {
     writer
         .finish_mp4(&audio, &out, [30, 42, 58])
         .expect("mux the MP4");
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&out)
-        .output()
-        .expect("run ffprobe");
-    let text = String::from_utf8_lossy(&probe.stdout);
+    let text = probe_streams(&out);
     println!("ffprobe: {text}");
     assert!(text.contains("video") && text.contains("audio"), "{text}");
     for line in text.lines() {
@@ -121,19 +126,7 @@ fn talk_makes_a_video_as_long_as_its_clip() {
         "talk failed: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&out)
-        .output()
-        .expect("run ffprobe");
-    let text = String::from_utf8_lossy(&probe.stdout);
+    let text = probe_streams(&out);
     let clip =
         bevy_talking_head::audio::decode_file(root.join("assets/speech/hello_stereo_44k.wav"))
             .expect("clip")

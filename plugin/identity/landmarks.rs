@@ -272,16 +272,23 @@ struct Portrait {
     original_size: UVec2,
 }
 
+/// Refuses images with a side under [`MIN_IMAGE_SIDE`].
+pub(crate) fn check_image_size(image: &DynamicImage) -> Result<(), IdentityError> {
+    let (width, height) = (image.width(), image.height());
+    if width < MIN_IMAGE_SIDE || height < MIN_IMAGE_SIDE {
+        return Err(IdentityError::ImageTooSmall {
+            width,
+            height,
+            min_side: MIN_IMAGE_SIDE,
+        });
+    }
+    Ok(())
+}
+
 impl Portrait {
     fn new(image: &DynamicImage) -> Result<Self, IdentityError> {
+        check_image_size(image)?;
         let (width, height) = (image.width(), image.height());
-        if width < MIN_IMAGE_SIDE || height < MIN_IMAGE_SIDE {
-            return Err(IdentityError::ImageTooSmall {
-                width,
-                height,
-                min_side: MIN_IMAGE_SIDE,
-            });
-        }
         let longest = width.max(height);
         let (working, scale) = if longest > MAX_IMAGE_SIDE {
             let factor = MAX_IMAGE_SIDE as f64 / longest as f64;

@@ -10,7 +10,7 @@ use image::{DynamicImage, RgbImage, imageops::FilterType};
 use ort::value::TensorRef;
 
 use super::IdentityError;
-use super::landmarks::MIN_IMAGE_SIDE;
+use super::landmarks::check_image_size;
 use crate::contract::models::SELFIE_SEGMENTATION;
 use crate::inference::{InferenceError, ModelRegistry};
 
@@ -20,20 +20,14 @@ pub const SEGMENTATION_INPUT_SIDE: u32 = 256;
 /// Probability (0..1) that each pixel of `image` shows the person (hair, head, body), row-major, one value per
 /// pixel of `image` (`width × height` values).
 ///
-/// Errors: [`IdentityError::ImageTooSmall`] below [`MIN_IMAGE_SIDE`] pixels a side, [`IdentityError::Model`] when the
+/// Errors: [`IdentityError::ImageTooSmall`] below [`MIN_IMAGE_SIDE`](super::landmarks::MIN_IMAGE_SIDE) pixels a side, [`IdentityError::Model`] when the
 /// model is missing or fails.
 pub fn person_mask(
     registry: &ModelRegistry,
     image: &DynamicImage,
 ) -> Result<Vec<f32>, IdentityError> {
+    check_image_size(image)?;
     let (width, height) = (image.width(), image.height());
-    if width < MIN_IMAGE_SIDE || height < MIN_IMAGE_SIDE {
-        return Err(IdentityError::ImageTooSmall {
-            width,
-            height,
-            min_side: MIN_IMAGE_SIDE,
-        });
-    }
     let side = SEGMENTATION_INPUT_SIDE;
     let longest = width.max(height) as f32;
     // The scaled image's size inside the letterbox, and where it sits.
