@@ -10,8 +10,8 @@ use bevy_talking_head::offline::{CapturedFrame, VideoWriter};
 use bevy_talking_head::prelude::*;
 use common::{fresh_frame, headless_app, orbit_settings, spawn_captured_head};
 
-/// `codec_type,duration` per stream of a media file, one line each, as ffprobe prints them.
-fn probe_streams(path: &std::path::Path) -> String {
+/// Asserts that the media file has a video and an audio stream, each lasting `expected_secs` within `tolerance_secs`.
+fn assert_streams_last(path: &std::path::Path, expected_secs: f64, tolerance_secs: f64) {
     let probe = Command::new("ffprobe")
         .args([
             "-v",
@@ -24,7 +24,20 @@ fn probe_streams(path: &std::path::Path) -> String {
         .arg(path)
         .output()
         .expect("run ffprobe");
-    String::from_utf8_lossy(&probe.stdout).into_owned()
+    let text = String::from_utf8_lossy(&probe.stdout);
+    println!("expected {expected_secs:.3} s; ffprobe: {text}");
+    assert!(text.contains("video") && text.contains("audio"), "{text}");
+    for line in text.lines() {
+        let duration: f64 = line
+            .split(',')
+            .nth(1)
+            .and_then(|d| d.trim().parse().ok())
+            .expect("a duration");
+        assert!(
+            (duration - expected_secs).abs() <= tolerance_secs,
+            "stream lasts {duration} s, expected {expected_secs} s in {text}"
+        );
+    }
 }
 
 #[test]
@@ -70,20 +83,7 @@ fn frames_become_pngs_and_an_mp4_with_audio() {
     writer
         .finish_mp4(&audio, &out, [30, 42, 58])
         .expect("mux the MP4");
-    let text = probe_streams(&out);
-    println!("ffprobe: {text}");
-    assert!(text.contains("video") && text.contains("audio"), "{text}");
-    for line in text.lines() {
-        let duration: f64 = line
-            .split(',')
-            .nth(1)
-            .and_then(|d| d.trim().parse().ok())
-            .expect("a duration");
-        assert!(
-            (duration - 12.0 / 25.0).abs() <= 0.05,
-            "stream duration {duration} s in {text}"
-        );
-    }
+    assert_streams_last(&out, 12.0 / 25.0, 0.05);
 }
 
 /// The `talk` example end to end on a short clip: an MP4 whose video and audio last as long as the clip.
@@ -126,22 +126,9 @@ fn talk_makes_a_video_as_long_as_its_clip() {
         "talk failed: {}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let text = probe_streams(&out);
     let clip =
         bevy_talking_head::audio::decode_file(root.join("assets/speech/hello_stereo_44k.wav"))
             .expect("clip")
             .duration_secs();
-    println!("clip {clip:.3} s; ffprobe: {text}");
-    assert!(text.contains("video") && text.contains("audio"), "{text}");
-    for line in text.lines() {
-        let duration: f64 = line
-            .split(',')
-            .nth(1)
-            .and_then(|d| d.trim().parse().ok())
-            .expect("a duration");
-        assert!(
-            (duration - clip).abs() <= 0.04 + 1e-6,
-            "stream lasts {duration} s, the clip {clip} s"
-        );
-    }
+    assert_streams_last(&out, clip, 0.04 + 1e-6);
 }
