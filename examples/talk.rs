@@ -25,7 +25,7 @@ use bevy_talking_head::offline::{
     VideoWriter, capture_head, finish_headless_app, headless_plugins,
 };
 use bevy_talking_head::prelude::*;
-use bevy_talking_head::{Emotion, SpeechMotion};
+use bevy_talking_head::{Emotion, MotionTrack, SpeechMotion};
 use kira::sound::static_sound::StaticSoundData;
 
 const USAGE: &str = "\
@@ -321,10 +321,17 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
     if let Some(TalkingHeadStatus::Failed(reason)) = app.world().get::<TalkingHeadStatus>(head) {
         return Err(reason.clone());
     }
+    // Motion is computed in chunks ahead of the clock; wait for the first one.
     wait(&mut app, 20_000, "the speech motion", |app| {
-        app.world()
-            .get::<SpeechMotion>(head)
-            .is_some_and(|m| m.is_done() || m.unavailable().is_some())
+        let started = app
+            .world()
+            .get::<MotionTrack>(head)
+            .is_some_and(|track| track.frames_produced() > 0);
+        started
+            || app
+                .world()
+                .get::<SpeechMotion>(head)
+                .is_some_and(|m| m.is_done() || m.unavailable().is_some())
     })?;
     if let Some(reason) = app
         .world()
@@ -369,8 +376,14 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
             talking_head.settings = settings;
         }
         if let Some(mut clock) = entity.get_mut::<PlaybackClock>() {
-            clock.time_secs = f64::from(frame) / f64::from(FRAME_RATE_HZ);
+            // The middle of the video frame: motion frame `frame` exactly.
+            clock.time_secs = (f64::from(frame) + 0.5) / f64::from(FRAME_RATE_HZ);
         }
+        wait(&mut app, 20_000, "the motion of this frame", |app| {
+            app.world().get::<MotionTrack>(head).is_none_or(|track| {
+                track.is_finished() || track.frames_produced() > u64::from(frame)
+            })
+        })?;
         // A frame counts once it was rendered after the change: the readback lags the update by up to two frames.
         let start = capture.latest().sequence;
         wait(&mut app, 1000, "a rendered frame", |_| {

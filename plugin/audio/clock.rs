@@ -8,6 +8,7 @@ use bevy::prelude::*;
 use bevy_kira_audio::{Audio, AudioControl, AudioInstance, AudioSource, PlaybackState};
 
 use super::SpeechStream;
+use crate::inference::SPEECH_LOOKAHEAD_SECS;
 
 /// A voice clip the head speaks, played through bevy_kira_audio from the moment the head appears.
 #[derive(Component, Clone, Debug)]
@@ -101,34 +102,38 @@ impl PlaybackClock {
     }
 }
 
-/// Moves the clock of a streamed head: it starts with the first audio, runs with app time, and never passes the
-/// `received_secs` of audio that has arrived (it waits for more); the duration is known once the stream finished.
-fn follow_stream(clock: &mut PlaybackClock, delta_secs: f64, received_secs: f64, finished: bool) {
+/// Moves the clock of a streamed head: it starts with the first audio, runs with app time, and never passes
+/// `playable_secs` (it waits for more audio); the duration is known once the stream finished.
+fn follow_stream(
+    clock: &mut PlaybackClock,
+    delta_secs: f64,
+    playable_secs: f64,
+    finished_secs: Option<f64>,
+) {
     if clock.source == ClockSource::Manual {
         return;
     }
     if clock.source == ClockSource::Idle {
-        if received_secs <= 0.0 {
+        if playable_secs <= 0.0 {
             return;
         }
         clock.source = ClockSource::Virtual;
     }
-    clock.time_secs = (clock.time_secs + delta_secs).min(received_secs);
-    clock.duration_secs = finished.then_some(received_secs);
+    clock.time_secs = (clock.time_secs + delta_secs).min(playable_secs);
+    clock.duration_secs = finished_secs;
 }
 
-/// Advances the clocks of heads fed by a [`SpeechStream`].
+/// Advances the clocks of heads fed by a [`SpeechStream`]. While the stream is open, the clock stays
+/// [`SPEECH_LOOKAHEAD_SECS`] behind the 16 kHz audio received, so the motion for the clock time can already be
+/// computed: that is the latency a stream adds (plus the resampler's hold-back for rates other than 16 kHz).
 pub(crate) fn follow_speech_streams(
     time: Res<Time>,
     mut heads: Query<(&SpeechStream, &mut PlaybackClock)>,
 ) {
     for (stream, mut clock) in &mut heads {
-        follow_stream(
-            &mut clock,
-            time.delta_secs_f64(),
-            stream.duration_secs(),
-            stream.is_finished(),
-        );
+        let finished = stream.is_finished().then(|| stream.duration_secs());
+        let playable = finished.unwrap_or(stream.resampled_secs() - SPEECH_LOOKAHEAD_SECS);
+        follow_stream(&mut clock, time.delta_secs_f64(), playable, finished);
     }
 }
 
@@ -200,17 +205,17 @@ mod tests {
     #[test]
     fn stream_clock_waits_for_audio_and_learns_the_duration_at_the_end() {
         let mut clock = PlaybackClock::default();
-        follow_stream(&mut clock, 0.1, 0.0, false);
+        follow_stream(&mut clock, 0.1, 0.0, None);
         assert_eq!((clock.source, clock.time_secs), (ClockSource::Idle, 0.0));
-        follow_stream(&mut clock, 0.1, 0.25, false);
+        follow_stream(&mut clock, 0.1, 0.25, None);
         assert_eq!(clock.time_secs, 0.1);
-        follow_stream(&mut clock, 0.5, 0.25, false);
+        follow_stream(&mut clock, 0.5, 0.25, None);
         assert_eq!(
             clock.time_secs, 0.25,
             "the clock ran ahead of the audio received"
         );
         assert_eq!(clock.duration_secs, None);
-        follow_stream(&mut clock, 0.5, 1.0, true);
+        follow_stream(&mut clock, 0.5, 1.0, Some(1.0));
         assert_eq!((clock.time_secs, clock.duration_secs), (0.75, Some(1.0)));
     }
 

@@ -16,7 +16,10 @@ pub use log_mel::{LOG_MEL_EPS, LogMel, log_mel, log_mel_frame_count};
 pub use manifest::{ElementType, Manifest, ModelSpec, TensorSpec};
 pub use registry::{ModelRegistry, default_manifest_path};
 pub use runtime::{ONNX_RUNTIME_VERSION, ensure_onnx_runtime};
-pub use speech::{SAMPLES_PER_FRAME, SPEECH_PAD_SAMPLES, speech_frame_count, speech_to_weights};
+pub use speech::{
+    SAMPLES_PER_FRAME, SPEECH_LOOKAHEAD_SECS, SPEECH_PAD_SAMPLES, SpeechToMotion,
+    speech_frame_count, speech_to_weights,
+};
 
 /// Everything that can go wrong while finding ONNX Runtime, reading the model manifest, opening or running models.
 ///

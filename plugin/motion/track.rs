@@ -12,9 +12,11 @@ use crate::contract::{FRAME_RATE_HZ, MOTION_WINDOW};
 /// complete.
 const FRAMES_KEPT_BEHIND: u64 = MOTION_WINDOW as u64 / 2 + 1;
 
-/// Expression coefficients at [`FRAME_RATE_HZ`], frame `i` at time `i / 25` s. Producers append frames as they are
-/// computed; the head samples the track at its clock, interpolating between frames; frames far behind the clock
-/// are dropped, so memory stays bounded however long the speech runs.
+/// Expression coefficients at [`FRAME_RATE_HZ`], frame `i` at time `(i + ½) / 25` s: the centre of the 40 ms of
+/// audio `[i / 25, (i + 1) / 25)` it was computed from. Producers append frames as they are computed; the head
+/// samples the track at its clock, interpolating between frames; frames far behind the clock are dropped, so
+/// memory stays bounded however long the speech runs. A video frame shown from `k / 25` to `(k + 1) / 25` s is
+/// sampled at its middle and gets motion frame `k` exactly.
 #[derive(Component, Clone, Debug, Default, PartialEq)]
 pub struct MotionTrack {
     /// Index of `frames[0]` in the whole track.
@@ -54,15 +56,16 @@ impl MotionTrack {
         self.frames_produced() as f64 / f64::from(FRAME_RATE_HZ)
     }
 
-    /// The frame at `time_secs`, interpolated linearly between the two nearest frames. `None` while that time is
-    /// not computed yet (the caller keeps the previous frame) or before anything was produced. Times before the
-    /// frames still held give the oldest one.
+    /// The frame at `time_secs`, interpolated linearly between the two nearest frames. Between the newest frame's
+    /// time and the next frame's, the newest frame is held (a live stream shows it before its successor exists).
+    /// `None` while that time is not computed yet (the caller keeps the previous frame) or before anything was
+    /// produced. Times before the frames still held give the oldest one.
     pub fn sample(&self, time_secs: f64) -> Option<FaceCoefficients> {
         let last = self.frames.len().checked_sub(1)?;
-        let position = (time_secs.max(0.0) * f64::from(FRAME_RATE_HZ) - self.first as f64).max(0.0);
+        let position = (time_secs * f64::from(FRAME_RATE_HZ) - 0.5 - self.first as f64).max(0.0);
         let index = position.floor() as usize;
         if index >= last {
-            let beyond = position > last as f64;
+            let beyond = position >= (last + 1) as f64;
             return (!beyond || self.finished).then(|| self.frames[last]);
         }
         let t = (position - index as f64) as f32;
@@ -108,13 +111,20 @@ mod tests {
         for i in 0..5 {
             track.push(jaw(i as f32 * 0.1));
         }
+        // Frame i sits at the centre of its 40 ms: 0.02 s, 0.06 s, … 0.18 s.
         let at = |track: &MotionTrack, t: f64| track.sample(t).map(|c| c.weights[17]);
         assert_eq!(at(&track, 0.0), Some(0.0));
-        let between = at(&track, 0.06).unwrap_or(f32::NAN);
-        assert!((between - 0.15).abs() < 1e-6, "{between}");
-        assert_eq!(at(&track, 0.16), Some(0.4));
+        assert_eq!(at(&track, 0.02), Some(0.0));
+        let between = at(&track, 0.07).unwrap_or(f32::NAN);
+        assert!((between - 0.125).abs() < 1e-6, "{between}");
+        assert_eq!(at(&track, 0.18), Some(0.4));
         assert_eq!(
-            at(&track, 0.2),
+            at(&track, 0.21),
+            Some(0.4),
+            "the newest frame is held until the next one's time"
+        );
+        assert_eq!(
+            at(&track, 0.23),
             None,
             "past the last frame of an unfinished track"
         );

@@ -4,11 +4,13 @@
     $PY -m tools.speech.export_onnx --weights /root/.cache/bevy_talking_head/speech_model/model.npz \
         --out-dir /root/.cache/bevy_talking_head/speech_model [--check-utterances 20]
 
-audio_encoder.onnx     samples float32 [1, N] (16 kHz, unnormalised) -> features float32 [1, T50, F + 1]
-                       T50 = (1 + (N - 400) // 160) // 2 - 3; feature j is centred at input sample 320 j + 760
-                       (the front end of model.py: the log-mel maths of tools/build_log_mel.py, bands 2..79,
-                       causal running max/min with MaxPool, fixed affine map; then two valid Conv1d layers; the
-                       last channel is the fixed noise gate).
+audio_encoder.onnx     log_mel float32 [1, R, 80] (the rows of log_mel.onnx / plugin/inference/log_mel.rs for the
+                       padded clip, 100 Hz) -> features float32 [1, T50, F + 1], T50 = R // 2 - 3; feature j uses
+                       rows 2j .. 2j+7 (centred at padded sample 320 j + 760) plus 149 rows of history for the
+                       causal running max/min (the rest of model.front_end: bands 2..79, relative levels, fixed
+                       affine map; then two valid Conv1d layers; the last channel is the fixed noise gate).
+                       The samples -> log-mel step is log_mel.onnx (or its FFT twin in the plugin), not repeated
+                       here: the DFT-as-convolution cost 3/4 of the encoder's time.
 motion_generator.onnx  features float32 [B, 5, F + 1] (the +-2 window; B = 1 per the contract, more frames batch)
                        -> weights float32 [B, 52] in 0..1, ARKit order: a sigmoid regression head mixed with
                        the expected viseme shape of a 15-way viseme head (model.mix_output).
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 
 import numpy as np
 import onnx
@@ -32,14 +33,6 @@ from . import model, visemes
 OPSET = 17
 MODEL_VERSION = 1
 LICENSE = "MIT OR Apache-2.0"
-
-
-def _dft():
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-    import build_log_mel
-
-    kernels, stacked_fb = build_log_mel.dft_kernels()
-    return kernels, stacked_fb[:, model.BAND_LO:]
 
 
 def _finish(graph, name: str, props: dict) -> onnx.ModelProto:
@@ -53,17 +46,15 @@ def _finish(graph, name: str, props: dict) -> onnx.ModelProto:
 
 
 def build_encoder(p: dict) -> onnx.ModelProto:
-    kernels, fb = _dft()
     shape = model.has_shape(p)
     d, h1 = model.d_in(shape), p["W1"].shape[1]
     f = p["W2"].shape[1]
     c = lambda v, n: numpy_helper.from_array(np.asarray(v, np.float32), n)  # noqa: E731
     init = [
-        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
         numpy_helper.from_array(np.array([2], np.int64), "axis2"),
-        c(0.0, "zero"), c(-1.0, "minus_one"), c(1.0, "one"),
-        c(kernels, "dft_kernels"), c(fb, "mel_filterbank"),
-        c(model.LOG_EPS, "log_eps"), c(model.BANDS * model.LOG_EPS, "sum_eps"),
+        c(0.0, "zero"), c(1.0, "one"),
+        numpy_helper.from_array(np.array([model.BAND_LO], np.int64), "band_lo"),
+        numpy_helper.from_array(np.array([80], np.int64), "band_hi"),
         c(model.E_FLOOR, "e_floor"), c(model.DIGITAL, "digital"), c(model.BIG, "big"), c(-model.K, "minus_k"), c(model.K, "plus_k"),
         c(p["mean"], "feat_mean"), c(p["inv_std"], "feat_inv_std"),
         c(p["W1"].reshape(4, d, h1).transpose(2, 1, 0), "conv1_w"), c(p["b1"], "conv1_b"),
@@ -73,18 +64,9 @@ def build_encoder(p: dict) -> onnx.ModelProto:
     ]
     n = helper.make_node
     nodes = [
-        # clean-up: NaN/Inf -> 0, clip to +-1
-        n("IsNaN", ["samples"], ["is_nan"]), n("IsInf", ["samples"], ["is_inf"]), n("Or", ["is_nan", "is_inf"], ["bad"]),
-        n("Where", ["bad", "zero", "samples"], ["finite"]), n("Clip", ["finite", "minus_one", "one"], ["clean"]),
-        # log-mel maths of build_log_mel.py, bands 2..79
-        n("Unsqueeze", ["clean", "axis1"], ["clean_1ch"]),
-        n("Conv", ["clean_1ch", "dft_kernels"], ["spectrum"], kernel_shape=[400], strides=[160], pads=[0, 0]),
-        n("Mul", ["spectrum", "spectrum"], ["spectrum_sq"]),
-        n("Transpose", ["spectrum_sq"], ["spectrum_sq_t"], perm=[0, 2, 1]),
-        n("MatMul", ["spectrum_sq_t", "mel_filterbank"], ["mel"]),
-        n("Add", ["mel", "log_eps"], ["mel_eps"]), n("Log", ["mel_eps"], ["L"]),
-        n("ReduceSum", ["mel", "axis2"], ["mel_sum"], keepdims=1),
-        n("Add", ["mel_sum", "sum_eps"], ["mel_sum_eps"]), n("Log", ["mel_sum_eps"], ["e"]),
+        # bands 2..79 of the log-mel rows; e = ln(sum_b (M_b + 1e-6)) = logsumexp of those bands
+        n("Slice", ["log_mel", "band_lo", "band_hi", "axis2"], ["L"]),
+        n("ReduceLogSumExp", ["L"], ["e"], axes=[2], keepdims=1),
         # causal running max / min over the last W rows
         n("Transpose", ["e"], ["e_t"], perm=[0, 2, 1]),
         n("MaxPool", ["e_t"], ["run_max_t"], kernel_shape=[model.W], pads=[model.W - 1, 0], strides=[1]),
@@ -120,16 +102,15 @@ def build_encoder(p: dict) -> onnx.ModelProto:
     ]
     graph = helper.make_graph(
         nodes, "audio_encoder",
-        [helper.make_tensor_value_info("samples", TensorProto.FLOAT, [1, "samples"])],
+        [helper.make_tensor_value_info("log_mel", TensorProto.FLOAT, [1, "rows", 80])],
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, "frames", f + 1])],
         initializer=init,
-        doc_string=("16 kHz mono float32 [1, N] -> 50 Hz features [1, (1 + (N - 400) // 160) // 2 - 3, %d]; feature j "
-                    "centred at input sample 320 j + 760; causal running level statistics over 1.5 s; see "
-                    "assets/models/speech_to_motion.md" % f))
+        doc_string=("log-mel rows of log_mel.onnx [1, R, 80] (100 Hz) -> 50 Hz features [1, R // 2 - 3, %d]; feature j "
+                    "uses rows 2j .. 2j+7 and is centred at sample 320 j + 760 of the log-mel input; causal running "
+                    "level statistics over 1.5 s (150 rows); see assets/models/speech_to_motion.md" % f))
     return _finish(graph, "audio_encoder", {
-        "sample_rate_hz": 16000, "feature_rate_hz": 50, "feature_dim": f + 1, "gate_channel": f,
-        "feature_centre": "input sample 320 j + 760", "pad_left_samples": model.PAD_LEFT,
-        "history_samples": 160 * (model.W - 1) + 400})
+        "input_rate_hz": 100, "feature_rate_hz": 50, "feature_dim": f + 1, "gate_channel": f,
+        "feature_rows": "2j .. 2j+7", "pad_left_samples": model.PAD_LEFT, "history_rows": model.W - 1})
 
 
 def build_generator(p: dict) -> onnx.ModelProto:

@@ -232,7 +232,8 @@ class OnnxModel:
 
     def features(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
         x, t = padded(audio)
-        return self.enc.run(["features"], {"samples": x[None]})[0][0], t
+        rows = frontend.log_mel(sanitize(x))
+        return self.enc.run(["features"], {"log_mel": rows[None]})[0][0], t
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         f, t = self.features(audio)
