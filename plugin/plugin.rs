@@ -15,7 +15,9 @@ use crate::head::{
 use crate::identity::HeadAsset;
 use crate::identity::portrait_head::{PortraitHead, build_portrait_heads};
 use crate::inference::ModelRegistry;
-use crate::motion::{drive_portrait_motion_codes, generate_speech_motion, sample_motion_tracks};
+use crate::motion::{
+    FaceCoefficients, drive_portrait_motion_codes, generate_speech_motion, sample_motion_tracks,
+};
 use crate::render::{
     HEAD_TEXTURE_FORMAT, HeadCamera, HeadRenderJob, MarchUniform, TalkingHeadRenderPlugin,
 };
@@ -334,6 +336,7 @@ fn update_render_jobs(
         &GlobalTransform,
         Option<&HeadOutput>,
         Option<&PortraitHead>,
+        Option<&FaceCoefficients>,
     )>,
     mut quads: Query<&mut Transform>,
 ) {
@@ -342,7 +345,9 @@ fn update_render_jobs(
         .filter(|(camera, _)| camera.is_active)
         .max_by_key(|(camera, _)| camera.order)
         .map(|(_, transform)| transform.translation());
-    for (entity, head, status, texture, motion, head_transform, output, portrait_head) in &heads {
+    for (entity, head, status, texture, motion, head_transform, output, portrait_head, face) in
+        &heads
+    {
         let handle = match (&head.source, portrait_head) {
             (HeadSource::Asset(handle), _) => Some(handle),
             (HeadSource::Portrait(_), Some(built)) => built.asset(),
@@ -372,6 +377,17 @@ fn update_render_jobs(
             (HeadView::FollowCamera, None) => {
                 HeadCamera::orbit(0.0, 0.0, DEFAULT_VIEW_DISTANCE, radius)
             }
+        };
+        // The head's rigid pose from its coefficients (pitch, yaw, roll; translation).
+        let view = match face {
+            Some(face) if face.head_rotation.is_finite() && face.head_translation.is_finite() => {
+                let [pitch, yaw, roll] = face.head_rotation.to_array();
+                view.posed(
+                    Quat::from_euler(EulerRot::YXZ, yaw, pitch, roll),
+                    face.head_translation,
+                )
+            }
+            _ => view,
         };
         let resolution = output.map_or(head.settings.resolution, |o| o.resolution);
         let mut motion_code = motion.0.clone();

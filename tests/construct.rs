@@ -384,6 +384,66 @@ fn constructed_head_matches_the_portrait_and_moves() {
             "eye {outer}: the closed lid ({lid:.0}) does not look like skin (cheek {cheek:.0}, open eye {open:.0})"
         );
     }
+
+    // Every basis moves its own region: the centroid of the change (weighted by |difference|) lies near the
+    // landmarks it is built around, on the right side, and the change is visible.
+    let at = |i: usize| face[i].truncate();
+    let mid = |a: usize, b: usize| (at(a) + at(b)) * 0.5;
+    let mouth = mid(13, 14);
+    let expected: [(usize, Vec2, f32); bases::COUNT] = [
+        (bases::JAW_OPEN, mouth - Vec2::new(0.0, 0.02), 0.04),
+        (bases::SMILE_LEFT, at(291), 0.02),
+        (bases::SMILE_RIGHT, at(61), 0.02),
+        (bases::BLINK_LEFT, mid(263, 362), 0.015),
+        (bases::BLINK_RIGHT, mid(33, 133), 0.015),
+        (bases::BROW_INNER_UP, mid(55, 285), 0.025),
+        (bases::FROWN_LEFT, at(291), 0.02),
+        (bases::FROWN_RIGHT, at(61), 0.02),
+        (bases::STRETCH, mouth, 0.03),
+        (bases::PUCKER, mouth, 0.02),
+        (bases::FUNNEL, mouth, 0.02),
+        (bases::UPPER_LIP_UP, mouth, 0.02),
+        (bases::LOWER_LIP_DOWN, mouth, 0.02),
+        (bases::PRESS, mouth, 0.02),
+        (bases::SQUINT_LEFT, at(374), 0.015),
+        (bases::SQUINT_RIGHT, at(145), 0.015),
+        (bases::BROW_DOWN_LEFT, mid(285, 276), 0.02),
+        (bases::BROW_DOWN_RIGHT, mid(55, 46), 0.02),
+        (bases::BROW_OUTER_UP_LEFT, at(276), 0.02),
+        (bases::BROW_OUTER_UP_RIGHT, at(46), 0.02),
+        (bases::CHEEK_PUFF, mid(205, 425), 0.02),
+        (bases::SNEER_LEFT, at(294), 0.015),
+        (bases::SNEER_RIGHT, at(64), 0.015),
+    ];
+    for (basis, anchor, tolerance) in expected {
+        let mut code = rest.clone();
+        code[basis] = 1.0;
+        let (moved, _) = render(&asset, 0.0, &code, 30.0);
+        let (mut weight, mut centroid, mut changed) = (0.0f64, Vec2::ZERO, 0usize);
+        for py in 0..SIZE {
+            for px in 0..SIZE {
+                let i = (py * SIZE + px) as usize;
+                let d: f32 = (0..3)
+                    .map(|c| (moved[i * 4 + c] - front[i * 4 + c]).abs())
+                    .sum();
+                weight += f64::from(d);
+                centroid += to_head(px, py) * d;
+                changed += usize::from(d > 0.03);
+            }
+        }
+        let centroid = centroid / weight.max(1e-9) as f32;
+        let name = bases::NAMES[basis];
+        println!(
+            "basis {name}: {changed} pixels changed by > 0.03, change centred {:.1} mm from its landmarks",
+            centroid.distance(anchor) * 1000.0
+        );
+        save(&format!("basis_{name}"), &moved);
+        assert!(changed >= 20, "{name}: only {changed} pixels changed");
+        assert!(
+            centroid.distance(anchor) < tolerance,
+            "{name}: change centred at {centroid}, expected within {tolerance} m of {anchor}"
+        );
+    }
 }
 
 #[test]

@@ -62,9 +62,12 @@ const EDGE_TRUST_M: f32 = 0.003;
 /// this distance, metres.
 const BACK_RIM_M: f32 = 0.015;
 
-/// Indices of the head's motion bases, i.e. of its motion code.
+/// Indices of the head's motion bases, i.e. of its motion code, and the rig's mapping from ARKit weights.
+///
+/// "Left" and "right" are the subject's, as in ARKit. Each basis is a displacement field around the landmarks
+/// (see `motion_bases`); they add up, so e.g. `JAW_OPEN` with `LOWER_LIP_DOWN` opens the mouth further.
 pub mod bases {
-    /// The jaw opens: everything below the lips' meeting line moves down.
+    /// The jaw opens: everything below the lips' meeting line moves down, the mouth's interior shows.
     pub const JAW_OPEN: usize = 0;
     /// Corner of the mouth on the subject's left goes up and out.
     pub const SMILE_LEFT: usize = 1;
@@ -74,27 +77,111 @@ pub mod bases {
     pub const BLINK_LEFT: usize = 3;
     /// The subject's right eye closes.
     pub const BLINK_RIGHT: usize = 4;
-    /// Both brows go up.
-    pub const BROWS_UP: usize = 5;
+    /// The inner ends of both brows go up.
+    pub const BROW_INNER_UP: usize = 5;
+    /// Corner of the mouth on the subject's left goes down.
+    pub const FROWN_LEFT: usize = 6;
+    /// Corner of the mouth on the subject's right goes down.
+    pub const FROWN_RIGHT: usize = 7;
+    /// Both corners of the mouth go out (lips stretched).
+    pub const STRETCH: usize = 8;
+    /// The lips narrow towards the middle (kiss).
+    pub const PUCKER: usize = 9;
+    /// The lips narrow and part into a rounded opening ("oo").
+    pub const FUNNEL: usize = 10;
+    /// The upper lip rises, opening the mouth above the lips' line.
+    pub const UPPER_LIP_UP: usize = 11;
+    /// The lower lip drops, opening the mouth below the lips' line.
+    pub const LOWER_LIP_DOWN: usize = 12;
+    /// The lips press together and roll in: the red of the lips thins.
+    pub const PRESS: usize = 13;
+    /// The subject's left lower lid rises.
+    pub const SQUINT_LEFT: usize = 14;
+    /// The subject's right lower lid rises.
+    pub const SQUINT_RIGHT: usize = 15;
+    /// The subject's left brow goes down and in.
+    pub const BROW_DOWN_LEFT: usize = 16;
+    /// The subject's right brow goes down and in.
+    pub const BROW_DOWN_RIGHT: usize = 17;
+    /// The outer end of the subject's left brow goes up.
+    pub const BROW_OUTER_UP_LEFT: usize = 18;
+    /// The outer end of the subject's right brow goes up.
+    pub const BROW_OUTER_UP_RIGHT: usize = 19;
+    /// Both cheeks swell outwards.
+    pub const CHEEK_PUFF: usize = 20;
+    /// The nose wing on the subject's left rises (sneer).
+    pub const SNEER_LEFT: usize = 21;
+    /// The nose wing on the subject's right rises (sneer).
+    pub const SNEER_RIGHT: usize = 22;
     /// Number of bases.
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 23;
+    /// Each basis's name, in index order (for logs, tools and tests).
+    pub const NAMES: [&str; COUNT] = [
+        "jawOpen",
+        "smileLeft",
+        "smileRight",
+        "blinkLeft",
+        "blinkRight",
+        "browInnerUp",
+        "frownLeft",
+        "frownRight",
+        "stretch",
+        "pucker",
+        "funnel",
+        "upperLipUp",
+        "lowerLipDown",
+        "press",
+        "squintLeft",
+        "squintRight",
+        "browDownLeft",
+        "browDownRight",
+        "browOuterUpLeft",
+        "browOuterUpRight",
+        "cheekPuff",
+        "sneerLeft",
+        "sneerRight",
+    ];
 
     use crate::motion::FaceCoefficients;
 
     /// The rig's own mapping from ARKit weights to these bases' weights (what the motion encoder learns to
     /// reproduce with temporal consistency). The jaw opens by `jawOpen` less `mouthClose` (closed lips on an open
-    /// jaw stay closed) plus half the lower lip's drop.
+    /// jaw stay closed); paired ARKit weights without a per-side basis are averaged.
     pub fn from_arkit(c: &FaceCoefficients) -> [f32; COUNT] {
         let w = |name: &str| c.weight(name).unwrap_or(0.0);
-        let lower_lip = 0.5 * (w("mouthLowerDownLeft") + w("mouthLowerDownRight"));
+        let both = |left: &str, right: &str| 0.5 * (w(left) + w(right));
         let mut code = [0.0; COUNT];
-        code[JAW_OPEN] = (w("jawOpen") - w("mouthClose") + 0.5 * lower_lip).clamp(0.0, 1.0);
+        code[JAW_OPEN] = w("jawOpen") - w("mouthClose");
         code[SMILE_LEFT] = w("mouthSmileLeft");
         code[SMILE_RIGHT] = w("mouthSmileRight");
         code[BLINK_LEFT] = w("eyeBlinkLeft");
         code[BLINK_RIGHT] = w("eyeBlinkRight");
-        code[BROWS_UP] = w("browInnerUp").max(0.5 * (w("browOuterUpLeft") + w("browOuterUpRight")));
-        code
+        code[BROW_INNER_UP] = w("browInnerUp");
+        code[FROWN_LEFT] = w("mouthFrownLeft");
+        code[FROWN_RIGHT] = w("mouthFrownRight");
+        code[STRETCH] = both("mouthStretchLeft", "mouthStretchRight");
+        code[PUCKER] = w("mouthPucker");
+        code[FUNNEL] = w("mouthFunnel");
+        code[UPPER_LIP_UP] = both("mouthUpperUpLeft", "mouthUpperUpRight");
+        code[LOWER_LIP_DOWN] = both("mouthLowerDownLeft", "mouthLowerDownRight");
+        code[PRESS] =
+            both("mouthPressLeft", "mouthPressRight").max(both("mouthRollUpper", "mouthRollLower"));
+        code[SQUINT_LEFT] = w("eyeSquintLeft").max(w("cheekSquintLeft"));
+        code[SQUINT_RIGHT] = w("eyeSquintRight").max(w("cheekSquintRight"));
+        code[BROW_DOWN_LEFT] = w("browDownLeft");
+        code[BROW_DOWN_RIGHT] = w("browDownRight");
+        code[BROW_OUTER_UP_LEFT] = w("browOuterUpLeft");
+        code[BROW_OUTER_UP_RIGHT] = w("browOuterUpRight");
+        code[CHEEK_PUFF] = w("cheekPuff");
+        code[SNEER_LEFT] = w("noseSneerLeft");
+        code[SNEER_RIGHT] = w("noseSneerRight");
+        code.map(|v| {
+            if v.is_finite() {
+                v.clamp(0.0, 1.0)
+            } else {
+                0.0
+            }
+        })
     }
 }
 
@@ -1150,6 +1237,39 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
     };
     let left_lid = lid_source(left_eye, left_eye_half);
     let right_lid = lid_source(right_eye, right_eye_half);
+    let (upper_lip_outer, lower_lip_outer) = (at(lm::UPPER_LIP_OUTER), at(lm::LOWER_LIP_OUTER));
+    let (left_lower_lid, right_lower_lid) = (at(lm::LEFT_LOWER_LID), at(lm::RIGHT_LOWER_LID));
+    let (brow_inner_left, brow_inner_right) = (at(lm::LEFT_BROW_INNER), at(lm::RIGHT_BROW_INNER));
+    let (brow_outer_left, brow_outer_right) = (at(lm::LEFT_BROW_OUTER), at(lm::RIGHT_BROW_OUTER));
+    let brow_radius = 0.5 * (left_eye_half + right_eye_half) * 1.2;
+    let (left_cheek, right_cheek) = (at(lm::LEFT_CHEEK), at(lm::RIGHT_CHEEK));
+    let (left_nose_wing, right_nose_wing) = (at(lm::LEFT_NOSE_WING), at(lm::RIGHT_NOSE_WING));
+
+    // The lips part around their meeting line: the upper lip and the skin above it move up by `up`, the lower lip
+    // and the skin below down by `down` (fading out over 8 mm), both tapering to nothing at `width` from the
+    // middle; the opening between shows the mouth's interior, drawn from `cavity`.
+    let open_lips = |p: Vec2, up: f32, down: f32, width: f32| -> Vec2 {
+        let taper = bump((p.x - mouth_centre.x).abs(), width);
+        let (up, down) = (up * taper, down * taper);
+        let dy = p.y - mouth_centre.y;
+        let reach = 0.008;
+        if dy >= up {
+            Vec2::new(0.0, -up * (1.0 - smoothstep(up, up + reach, dy)))
+        } else if dy <= -down {
+            Vec2::new(0.0, down * (1.0 - smoothstep(down, down + reach, -dy)))
+        } else {
+            let edge = (dy + down).min(up - dy);
+            let t = smoothstep(0.0, (0.4 * (up + down)).max(1e-6), edge);
+            let line = Vec2::new(p.x, mouth_centre.y);
+            line + (cavity - line) * t - p
+        }
+    };
+    // The lips narrow towards the middle by `amount` of their half width: each point shows what lies further out.
+    let narrow = |p: Vec2, amount: f32| -> Vec2 {
+        let offset = p - mouth_centre;
+        let reach = (offset / Vec2::new(mouth_half_width * 1.3, 0.012)).length();
+        Vec2::new(offset.x * amount * bump(reach, 1.0), 0.0)
+    };
 
     let displacement = |basis: usize, p: Vec2| -> Vec2 {
         match basis {
@@ -1196,12 +1316,96 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
                 );
                 Vec2::new(0.0, (source - p.y) * closing * across)
             }
-            bases::BROWS_UP => {
-                let above = |centre: Vec2, half: f32| {
-                    bump(p.distance(centre + Vec2::new(0.0, half * 1.2)), half * 1.6)
-                };
-                let w = above(left_eye, left_eye_half).max(above(right_eye, right_eye_half));
+            bases::BROW_INNER_UP => {
+                let w = bump(p.distance(brow_inner_left), brow_radius)
+                    .max(bump(p.distance(brow_inner_right), brow_radius));
                 Vec2::new(0.0, -0.005 * w)
+            }
+            bases::FROWN_LEFT | bases::FROWN_RIGHT => {
+                let corner = if basis == bases::FROWN_LEFT {
+                    mouth_left
+                } else {
+                    mouth_right
+                };
+                let outward = (corner.x - mouth_centre.x).signum();
+                let w = bump(p.distance(corner), mouth_half_width * 0.9);
+                Vec2::new(-0.0015 * outward, 0.004) * w
+            }
+            bases::STRETCH => {
+                let corner = if (p.x >= mouth_centre.x) == (mouth_left.x >= mouth_centre.x) {
+                    mouth_left
+                } else {
+                    mouth_right
+                };
+                let outward = (corner.x - mouth_centre.x).signum();
+                let w = bump(p.distance(corner), mouth_half_width * 0.9);
+                Vec2::new(-0.004 * outward, 0.0) * w
+            }
+            bases::PUCKER => narrow(p, 0.35),
+            bases::FUNNEL => narrow(p, 0.2) + open_lips(p, 0.0015, 0.0025, mouth_half_width * 0.6),
+            bases::UPPER_LIP_UP => open_lips(p, 0.003, 0.0, mouth_half_width),
+            bases::LOWER_LIP_DOWN => open_lips(p, 0.0, 0.004, mouth_half_width),
+            bases::PRESS => {
+                // The red of each lip is drawn from further out, so it thins towards the lips' line.
+                let dy = p.y - mouth_centre.y;
+                let band = if dy >= 0.0 {
+                    upper_lip_outer.y - mouth_centre.y
+                } else {
+                    mouth_centre.y - lower_lip_outer.y
+                }
+                .max(0.002);
+                let w = (1.0 - smoothstep(band, 2.0 * band, dy.abs()))
+                    * bump((p.x - mouth_centre.x).abs(), mouth_half_width * 1.1);
+                Vec2::new(0.0, 0.5 * dy * w)
+            }
+            bases::SQUINT_LEFT | bases::SQUINT_RIGHT => {
+                let (centre, half, lid) = if basis == bases::SQUINT_LEFT {
+                    (left_eye, left_eye_half, left_lower_lid)
+                } else {
+                    (right_eye, right_eye_half, right_lower_lid)
+                };
+                // The lower lid and the cheek under it move up by a third of the eye's lower half.
+                let rise = 0.35 * (centre.y - lid.y).max(0.001);
+                let w = plateau(lid.y - 0.016, lid.y - 0.006, lid.y, centre.y, p.y)
+                    * bump((p.x - centre.x).abs(), half * 1.3);
+                Vec2::new(0.0, -rise * w)
+            }
+            bases::BROW_DOWN_LEFT | bases::BROW_DOWN_RIGHT => {
+                let (inner, outer) = if basis == bases::BROW_DOWN_LEFT {
+                    (brow_inner_left, brow_outer_left)
+                } else {
+                    (brow_inner_right, brow_outer_right)
+                };
+                let middle = (inner + outer) * 0.5;
+                let inward = (mouth_centre.x - middle.x).signum();
+                let w = bump(p.distance(middle), inner.distance(outer) * 0.75);
+                Vec2::new(-0.002 * inward, 0.004) * w
+            }
+            bases::BROW_OUTER_UP_LEFT | bases::BROW_OUTER_UP_RIGHT => {
+                let outer = if basis == bases::BROW_OUTER_UP_LEFT {
+                    brow_outer_left
+                } else {
+                    brow_outer_right
+                };
+                Vec2::new(0.0, -0.005 * bump(p.distance(outer), brow_radius * 1.2))
+            }
+            bases::CHEEK_PUFF => {
+                let cheek = if (p.x >= mouth_centre.x) == (left_cheek.x >= mouth_centre.x) {
+                    left_cheek
+                } else {
+                    right_cheek
+                };
+                let outward = (cheek.x - mouth_centre.x).signum();
+                Vec2::new(-0.004 * outward * bump(p.distance(cheek), 0.025), 0.0)
+            }
+            bases::SNEER_LEFT | bases::SNEER_RIGHT => {
+                let wing = if basis == bases::SNEER_LEFT {
+                    left_nose_wing
+                } else {
+                    right_nose_wing
+                };
+                let w = bump(p.distance(wing - Vec2::new(0.0, 0.004)), 0.012);
+                Vec2::new(0.0, -0.003 * w)
             }
             _ => Vec2::ZERO,
         }

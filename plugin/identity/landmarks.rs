@@ -79,6 +79,30 @@ pub mod landmark_index {
     pub const LEFT_EYE_OUTER: usize = 263;
     /// Inner corner of the subject's left eye.
     pub const LEFT_EYE_INNER: usize = 362;
+    /// Top of the upper lip's outer edge, on the midline.
+    pub const UPPER_LIP_OUTER: usize = 0;
+    /// Bottom of the lower lip's outer edge, on the midline.
+    pub const LOWER_LIP_OUTER: usize = 17;
+    /// Middle of the subject's right lower eyelid.
+    pub const RIGHT_LOWER_LID: usize = 145;
+    /// Middle of the subject's left lower eyelid.
+    pub const LEFT_LOWER_LID: usize = 374;
+    /// Inner end of the subject's right brow.
+    pub const RIGHT_BROW_INNER: usize = 55;
+    /// Inner end of the subject's left brow.
+    pub const LEFT_BROW_INNER: usize = 285;
+    /// Outer end of the subject's right brow.
+    pub const RIGHT_BROW_OUTER: usize = 46;
+    /// Outer end of the subject's left brow.
+    pub const LEFT_BROW_OUTER: usize = 276;
+    /// Wing (ala) of the nose on the subject's right.
+    pub const RIGHT_NOSE_WING: usize = 64;
+    /// Wing (ala) of the nose on the subject's left.
+    pub const LEFT_NOSE_WING: usize = 294;
+    /// Cheek below the subject's right eye, beside the nose.
+    pub const RIGHT_CHEEK: usize = 205;
+    /// Cheek below the subject's left eye, beside the nose.
+    pub const LEFT_CHEEK: usize = 425;
 }
 
 /// The six keypoints the detector gives with each face, in [`FaceBox::keypoints`] order.

@@ -68,7 +68,8 @@ pub struct FaceCoefficients {
     /// Blendshape weights in [`ARKIT_NAMES`] order, each 0..1.
     #[serde(with = "weights_serde")]
     pub weights: [f32; ARKIT_WEIGHT_COUNT],
-    /// Head rotation: pitch, yaw, roll in radians.
+    /// Head rotation: pitch (positive nods down), yaw (positive turns towards the subject's left), roll, in radians;
+    /// applied in yaw, pitch, roll order. Rendered heads turn by it.
     pub head_rotation: Vec3,
     /// Head translation from its rest position, metres.
     pub head_translation: Vec3,

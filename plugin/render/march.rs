@@ -1,6 +1,6 @@
 //! The per-head, per-frame parameters of the volume renderer, shared by the GPU pass and the CPU reference.
 
-use bevy::math::{Mat3, Vec3};
+use bevy::math::{Mat3, Quat, Vec3};
 use bytemuck::{Pod, Zeroable};
 
 use crate::identity::HeadAsset;
@@ -44,6 +44,19 @@ impl HeadCamera {
             yaw.cos() * pitch.cos(),
         );
         Self::framing(direction * distance, radius)
+    }
+
+    /// The same view of a head that has turned by `rotation` and moved by `translation` (metres) from its rest
+    /// pose: the camera goes the opposite way around the head's centre, which is what the head's own motion looks
+    /// like from a fixed camera.
+    pub fn posed(&self, rotation: Quat, translation: Vec3) -> Self {
+        let undo = rotation.inverse();
+        Self {
+            position: undo * (self.position - translation),
+            up: undo * self.up,
+            target: undo * (self.target - translation),
+            fov_y: self.fov_y,
+        }
     }
 
     /// Side of the square the camera's image covers in the plane through the head's centre, metres (the size of a
@@ -126,5 +139,26 @@ impl MarchUniform {
     /// Image height in pixels.
     pub fn height(&self) -> u32 {
         self.size[1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turned_head_is_seen_like_a_camera_turned_the_other_way() {
+        let camera = HeadCamera::orbit(0.0, 0.0, 0.8, 0.2);
+        let turned = camera.posed(Quat::from_rotation_y(0.5), Vec3::ZERO);
+        let expected = HeadCamera::orbit(-0.5, 0.0, 0.8, 0.2);
+        assert!(turned.position.distance(expected.position) < 1e-5);
+        assert!(turned.up.distance(Vec3::Y) < 1e-6);
+        // Nodding down (positive pitch) is a camera that rises over the head.
+        let nodded = camera.posed(Quat::from_rotation_x(0.3), Vec3::ZERO);
+        assert!(nodded.position.y > 0.2, "{nodded:?}");
+        // Moving the head right moves the camera left relative to it, target included.
+        let moved = camera.posed(Quat::IDENTITY, Vec3::new(0.05, 0.0, 0.0));
+        assert_eq!(moved.target, Vec3::new(-0.05, 0.0, 0.0));
+        assert_eq!(moved.position.x, -0.05);
     }
 }
