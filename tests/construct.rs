@@ -7,7 +7,7 @@ use bevy::math::{Vec2, Vec3};
 use bevy_talking_head::HeadAsset;
 use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::{
-    ConstructSettings, PortraitFrame, build_head, find_face_landmarks, person_mask,
+    ConstructSettings, IdentityError, PortraitFrame, build_head, find_face_landmarks, person_mask,
 };
 use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::render::{
@@ -544,4 +544,55 @@ fn person_mask_follows_the_portrait_whatever_its_shape() {
         best.2
     );
     assert!(mean < 0.15, "the wide frame's mask differs: {mean:.3}");
+}
+
+/// Portraits of a turned head (renders of the astronaut's head at growing yaw): the landmark model's yaw estimate
+/// follows the turn, and building refuses a face turned past `MAX_PORTRAIT_YAW_DEG` with a clear error.
+#[test]
+fn turned_portraits_are_measured_and_refused_past_the_limit() {
+    let registry = ModelRegistry::load_default().expect("models");
+    let Built { asset, .. } = build();
+    for yaw in [0.0f32, 20.0, 40.0, 60.0, 80.0] {
+        let (view, _) = render(&asset, yaw, &[0.0; bases::COUNT], 0.7);
+        // Over a plain grey background, as a photo would have one.
+        let rgba = premultiplied_to_srgba8(&view);
+        let mut rgb = image::RgbImage::new(SIZE, SIZE);
+        for (i, pixel) in rgb.pixels_mut().enumerate() {
+            let a = f32::from(rgba[i * 4 + 3]) / 255.0;
+            *pixel = image::Rgb(std::array::from_fn(|c| {
+                (f32::from(rgba[i * 4 + c]) * a + 128.0 * (1.0 - a)).round() as u8
+            }));
+        }
+        let portrait = image::DynamicImage::ImageRgb8(rgb);
+        let result = find_face_landmarks(&registry, &portrait);
+        let checked = result
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|l| l.check_pose());
+        match &result {
+            Ok(landmarks) => println!(
+                "render at yaw {yaw}: face found, estimated yaw {:.0}: {checked:?}",
+                landmarks.yaw_degrees()
+            ),
+            Err(error) => println!("render at yaw {yaw}: {error}"),
+        }
+        if yaw <= 20.0 {
+            let estimate = result.expect("a face").yaw_degrees();
+            assert!(
+                (estimate - yaw).abs() < 6.0,
+                "yaw {yaw}: estimated {estimate}"
+            );
+            assert!(checked.is_ok(), "yaw {yaw}: {checked:?}");
+        }
+        if yaw >= 60.0 {
+            // Refused with an error that says why: turned too far, or no face the landmark model accepts.
+            assert!(
+                matches!(
+                    checked,
+                    Err(IdentityError::FaceTurned { .. } | IdentityError::FaceNotConfirmed { .. })
+                ),
+                "yaw {yaw}: {checked:?}"
+            );
+        }
+    }
 }

@@ -367,6 +367,28 @@ fn other_colour_types_still_find_the_face() {
     }
 }
 
+/// A CMYK JPEG (as print workflows save photos) decodes to RGB and gives the same face as the RGB original.
+#[test]
+fn cmyk_jpeg_portraits_find_the_face() {
+    let registry = registry();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cmyk =
+        image::open(root.join("assets/test/astronaut_cmyk.jpg")).expect("a CMYK JPEG decodes");
+    println!("CMYK JPEG decoded as {:?}", cmyk.color());
+    // The fixture is the portrait's 256×256 crop at x 96, y 0.
+    let original = astronaut().crop_imm(96, 0, 256, 256);
+    let expected = landmarks_of(&registry, &original);
+    let got = landmarks_of(&registry, &cmyk);
+    let largest = got
+        .points
+        .iter()
+        .zip(&expected.points)
+        .map(|(a, b)| a.truncate().distance(b.truncate()))
+        .fold(0.0f32, f32::max);
+    println!("CMYK JPEG: largest landmark distance to the RGB crop's {largest:.2} px");
+    assert!(largest < 3.0, "{largest} px");
+}
+
 /// Transparent pixels are composited onto black: a portrait whose surroundings are fully transparent (with
 /// garbage colour under the alpha) still gives the face.
 #[test]

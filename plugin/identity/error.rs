@@ -27,6 +27,16 @@ pub enum IdentityError {
         /// The score it needs (`landmarks::MIN_FACE_PRESENCE`).
         min_presence: f32,
     },
+    /// The face is turned too far from the camera to build a head from (the far side would be guessed).
+    #[error(
+        "the face in the portrait is turned about {yaw_deg:.0}° away from the camera; a head can be built from          faces turned at most {max_deg:.0}°: use a portrait that looks at the camera"
+    )]
+    FaceTurned {
+        /// The landmark model's yaw estimate ([`FaceLandmarks::yaw_degrees`](super::FaceLandmarks::yaw_degrees)).
+        yaw_deg: f32,
+        /// The limit (`landmarks::MAX_PORTRAIT_YAW_DEG`).
+        max_deg: f32,
+    },
     /// The image is too small to hold a face the models can find.
     #[error("the portrait is {width}×{height} pixels; at least {min_side}×{min_side} is needed")]
     ImageTooSmall {

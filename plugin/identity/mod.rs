@@ -18,5 +18,6 @@ pub use head_asset::{
     MAX_HIDDEN, PLANES,
 };
 pub use landmarks::{
-    FaceBox, FaceKeypoint, FaceLandmarks, detect_faces, face_landmarks, find_face_landmarks,
+    FaceBox, FaceKeypoint, FaceLandmarks, MAX_PORTRAIT_YAW_DEG, detect_faces, face_landmarks,
+    find_face_landmarks,
 };

@@ -68,6 +68,7 @@ fn build(
         }
     }
     let landmarks = find_face_landmarks(registry, portrait)?;
+    landmarks.check_pose()?;
     let mask = person_mask(registry, portrait)?;
     let (asset, _) = build_head(
         portrait,
