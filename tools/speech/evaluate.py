@@ -11,6 +11,11 @@ Sets:
                    from `flite -psdur`, targets by the same table (ARPAbet -> viseme). Never used for training.
   flite_noisy      the same utterances through a random augmentation chain (augment.py, strength 1): noise,
                    reverb, band-limiting, gain, padding, resampling
+  recorded         <data>/recorded-*.npz: real recorded human speech from Debian packages (telephone prompts in
+                   en/es/fr/it/ru, Fish Fillets NG dialogues in cs, alsa-utils' channel names), phones by
+                   forced alignment (pocketsphinx); built by `python -m tools.speech.recorded` (needs the packages
+                   and pocketsphinx: tools/speech/README.md). In the default list when its shards exist;
+                   --recorded-by-language adds one set per language ("recorded:en", ...).
 A predictor is a callable taking float32 mono 16 kHz audio (unnormalised) and returning [T, 52] ARKit weights at
 25 fps (T = ceil(samples / 640); longer outputs are cut, shorter ones scored on their length).
 Built-in predictors: "energy" and "mfcc" (baselines.py; MFCC templates calibrated on --calibration train
@@ -26,6 +31,7 @@ import datetime
 import importlib
 import itertools
 import os
+import sys
 import time
 
 import numpy as np
@@ -34,9 +40,9 @@ from . import augment, baselines, corpus, flite, make_dataset, metrics, shards, 
 
 ASSET_MODEL_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "models")
 DEFAULT_MODEL_DIR = "/root/.cache/bevy_talking_head/speech_model"
-SETS = ("espeak_voices", "espeak_language", "flite", "flite_noisy")
+SETS = ("espeak_voices", "espeak_language", "flite", "flite_noisy", "recorded")
 _SET_FILES = {"espeak_voices": "test_voices", "espeak_language": "test_language", "flite": "flite",
-              "flite_noisy": "flite_noisy"}
+              "flite_noisy": "flite_noisy", "recorded": "recorded"}
 
 
 def build_flite_sets(data: str, minutes: float, seed: int = 7) -> None:
@@ -71,7 +77,8 @@ def build_flite_sets(data: str, minutes: float, seed: int = 7) -> None:
 def load_set(data: str, name: str, limit: int | None) -> list[dict]:
     utts = list(itertools.islice(shards.iter_split(data, _SET_FILES[name]), limit))
     if not utts:
-        raise SystemExit(f"no shards for set {name} in {data} (run make_dataset first)")
+        how = "python -m tools.speech.recorded (see tools/speech/README.md)" if name == "recorded" else "make_dataset"
+        raise SystemExit(f"no shards for set {name} in {data} (run {how} first)")
     return utts
 
 
@@ -127,7 +134,10 @@ def markdown(results: dict, sets: dict[str, list[dict]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=make_dataset.DEFAULT_OUT)
-    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--sets", default=None, help="comma-separated (default: " + ",".join(SETS) + "; recorded only "
+                                                   "when its shards exist)")
+    ap.add_argument("--recorded-by-language", action="store_true",
+                    help="also score the recorded set per language (sets recorded:en, recorded:cs, ...)")
     ap.add_argument("--predictor", action="append",
                     help="energy, mfcc, oracle, trained or module:factory (repeatable)")
     ap.add_argument("--model-dir", default=None,
@@ -138,13 +148,23 @@ def main() -> None:
     ap.add_argument("--flite-minutes", type=float, default=10.0)
     ap.add_argument("--rebuild-flite", action="store_true")
     args = ap.parse_args()
-    set_names = args.sets.split(",")
+    if args.sets is None:
+        set_names = list(SETS)
+        if not shards.shard_paths(args.data, _SET_FILES["recorded"]):
+            set_names.remove("recorded")
+            print(f"note: no recorded-*.npz in {args.data}: the recorded set is left out (build it with "
+                  "python -m tools.speech.recorded, see tools/speech/README.md)", file=sys.stderr)
+    else:
+        set_names = args.sets.split(",")
     if any(s.startswith("flite") for s in set_names) and (
             args.rebuild_flite or not shards.shard_paths(args.data, "flite")):
         if not flite.available():
             raise SystemExit("flite not found: apt-get install flite")
         build_flite_sets(args.data, args.flite_minutes)
     sets = {s: load_set(args.data, s, args.max_utterances) for s in set_names}
+    if args.recorded_by_language and "recorded" in sets:
+        for lang in sorted({u["meta"]["lang"] for u in sets["recorded"]}):
+            sets[f"recorded:{lang}"] = [u for u in sets["recorded"] if u["meta"]["lang"] == lang]
     model_dir = args.model_dir or next((d for d in (ASSET_MODEL_DIR, DEFAULT_MODEL_DIR)
                                         if os.path.exists(os.path.join(d, "motion_generator.onnx"))), "")
     default = ["energy", "mfcc"] + (["trained"] if model_dir else []) + ["oracle"]

@@ -31,7 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 from . import model, visemes
 
 OPSET = 17
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 LICENSE = "MIT OR Apache-2.0"
 
 
@@ -90,13 +90,19 @@ def build_encoder(p: dict) -> onnx.ModelProto:
         n("Relu", ["c1"], ["h1"]),
         n("Conv", ["h1", "conv2_w", "conv2_b"], ["c2"], kernel_shape=[3], strides=[1], pads=[0, 0]),
         n("Tanh", ["c2"], ["f_t"]),
-        # noise gate (model.gate_rows / gate_features): 100 Hz ramp product, then mean of rows 2j+2..2j+5
-        n("Add", ["f_level", "gate_peak"], ["g1a"]), n("Div", ["g1a", "gate_ramp"], ["g1b"]),
+        # noise gate (model.gate_features): level and SNR rows pooled over rows 2j+2..2j+5 in the power domain
+        # (ln of the mean of exp), then the ramps
+        n("Concat", ["f_level", "f_snr"], ["lvl_snr"], axis=2), n("Exp", ["lvl_snr"], ["lvl_snr_pow"]),
+        n("Transpose", ["lvl_snr_pow"], ["lvl_snr_pow_t"], perm=[0, 2, 1]),
+        n("Split", ["lvl_snr_pow_t"], ["lvl_pow_t", "snr_pow_t"], axis=1),
+        n("Conv", ["lvl_pow_t", "gate_kernel"], ["lvl_mean_t"], kernel_shape=[8], strides=[2], pads=[0, 0]),
+        n("Conv", ["snr_pow_t", "gate_kernel"], ["snr_mean_t"], kernel_shape=[8], strides=[2], pads=[0, 0]),
+        n("Log", ["lvl_mean_t"], ["lvl40"]), n("Log", ["snr_mean_t"], ["snr40"]),
+        n("Add", ["lvl40", "gate_peak"], ["g1a"]), n("Div", ["g1a", "gate_ramp"], ["g1b"]),
         n("Clip", ["g1b", "zero", "one"], ["g1"]),
-        n("Sub", ["f_snr", "gate_snr"], ["g2a"]), n("Div", ["g2a", "gate_ramp"], ["g2b"]),
+        n("Sub", ["snr40", "gate_snr"], ["g2a"]), n("Div", ["g2a", "gate_ramp"], ["g2b"]),
         n("Clip", ["g2b", "zero", "one"], ["g2"]),
-        n("Mul", ["g1", "g2"], ["g_rows"]), n("Transpose", ["g_rows"], ["g_rows_t"], perm=[0, 2, 1]),
-        n("Conv", ["g_rows_t", "gate_kernel"], ["gate_t"], kernel_shape=[8], strides=[2], pads=[0, 0]),
+        n("Mul", ["g1", "g2"], ["gate_t"]),
         n("Concat", ["f_t", "gate_t"], ["out_t"], axis=1),
         n("Transpose", ["out_t"], ["features"], perm=[0, 2, 1]),
     ]
@@ -119,8 +125,8 @@ def build_generator(p: dict) -> onnx.ModelProto:
     w3 = np.zeros((model.FEATURE_WINDOW, f + 1, h2), np.float32)  # the gate channel is not an MLP input
     w3[:, :f] = p["W3"].reshape(model.FEATURE_WINDOW, f, h2)
     init = [numpy_helper.from_array(np.array([-1, model.FEATURE_WINDOW * (f + 1)], np.int64), "flat_shape"),
-            numpy_helper.from_array(np.array([2, f], np.int64), "gate_starts"),
-            numpy_helper.from_array(np.array([3, f + 1], np.int64), "gate_ends"),
+            numpy_helper.from_array(np.array([model.GATE_WINDOW[0], f], np.int64), "gate_starts"),
+            numpy_helper.from_array(np.array([model.GATE_WINDOW[1], f + 1], np.int64), "gate_ends"),
             numpy_helper.from_array(np.array([1, 2], np.int64), "gate_axes"),
             numpy_helper.from_array(np.array([-1, 1], np.int64), "gate_shape"),
             c(w3.reshape(-1, h2), "fc1_w"), c(p["b3"], "fc1_b"), c(p["W4"], "fc2_w"), c(p["b4"], "fc2_b"),
@@ -141,9 +147,10 @@ def build_generator(p: dict) -> onnx.ModelProto:
              n("Mul", ["shape", "scale"], ["shape_scaled"]), n("Min", ["shape_scaled", "one"], ["shape_capped"]),
              n("Mul", ["shape_capped", "lam"], ["mix_a"]), n("Mul", ["regression", "one_minus_lam"], ["mix_b"]),
              n("Add", ["mix_a", "mix_b"], ["mixed"]),
-             # noise gate: channel F of the centre feature
+             # noise gate: the largest channel-F value of the window (model.window_gate)
              n("Slice", ["features", "gate_starts", "gate_ends", "gate_axes"], ["gate_3d"]),
-             n("Reshape", ["gate_3d", "gate_shape"], ["gate"]),
+             n("ReduceMax", ["gate_3d"], ["gate_max"], axes=[1], keepdims=1),
+             n("Reshape", ["gate_max", "gate_shape"], ["gate"]),
              n("Mul", ["mixed", "gate"], ["weights"])]
     graph = helper.make_graph(
         nodes, "motion_generator",
@@ -153,7 +160,7 @@ def build_generator(p: dict) -> onnx.ModelProto:
         doc_string="features window [B, 5 (+-2), %d] around a 25 fps frame -> 52 ARKit weights in 0..1" % (f + 1))
     return _finish(graph, "motion_generator", {"frame_rate_hz": 25, "feature_window": model.FEATURE_WINDOW,
                                                "feature_dim": f + 1, "mix_lambda": model.MIX_LAMBDA,
-                                               "mix_tau": model.MIX_TAU})
+                                               "mix_tau": model.MIX_TAU, "gate_window": list(model.GATE_WINDOW)})
 
 
 def check(weights: str, enc: str, gen: str, data: str, n_utt: int) -> float:

@@ -24,7 +24,8 @@ Fixed noise gate (not trained; the baselines' gate made causal): per 100 Hz row
     g = clip((e - R + GATE_PEAK) / GATE_RAMP, 0, 1) * clip((e - N - GATE_SNR) / GATE_RAMP, 0, 1)
     (closed 35 dB under the recent peak or within 8 dB of the recent floor); the encoder outputs its mean over the
     rows around each feature as one extra channel (so features = F + 1 channels, the last one the gate) and the
-    generator multiplies its output by the gate of the window's centre feature.
+    generator multiplies its output by the largest gate of window features GATE_WINDOW (the 3 centre ones; version 1:
+    the centre feature's gate, per-row gates averaged: see gate_features).
 
 Timing / padding (all "valid" convolutions: chunked streaming gives the same numbers as offline, given the
 W rows of history for the running statistics)
@@ -55,11 +56,12 @@ D_IN = 2 * BANDS + 2             # 158
 PAD_LEFT = 1080                  # zero samples before a clip (see the docstring)
 FEATURE_WINDOW = 5               # +-2
 MIX_LAMBDA = 0.8                 # output = (1 - MIX_LAMBDA) regression + MIX_LAMBDA viseme-posterior shape (mix_output)
-MIX_TAU = 1.0                    # softmax temperature of the viseme posterior
+MIX_TAU = 1.25                   # softmax temperature of the viseme posterior (picked on validation)
 MIX_EPS = 1e-6
 GATE_PEAK = 8.0                  # ln power: 35 dB under the recent peak (the baselines: -50 dBFS vs -15 dBFS peaks)
 GATE_SNR = 1.84                  # ln power: 8 dB over the recent floor (the baselines: floor + 8 dB)
 GATE_RAMP = 1.0                  # ln power: ~4.3 dB from closed to open
+GATE_WINDOW = (1, 4)             # the generator's gate = max of the window features [a, b) (2 = the centre)
 
 
 def padded(audio: np.ndarray, n_frames: int | None = None) -> tuple[np.ndarray, int]:
@@ -165,14 +167,25 @@ def gate_rows(raw: np.ndarray) -> np.ndarray:
 
 
 def gate_features(raw: np.ndarray) -> np.ndarray:
-    """[T100, D] raw rows -> [T50] gate of feature j: mean of gate_rows over rows 2j+2 .. 2j+5 (the rows whose
-    window centres fall in the 40 ms around feature j's centre)."""
-    g = gate_rows(raw)
-    n = (len(g) - 8) // 2 + 1
+    """[T100, D] raw rows -> [T50] gate of feature j, from the 40 ms around feature j's centre (rows 2j+2 .. 2j+5,
+    the rows whose window centres fall there): the level and SNR rows are pooled in the power domain first
+    (ln of the mean of exp: the loud part of the 40 ms dominates, like a 40 ms RMS level), then ramped like
+    gate_rows.  (Version 1 averaged the per-row gates instead, which halved the gate of every frame whose 40 ms
+    was half pause: vowel frames at pause edges, and vowels in noise, lost half their opening.)"""
+    n = (len(raw) - 8) // 2 + 1
     if n <= 0:
         return np.zeros(0, np.float32)
     idx = 2 * np.arange(n)[:, None] + np.arange(2, 6)[None, :]
-    return g[idx].mean(1).astype(np.float32)
+    level = np.log(np.exp(raw[idx, -2].astype(np.float32)).mean(1))
+    snr = np.log(np.exp(raw[idx, -1].astype(np.float32)).mean(1))
+    return (np.clip((level + GATE_PEAK) / GATE_RAMP, 0, 1) * np.clip((snr - GATE_SNR) / GATE_RAMP, 0, 1)
+            ).astype(np.float32)
+
+
+def window_gate(gates: np.ndarray) -> np.ndarray:
+    """[..., 5] gates of a frame's +-2 feature window -> [...]: the maximum over features GATE_WINDOW (the output
+    is only shut when the 40 ms pools of all of them are gated: pauses, not the vowel frames at their edges)."""
+    return gates[..., GATE_WINDOW[0]:GATE_WINDOW[1]].max(-1)
 
 
 def has_shape(p: dict) -> bool:
@@ -215,7 +228,7 @@ class NumpyModel:
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         f, t = self.features(audio)
         y, logits = generator_forward(self.p, f[None, :, :-1], t)
-        gate = f[2:2 + 2 * t:2, -1:]                       # centre feature of each frame's window
+        gate = window_gate(np.stack([f[k:k + 2 * t:2, -1] for k in range(FEATURE_WINDOW)], 1))[:, None]
         return mix_output(y[0], logits[0]) * gate
 
 

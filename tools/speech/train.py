@@ -2,12 +2,15 @@
 
     PY=/root/.cache/bevy_talking_head/venv-speech/bin/python
     $PY -m tools.speech.train --data /root/.cache/bevy_talking_head/speech_data \
-        --out /root/.cache/bevy_talking_head/speech_model/model.npz   # 1.5-4.5 min on the shared 2-core machine
+        --out /root/.cache/bevy_talking_head/speech_model/model.npz   # 5-13 min on the shared 2-core machine
     $PY -m tools.speech.export_onnx --weights .../model.npz --out-dir ...       # -> audio_encoder.onnx, motion_generator.onnx
 
 Loss per frame: binary cross-entropy of the 52 sigmoid outputs against the 25 fps targets (soft targets in 0..1;
-silence frames x --sil-weight, /p b m/ frames x --pp-weight) + AUX * cross-entropy of the 15-way viseme head against
-the frame labels.  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
+silence frames x --sil-weight, /p b m/ frames x --pp-weight, open vowels aa/E/oh x --vowel-weight) + AUX *
+cross-entropy of the 15-way viseme head against the frame labels (open vowels x --vowel-ce) + --open-weight *
+relu(--open-margin - lip_opening(regression)) on open-vowel frames + --close-weight * relu(lip_opening(regression)
+- --close-margin) on /p b m/ frames (lip_opening = metrics.lip_opening).  The voice variants of
+validate.VAL_VARIANTS are left out of training (the validation split; the per-epoch "val" numbers are on them).  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
 i.e. its real left/right context).  Augmentation on top of the shards' own: a stationary noise floor on
 --floor-noise of the utterances (computed once, before the front end), a random smooth spectral tilt per segment
 (--eq), Gaussian noise on the normalised front-end rows; weight decay.  Deterministic given --seed.  The defaults
@@ -23,19 +26,22 @@ import time
 
 import numpy as np
 
-from . import augment, model, shards, visemes
+from . import arkit, augment, model, shards, validate, visemes
 
 DEFAULT_OUT = "/root/.cache/bevy_talking_head/speech_model/model.npz"
 
 
 def load(data: str, split: str, limit: int | None = None, seg: int = 32, shape: bool = True,
-         floor_p: float = 0.0, seed: int = 0, floor_snr: tuple[float, float] = (35.0, 70.0)):
+         floor_p: float = 0.0, seed: int = 0, floor_snr: tuple[float, float] = (35.0, 70.0), keep=None):
     """Front-end rows, targets, labels per utterance.  floor_p: share of utterances that get a stationary noise
     floor (white/pink/brown, floor_snr dB below the active speech level) added over the whole clip, padding included
     (flite-like floors; the shards' own augmentation mostly keeps digital silence in pauses)."""
     rows, faces, labels = [], [], []
     rng = np.random.default_rng([seed, 99])
-    for i, u in enumerate(shards.iter_split(data, split)):
+    utts = shards.iter_split(data, split)
+    if keep is not None:
+        utts = (u for u in utts if keep(u))
+    for i, u in enumerate(utts):
         if limit is not None and i >= limit:
             break
         t = len(u["labels"])
@@ -53,6 +59,47 @@ def load(data: str, split: str, limit: int | None = None, seg: int = 32, shape: 
         faces.append(face)
         labels.append(lab)
     return rows, faces, labels
+
+
+def soft_posteriors(face: np.ndarray, iters: int = 150) -> np.ndarray:
+    """[T, 52] target faces -> [T, 15] viseme weights q on the simplex with face ~ q @ visemes.SHAPES (sil = the
+    zero shape takes the rest): the dominance blend of targets.py read back from the face (projected gradient,
+    least squares).  Used as soft viseme-head targets (--soft)."""
+    S = visemes.SHAPES.astype(np.float64)
+    F = face.astype(np.float64)
+    n, v = len(F), len(S)
+    q = np.full((n, v), 1.0 / v)
+    step = 1.0 / np.linalg.eigvalsh(S @ S.T).max()
+    for _ in range(iters):
+        q = q - step * ((q @ S - F) @ S.T)
+        # projection onto the simplex (sorting method)
+        u = -np.sort(-q, 1)
+        css = np.cumsum(u, 1) - 1.0
+        k = np.arange(1, v + 1)
+        rho = (u - css / k > 0).sum(1)
+        theta = css[np.arange(n), rho - 1] / rho
+        q = np.maximum(q - theta[:, None], 0.0)
+    return q.astype(np.float32)
+
+
+def band_warp(rng, xb: np.ndarray, amount: float, mean: np.ndarray, inv_std: np.ndarray) -> np.ndarray:
+    """Vocal-tract-length-like warp of the band axis per segment: band b reads band b * alpha (linear
+    interpolation, alpha = exp(N(0, amount)), clipped to +-2.5 std), for both band blocks (levels and shape)."""
+    b = model.BANDS
+    raw = xb / inv_std + mean                # warp the raw ln-power rows, then normalise again
+    out = raw.copy()
+    nband = 2 if xb.shape[2] == model.d_in(True) else 1
+    src = np.arange(b, dtype=np.float64)
+    for i in range(len(xb)):
+        alpha = float(np.exp(np.clip(rng.normal(0, amount), -2.5 * amount, 2.5 * amount)))
+        pos = np.clip(src * alpha, 0, b - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, b - 1)
+        w = (pos - lo).astype(np.float32)
+        for s in range(nband):
+            blk = raw[i, :, s * b:(s + 1) * b]
+            out[i, :, s * b:(s + 1) * b] = blk[:, lo] * (1 - w) + blk[:, hi] * w
+    return ((out - mean) * inv_std).astype(np.float32)
 
 
 class Adam:
@@ -78,8 +125,26 @@ def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
 
 
+OPEN_VOWELS = [visemes.ID[v] for v in ("aa", "E", "oh")]
+_LIP_GRAD = np.zeros(52, np.float32)  # d lip_opening / d weights (metrics.lip_opening, where jawOpen > mouthClose)
+for _n, _g in (("jawOpen", 1.0), ("mouthClose", -1.0), ("mouthLowerDownLeft", 0.125), ("mouthLowerDownRight", 0.125),
+               ("mouthUpperUpLeft", 0.125), ("mouthUpperUpRight", 0.125), ("mouthFunnel", 0.5)):
+    _LIP_GRAD[arkit.idx(_n)] = _g
+
+
+_LIP_REST = _LIP_GRAD.copy()
+_LIP_REST[[arkit.idx("jawOpen"), arkit.idx("mouthClose")]] = 0.0
+
+
+def lip_opening(y: np.ndarray) -> np.ndarray:
+    """metrics.lip_opening for [..., 52]."""
+    return np.maximum(0.0, y[..., arkit.idx("jawOpen")] - y[..., arkit.idx("mouthClose")]) + y @ _LIP_REST
+
+
 def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, aux: float, pp_weight: float = 1.0,
-                     sil_weight: float = 1.0):
+                     sil_weight: float = 1.0, vowel_weight: float = 1.0, open_margin: float = 0.0,
+                     open_weight: float = 0.0, vowel_ce: float = 1.0, close_weight: float = 0.0,
+                     close_margin: float = 0.05, soft: np.ndarray | None = None):
     b, s = tgt.shape[:2]
     c: dict = {}
     f = model.encoder_forward(p, xn, c)
@@ -92,12 +157,36 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
     prob = np.exp(logits)
     prob /= prob.sum(2, keepdims=True)
     onehot = np.eye(prob.shape[2], dtype=np.float32)[lab]
+    if soft is not None:
+        onehot = soft
     ce = -(onehot * np.log(prob + eps)).sum(2).sum() / n
     g: dict = {}
+    vowel = np.isin(lab, OPEN_VOWELS)
     fw = np.where(lab == visemes.PP, np.float32(pp_weight),
-                  np.where(lab == visemes.SIL, np.float32(sil_weight), np.float32(1.0)))[..., None]  # frame weights
+                  np.where(lab == visemes.SIL, np.float32(sil_weight),
+                           np.where(vowel, np.float32(vowel_weight), np.float32(1.0))))[..., None]  # frame weights
     da4 = fw * (y - tgt) / (n * 52)
-    dav = aux * (prob - onehot) / n
+    hinge = 0.0
+    if open_weight:
+        # open vowels (aa E oh) must not close the lips: open_weight * relu(open_margin - lip_opening(y))
+        short = vowel & (lip_opening(y) < open_margin)
+        hinge = open_weight * float((open_margin - lip_opening(y))[short].sum()) / n
+        dy = -open_weight * short[..., None] * _LIP_GRAD / n
+        jaw_over = y[..., arkit.idx("jawOpen")] > y[..., arkit.idx("mouthClose")]
+        dy[..., arkit.idx("jawOpen")] *= jaw_over
+        dy[..., arkit.idx("mouthClose")] *= jaw_over
+        da4 = da4 + dy * y * (1 - y)
+    if close_weight:
+        # bilabial frames must close: close_weight * relu(lip_opening(y) - close_margin)
+        wide = (lab == visemes.PP) & (lip_opening(y) > close_margin)
+        hinge += close_weight * float((lip_opening(y) - close_margin)[wide].sum()) / n
+        dy = close_weight * wide[..., None] * _LIP_GRAD / n
+        jaw_over = y[..., arkit.idx("jawOpen")] > y[..., arkit.idx("mouthClose")]
+        dy[..., arkit.idx("jawOpen")] *= jaw_over
+        dy[..., arkit.idx("mouthClose")] *= jaw_over
+        da4 = da4 + dy * y * (1 - y)
+    cw = np.where(vowel, np.float32(vowel_ce), np.float32(1.0))[..., None]
+    dav = aux * cw * (prob - onehot) / n
     h2, z = c["h2"], c["z"]
     g["W4"] = _outer(h2, da4)
     g["b4"] = da4.sum((0, 1))
@@ -124,7 +213,7 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
     da1 = dh1 * (h1 > 0)
     g["W1"] = _outer(c["c1"], da1)
     g["b1"] = da1.sum((0, 1))
-    return {"bce": bce, "mse": mse, "ce": ce}, g
+    return {"bce": bce, "mse": mse, "ce": ce, "hinge": hinge}, g
 
 
 def random_eq(rng, xb: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, amount: float) -> np.ndarray:
@@ -142,18 +231,20 @@ def random_eq(rng, xb: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, amount
     return out
 
 
-def batches(rng, rows, faces, labels, seg, bsz):
+def batches(rng, rows, faces, labels, seg, bsz, softs=None):
     cand = [(u, t0) for u in range(len(faces)) for t0 in range(0, len(faces[u]) - seg + 1, seg)]
     order = rng.permutation(len(cand))
     for i in range(0, len(order) - bsz + 1, bsz):
-        xs, ts, ls = [], [], []
+        xs, ts, ls, qs = [], [], [], []
         for j in order[i:i + bsz]:
             u, t0 = cand[j]
             t0 = min(t0 + int(rng.integers(seg)), len(faces[u]) - seg)  # random phase
             xs.append(rows[u][4 * t0:4 * t0 + 4 * seg + 12])
             ts.append(faces[u][t0:t0 + seg])
             ls.append(labels[u][t0:t0 + seg])
-        yield np.stack(xs), np.stack(ts), np.stack(ls)
+            if softs is not None:
+                qs.append(softs[u][t0:t0 + seg])
+        yield np.stack(xs), np.stack(ts), np.stack(ls), (np.stack(qs) if softs is not None else None)
 
 
 def evaluate_loss(p, rows, faces, labels, mean, inv_std):
@@ -171,7 +262,7 @@ def main() -> None:
     ap.add_argument("--data", default="/root/.cache/bevy_talking_head/speech_data")
     ap.add_argument("--out", default=DEFAULT_OUT)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--segment", type=int, default=32, help="frames per training segment")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -179,12 +270,24 @@ def main() -> None:
     ap.add_argument("--aux", type=float, default=0.3, help="weight of the auxiliary viseme loss")
     ap.add_argument("--pp-weight", type=float, default=1.0, help="loss weight of /p b m/ (PP) frames")
     ap.add_argument("--sil-weight", type=float, default=2.0, help="loss weight of silence frames")
+    ap.add_argument("--vowel-weight", type=float, default=1.0, help="loss weight of open-vowel (aa E oh) frames")
+    ap.add_argument("--vowel-ce", type=float, default=2.0, help="viseme-loss weight of open-vowel frames")
+    ap.add_argument("--open-weight", type=float, default=1.0,
+                    help="weight of the penalty relu(open-margin - lip_opening) on open-vowel frames")
+    ap.add_argument("--open-margin", type=float, default=0.2)
+    ap.add_argument("--close-weight", type=float, default=1.0,
+                    help="weight of the penalty relu(lip_opening - close-margin) on /p b m/ frames")
+    ap.add_argument("--close-margin", type=float, default=0.05)
     ap.add_argument("--eq", type=float, default=1.0, help="random smooth EQ per segment, ln-power units (std)")
     ap.add_argument("--floor-snr", default="25,60", help="noise floor range, dB below the speech level")
     ap.add_argument("--input-noise", type=float, default=0.1)
-    ap.add_argument("--h1", type=int, default=128)
+    ap.add_argument("--h1", type=int, default=192)
     ap.add_argument("--features", type=int, default=64)
-    ap.add_argument("--h2", type=int, default=256)
+    ap.add_argument("--h2", type=int, default=384)
+    ap.add_argument("--soft", type=float, default=0.0,
+                    help="viseme-head target = (1 - soft) * one-hot label + soft * the target face's viseme weights "
+                         "(soft_posteriors)")
+    ap.add_argument("--warp", type=float, default=0.0, help="band-axis warp per segment, std of ln(alpha)")
     ap.add_argument("--max-utterances", type=int, default=None)
     ap.add_argument("--no-shape", action="store_true", help="leave out the spectral-shape rows (80 inputs, not 158)")
     ap.add_argument("--floor-noise", type=float, default=0.5, help="share of train utterances given a noise floor")
@@ -193,13 +296,21 @@ def main() -> None:
     t_start = time.time()
     shape = not args.no_shape
     rows, faces, labels = load(args.data, "train", args.max_utterances, args.segment, shape, args.floor_noise,
-                               args.seed, tuple(float(v) for v in args.floor_snr.split(",")))
-    vrows, vfaces, vlabels = load(args.data, "test_voices", 60, 1, shape)
+                               args.seed, tuple(float(v) for v in args.floor_snr.split(",")),
+                               keep=lambda u: not validate.is_val(u))
+    vrows, vfaces, vlabels = load(args.data, "train", None, 1, shape, keep=validate.is_val)
     allrows = np.concatenate(rows)
     mean = allrows.mean(0).astype(np.float32)
     inv_std = (1.0 / (allrows.std(0) + 1e-3)).astype(np.float32)
     del allrows
     rows = [((x - mean) * inv_std).astype(np.float32) for x in rows]
+    softs = None
+    if args.soft:
+        softs = []
+        for f, l in zip(faces, labels):
+            q = soft_posteriors(f)
+            softs.append(((1 - args.soft) * np.eye(len(visemes.NAMES), dtype=np.float32)[l] + args.soft * q
+                          ).astype(np.float32))
     print(f"loaded {len(rows)} utterances, {sum(len(f) for f in faces)} frames in {time.time() - t_start:.1f} s",
           flush=True)
     p = model.init_params(rng, args.h1, args.features, args.h2, d=model.d_in(shape))
@@ -209,19 +320,23 @@ def main() -> None:
     step = 0
     for epoch in range(args.epochs):
         t0, acc = time.time(), []
-        for xb, tb, lb in batches(rng, rows, faces, labels, args.segment, args.batch):
+        for xb, tb, lb, qb in batches(rng, rows, faces, labels, args.segment, args.batch, softs):
             if args.input_noise:
                 xb = xb + rng.normal(0, args.input_noise, xb.shape).astype(np.float32)
             lr = args.lr * 0.5 * (1 + np.cos(np.pi * min(step / max(n_steps, 1), 1.0)))
             if args.eq:
                 xb = random_eq(rng, xb, mean, inv_std, args.eq)
-            losses, grads = forward_backward(p, xb, tb, lb, args.aux, args.pp_weight, args.sil_weight)
+            if args.warp:
+                xb = band_warp(rng, xb, args.warp, mean, inv_std)
+            losses, grads = forward_backward(p, xb, tb, lb, args.aux, args.pp_weight, args.sil_weight,
+                                             args.vowel_weight, args.open_margin, args.open_weight, args.vowel_ce,
+                                             args.close_weight, args.close_margin, qb)
             opt.step(p, grads, lr)
             acc.append([losses["bce"], losses["mse"], losses["ce"]])
             step += 1
         a = np.mean(acc, 0)
         v = evaluate_loss(p, vrows, vfaces, vlabels, mean, inv_std)
-        print(f"epoch {epoch + 1:2d}  train bce {a[0]:.4f} mse {a[1]:.5f} viseme-ce {a[2]:.3f}  |  test_voices(60) "
+        print(f"epoch {epoch + 1:2d}  train bce {a[0]:.4f} mse {a[1]:.5f} viseme-ce {a[2]:.3f}  |  val "
               f"mse {v[0]:.5f} aux-viseme-acc {v[1]:.3f}  ({time.time() - t0:.1f} s)", flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez(args.out, mean=mean, inv_std=inv_std, **{k: v for k, v in p.items()},
