@@ -1,8 +1,9 @@
 //! Portrait + face landmarks (+ person mask) → a head asset.
 //!
 //! Shape: the head is the volume between a front surface and a back surface over a silhouette in the head's
-//! x–y plane. The front surface is the face itself where the landmarks are (their depths, interpolated with
-//! Gaussian weights) and an ellipsoidal skull elsewhere, blended smoothly; the back surface is the back half of the
+//! x–y plane. The front surface is the face itself where the landmarks are (inside their hull the Delaunay
+//! triangulation of the 468 points, linear in each triangle — see [`super::triangulation`] —, carried on past the
+//! hull by Gaussian-weighted landmark depths) and an ellipsoidal skull elsewhere, blended smoothly; the back surface is the back half of the
 //! ellipsoid. Without a person mask the skull runs from a crown guessed above the forehead to the chin and the
 //! silhouette is its ellipse. With a mask ([`person_mask`](super::person_mask)) the crown is the top of the
 //! person's outline above the face and the skull is wide enough for the outline (hair volume) between crown and
@@ -41,6 +42,7 @@ use image::{DynamicImage, RgbImage};
 
 use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, PLANES};
 use super::landmarks::{FaceLandmarks, landmark_index as lm};
+use super::triangulation::FaceMesh;
 
 /// Typical distance between the pupils of an adult, metres; it sets the portrait's scale.
 const EYE_DISTANCE_M: f32 = 0.063;
@@ -604,6 +606,15 @@ impl Surfaces {
         let r = grid.r;
         let half_extent = grid.half_extent;
         let two_sigma2 = 2.0 * DEPTH_SIGMA_M * DEPTH_SIGMA_M;
+        // Inside the landmarks' hull the face is their triangulated surface; the Gaussian-weighted depths carry it
+        // on past the hull (and their weight blends it into the skull).
+        let texel = grid.texel();
+        let mesh_depth = FaceMesh::delaunay(face).depth_grid(
+            r,
+            r,
+            grid.point(0, 0),
+            Vec2::new(texel.x, -texel.y),
+        );
         let mut face_depth = vec![0.0f32; r * r];
         let mut face_weight = vec![0.0f32; r * r];
         let mut shell = vec![0.0f32; r * r];
@@ -621,7 +632,8 @@ impl Surfaces {
                         weight += w;
                     }
                 }
-                face_depth[i] = if weight > 0.0 { sum / weight } else { 0.0 };
+                face_depth[i] =
+                    mesh_depth[i].unwrap_or(if weight > 0.0 { sum / weight } else { 0.0 });
                 face_weight[i] = weight;
                 let rim = skull.inside(x, y);
                 shell[i] = skull.half_depth * rim.max(0.0).sqrt();

@@ -8,6 +8,7 @@ pub mod landmarks;
 pub mod portrait_head;
 pub mod procedural;
 pub mod segmentation;
+pub mod triangulation;
 
 pub use construct::{ConstructSettings, PortraitFrame, build_head};
 pub use error::IdentityError;
