@@ -216,8 +216,9 @@ pub struct FaceLandmarks {
 }
 
 impl FaceLandmarks {
-    /// How far the face is turned away from the camera, degrees (0 = frontal, positive = towards the image's
-    /// right), from the line between the outer eye corners in 3D. It reads low for large turns: renders of a head
+    /// How far the face is turned away from the camera, degrees (0 = frontal, positive = the face turned towards
+    /// the image's left, showing more of the subject's left side), from the line between the outer eye corners in
+    /// 3D. It reads low for large turns: renders of a head
     /// turned 20°, 40° and 60° gave 18°, 32° and 47° (`tests/construct.rs`).
     pub fn yaw_degrees(&self) -> f32 {
         let line = self.points[landmark_index::LEFT_EYE_OUTER]

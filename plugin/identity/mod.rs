@@ -7,6 +7,7 @@ mod head_asset;
 pub mod landmarks;
 pub mod portrait_head;
 pub mod procedural;
+pub mod quality;
 pub mod segmentation;
 pub mod triangulation;
 
