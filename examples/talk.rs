@@ -307,7 +307,9 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
     let head = app
         .world_mut()
         .spawn((
-            TalkingHead::new(portrait).with_settings(settings),
+            TalkingHead::new(portrait)
+                .with_settings(settings)
+                .with_emotion(options.emotion, options.intensity),
             Speech::silent(clip),
             PlaybackClock::manual(),
         ))
@@ -416,11 +418,6 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
         f64::from(frames) / rendered.as_secs_f64().max(1e-9),
         started.elapsed().as_secs_f64()
     );
-    if options.emotion != Emotion::Neutral {
-        println!(
-            "talk: note: emotions are not rendered yet (open issue); the head speaks with a neutral face"
-        );
-    }
     Ok(())
 }
 

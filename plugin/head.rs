@@ -4,7 +4,7 @@ use bevy::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::HeadAsset;
-use crate::motion::{FaceCoefficients, MotionTrack};
+use crate::motion::{FaceCoefficients, MotionSettings, MotionTrack, SpeechFace};
 
 /// The eight emotions of the MEAD corpus, as the paper uses them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Reflect, Serialize, Deserialize)]
@@ -161,6 +161,7 @@ impl Default for HeadSettings {
 #[require(
     TalkingHeadStatus,
     FaceCoefficients,
+    SpeechFace,
     MotionCode,
     MotionTrack,
     Transform,
@@ -169,12 +170,17 @@ impl Default for HeadSettings {
 pub struct TalkingHead {
     /// Where the identity comes from.
     pub source: HeadSource,
-    /// The emotion shown.
+    /// The emotion shown (one of the eight built in).
     pub emotion: Emotion,
+    /// An emotion of the [`crate::motion::EmotionLibrary`] by name (e.g. one added from your own RON); when set
+    /// it is shown instead of [`emotion`](Self::emotion).
+    pub custom_emotion: Option<String>,
     /// Strength of the emotion, 0..1.
     pub intensity: f32,
     /// Rendering settings.
     pub settings: HeadSettings,
+    /// Scales of head motion, expression and blinks, and the emotion blend time.
+    pub motion: MotionSettings,
 }
 
 impl TalkingHead {
@@ -192,9 +198,31 @@ impl TalkingHead {
         Self {
             source,
             emotion: Emotion::Neutral,
+            custom_emotion: None,
             intensity: 1.0,
             settings: HeadSettings::default(),
+            motion: MotionSettings::default(),
         }
+    }
+
+    /// Sets the motion settings (e.g. [`MotionSettings::still`]).
+    pub fn with_motion(mut self, motion: MotionSettings) -> Self {
+        self.motion = motion;
+        self
+    }
+
+    /// Shows an emotion of the [`crate::motion::EmotionLibrary`] by name (an unknown name shows neutral, with a
+    /// warning naming the known ones); intensity as in [`set_emotion`](Self::set_emotion).
+    pub fn set_custom_emotion(&mut self, name: impl Into<String>, intensity: f32) {
+        self.custom_emotion = Some(name.into());
+        self.intensity = clamp_intensity(intensity);
+    }
+
+    /// The name of the emotion shown: the custom one if set, else [`Emotion::name`].
+    pub fn emotion_name(&self) -> &str {
+        self.custom_emotion
+            .as_deref()
+            .unwrap_or(self.emotion.name())
     }
 
     /// Sets the emotion and its intensity (clamped to 0..1; a non-finite intensity counts as 0).
@@ -212,12 +240,22 @@ impl TalkingHead {
     /// Changes the emotion at run time (intensity clamped to 0..1; a non-finite intensity counts as 0).
     pub fn set_emotion(&mut self, emotion: Emotion, intensity: f32) {
         self.emotion = emotion;
-        self.intensity = if intensity.is_finite() {
-            intensity.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        self.custom_emotion = None;
+        self.intensity = clamp_intensity(intensity);
     }
+}
+
+/// Intensity clamped to 0..1 (a non-finite one counts as 0), with a warning when it was outside.
+fn clamp_intensity(intensity: f32) -> f32 {
+    let clamped = if intensity.is_finite() {
+        intensity.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    if clamped != intensity {
+        warn!("talking head: emotion intensity {intensity} is outside 0..1; using {clamped}");
+    }
+    clamped
 }
 
 /// Where a head stands: loading its assets, ready to render, or failed (with the reason, also logged).

@@ -42,7 +42,9 @@ pub use head::{
     TalkingHeadStatus, TalkingHeadTexture,
 };
 pub use identity::HeadAsset;
-pub use motion::{FaceCoefficients, MotionTrack, SpeechMotion};
+pub use motion::{
+    EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack, SpeechFace, SpeechMotion,
+};
 pub use plugin::{HeadOutput, Models, TalkingHeadPlugin, TalkingHeadSystems};
 
 /// Everything a game needs in one import.
@@ -53,6 +55,6 @@ pub mod prelude {
         TalkingHeadStatus, TalkingHeadTexture,
     };
     pub use crate::identity::HeadAsset;
-    pub use crate::motion::{FaceCoefficients, MotionTrack};
+    pub use crate::motion::{EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack};
     pub use crate::plugin::{TalkingHeadPlugin, TalkingHeadSystems};
 }

@@ -16,7 +16,8 @@ use crate::identity::HeadAsset;
 use crate::identity::portrait_head::{PortraitHead, build_portrait_heads};
 use crate::inference::ModelRegistry;
 use crate::motion::{
-    FaceCoefficients, drive_portrait_motion_codes, generate_speech_motion, sample_motion_tracks,
+    EmotionLibrary, FaceCoefficients, compose_faces, copy_speech_faces,
+    drive_portrait_motion_codes, generate_speech_motion, sample_motion_tracks,
 };
 use crate::render::{
     HEAD_TEXTURE_FORMAT, HeadCamera, HeadRenderJob, MarchUniform, TalkingHeadRenderPlugin,
@@ -62,6 +63,7 @@ impl Plugin for TalkingHeadPlugin {
                 )
                     .chain(),
             )
+            .init_resource::<EmotionLibrary>()
             .add_systems(Startup, load_models)
             .add_systems(
                 Update,
@@ -79,6 +81,7 @@ impl Plugin for TalkingHeadPlugin {
                     (
                         generate_speech_motion,
                         sample_motion_tracks,
+                        (compose_faces, copy_speech_faces),
                         drive_portrait_motion_codes,
                     )
                         .chain()

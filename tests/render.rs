@@ -240,7 +240,11 @@ fn bad_heads_fail_with_reasons_and_the_app_keeps_running() {
         ))
         .id();
     let fine = world
-        .spawn(TalkingHead::from_asset(good).with_settings(orbit_settings(0.0, 0.0)))
+        .spawn(
+            TalkingHead::from_asset(good)
+                .with_settings(orbit_settings(0.0, 0.0))
+                .with_motion(common::frozen()),
+        )
         .id();
 
     let heads = [
@@ -287,7 +291,10 @@ fn a_portrait_head_fails_with_the_model_error_when_models_are_unavailable() {
         .world()
         .resource::<AssetServer>()
         .load("test/portrait.png");
-    let head = app.world_mut().spawn(TalkingHead::new(portrait)).id();
+    let head = app
+        .world_mut()
+        .spawn(TalkingHead::new(portrait).with_motion(common::frozen()))
+        .id();
     let failed = run_until(&mut app, 600, |app| failed_reason(app, head).is_some());
     assert!(failed);
     let message = failed_reason(&app, head).unwrap_or_default();
@@ -307,7 +314,11 @@ fn a_portrait_becomes_a_head_that_renders_the_same_on_gpu_and_cpu() {
         .load("portraits/astronaut.png");
     let head = app
         .world_mut()
-        .spawn(TalkingHead::new(portrait).with_settings(orbit_settings(25.0, 5.0)))
+        .spawn(
+            TalkingHead::new(portrait)
+                .with_settings(orbit_settings(25.0, 5.0))
+                .with_motion(common::frozen()),
+        )
         .id();
     wait_until_ready(&mut app, head, 3000);
     let (capture, _) = capture_head(&mut app, head).expect("capture");

@@ -1,11 +1,16 @@
 //! Motion: expression coefficients (ARKit weights + head pose) and what turns them into a motion code.
 
 mod coefficients;
+pub mod emotion;
+pub mod expression;
 mod speech_motion;
 mod track;
 
 pub use coefficients::{ARKIT_NAMES, FaceCoefficients};
+pub use emotion::{EmotionLibrary, EmotionProfile, MotionStyle};
+pub(crate) use expression::compose_faces;
+pub use expression::{MotionSettings, SpeechFace};
 pub use speech_motion::SpeechMotion;
 pub(crate) use speech_motion::{drive_portrait_motion_codes, generate_speech_motion};
 pub use track::MotionTrack;
-pub(crate) use track::sample_motion_tracks;
+pub(crate) use track::{copy_speech_faces, sample_motion_tracks};

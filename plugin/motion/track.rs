@@ -4,9 +4,10 @@ use std::collections::VecDeque;
 
 use bevy::prelude::*;
 
-use super::FaceCoefficients;
+use super::{FaceCoefficients, SpeechFace};
 use crate::audio::clock::PlaybackClock;
 use crate::contract::{FRAME_RATE_HZ, MOTION_WINDOW};
+use crate::head::TalkingHead;
 
 /// Frames kept behind the playback position, so the motion encoder's window (centred on the current frame) stays
 /// complete.
@@ -83,15 +84,39 @@ impl MotionTrack {
     }
 }
 
-/// Publishes each head's coefficients at its clock time and releases frames it has passed.
+/// Samples each track at its clock time into [`SpeechFace`] (the speech layer; heads add emotion and life on top)
+/// and releases frames the clock has passed.
 pub(crate) fn sample_motion_tracks(
-    mut heads: Query<(&PlaybackClock, &mut MotionTrack, &mut FaceCoefficients)>,
+    mut commands: Commands,
+    mut heads: Query<(
+        Entity,
+        &PlaybackClock,
+        &mut MotionTrack,
+        Option<&mut SpeechFace>,
+    )>,
 ) {
-    for (clock, mut track, mut coefficients) in &mut heads {
+    for (entity, clock, mut track, speech) in &mut heads {
         if let Some(frame) = track.sample(clock.time_secs) {
-            *coefficients = frame;
+            match speech {
+                Some(mut speech) => speech.0 = frame,
+                None => {
+                    commands.entity(entity).insert(SpeechFace(frame));
+                }
+            }
         }
         track.release_before(clock.time_secs);
+    }
+}
+
+/// Entities with a changed speech layer that are not talking heads.
+type SpeechOnly = (Without<TalkingHead>, Changed<SpeechFace>);
+
+/// Entities that are not talking heads (an avatar driven by speech alone) publish the speech layer as it is.
+pub(crate) fn copy_speech_faces(
+    mut faces: Query<(&SpeechFace, &mut FaceCoefficients), SpeechOnly>,
+) {
+    for (speech, mut face) in &mut faces {
+        *face = speech.0;
     }
 }
 

@@ -17,6 +17,15 @@ pub fn headless_app() -> App {
     app
 }
 
+/// Motion settings that keep a rendered head exactly still (no sway, no blinks), for tests that compare frames.
+pub fn frozen() -> MotionSettings {
+    MotionSettings {
+        head_motion_scale: 0.0,
+        blink_rate: 0.0,
+        ..MotionSettings::default()
+    }
+}
+
 /// Settings for a head seen from a fixed direction (degrees), rendered into a `size`² texture only.
 pub fn orbit_settings(size: u32, yaw_deg: f32, pitch_deg: f32) -> HeadSettings {
     HeadSettings {
@@ -43,7 +52,11 @@ pub fn spawn_captured_head(
         .add(asset);
     let head = app
         .world_mut()
-        .spawn(TalkingHead::from_asset(handle).with_settings(settings))
+        .spawn(
+            TalkingHead::from_asset(handle)
+                .with_settings(settings)
+                .with_motion(frozen()),
+        )
         .id();
     app.update();
     let (capture, _) =

@@ -1,0 +1,577 @@
+//! What a head shows each frame: the speech's coefficients, the emotion (blended in over time) and life (blinks,
+//! gaze, head motion), combined so that speech keeps priority on the mouth.
+//!
+//! Combination per ARKit weight (all inputs cleaned: NaN/∞ → 0, clamped to 0..1):
+//! - weights that open the lips (`jawOpen`, `mouthFunnel`, `mouthLowerDown*`, `mouthUpperUp*`): speech × the
+//!   emotion's expression amplitude, plus the emotion's weight × (1 − speaking), where *speaking* is 1 while the
+//!   speech moved the mouth in the last 0.3 s and falls to 0 over the next 0.3 s. An open-mouthed emotion (surprise)
+//!   shows in pauses, and never opens the lips that speech closes for /p b m/;
+//! - `mouthClose`: speech only;
+//! - other mouth, cheek and nose weights: speech × amplitude + emotion × expression scale;
+//! - eyes: the emotion's, with the blink closing them (`eyeBlink*` = max(emotion, blink), `eyeWide*` reduced while
+//!   the lid is down) and the gaze in `eyeLook*`;
+//! - head pose: the speech's (when a model gives one) plus idle sway and speech-driven nods, scaled by the
+//!   emotion's head-motion energy and [`MotionSettings::head_motion_scale`].
+//!
+//! Blinks are a Poisson process (the emotion's rate × [`MotionSettings::blink_rate`], at least 0.6 s apart; each
+//! closes in 70 ms, holds 30 ms, opens in 160 ms) with their own random stream: nothing about head motion changes
+//! when they happen.
+
+use bevy::prelude::*;
+
+use super::emotion::{EmotionLibrary, EmotionProfile, MotionStyle};
+use super::{ARKIT_NAMES, FaceCoefficients};
+use crate::contract::ARKIT_WEIGHT_COUNT;
+use crate::head::TalkingHead;
+
+/// Per-head motion settings: scales of each kind of movement.
+#[derive(Clone, Copy, Debug, PartialEq, Reflect)]
+pub struct MotionSettings {
+    /// Scale of idle and speech-driven head motion (0 = the head keeps still).
+    pub head_motion_scale: f32,
+    /// Scale of the emotion's expression (0 = speech only).
+    pub expression_scale: f32,
+    /// Scale of the emotion's blink rate (0 = no blinks).
+    pub blink_rate: f32,
+    /// Seconds a change of emotion or intensity takes to blend in.
+    pub emotion_blend_secs: f32,
+}
+
+impl Default for MotionSettings {
+    fn default() -> Self {
+        Self {
+            head_motion_scale: 1.0,
+            expression_scale: 1.0,
+            blink_rate: 1.0,
+            emotion_blend_secs: 0.6,
+        }
+    }
+}
+
+impl MotionSettings {
+    /// No head motion; expressions and blinks as usual (a still camera shot, a portrait UI).
+    pub fn still() -> Self {
+        Self {
+            head_motion_scale: 0.0,
+            ..default()
+        }
+    }
+}
+
+/// The speech's coefficients at the head's clock, before emotion and life are added (written from the head's
+/// [`super::MotionTrack`]).
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq)]
+pub struct SpeechFace(pub FaceCoefficients);
+
+/// A head's running expression state: the emotion blend, the speaking envelope and life. Added by the plugin.
+#[derive(Component, Clone, Debug)]
+pub struct Expression {
+    from: EmotionProfile,
+    to: EmotionProfile,
+    blend: f32,
+    target: Option<(String, f32)>,
+    speaking: f32,
+    since_speech: f32,
+    nod: f32,
+    life: Life,
+}
+
+/// Blinks, gaze and idle sway of one head.
+#[derive(Clone, Debug)]
+pub struct Life {
+    time: f64,
+    blink_rng: u64,
+    gaze_rng: u64,
+    next_blink: f64,
+    blink_started: Option<f64>,
+    gaze: Vec2,
+    gaze_target: Vec2,
+    next_saccade: f64,
+    phases: [f32; 6],
+}
+
+/// What life adds to a frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LifeFrame {
+    /// How closed the lids are from blinking, 0..1.
+    pub blink: f32,
+    /// Gaze direction: x towards the subject's left, y up, about −0.3..0.3.
+    pub gaze: Vec2,
+    /// Idle head sway (pitch, yaw, roll), radians, before scaling.
+    pub sway: Vec3,
+}
+
+const BLINK_CLOSE_SECS: f64 = 0.07;
+const BLINK_HOLD_SECS: f64 = 0.03;
+const BLINK_OPEN_SECS: f64 = 0.16;
+const MIN_BLINK_GAP_SECS: f64 = 0.6;
+/// Speech keeps the mouth "speaking" this long after it last moved it, then lets go over the same time.
+const SPEAKING_HOLD_SECS: f32 = 0.3;
+
+fn splitmix(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl Life {
+    /// Life with its own random streams from `seed` (e.g. the entity's bits), starting at time 0.
+    pub fn new(seed: u64) -> Self {
+        let mut phase_rng = seed ^ 0x5151_5151;
+        let mut life = Self {
+            time: 0.0,
+            blink_rng: seed.wrapping_mul(3),
+            gaze_rng: seed.wrapping_mul(7) ^ 0xABCD,
+            next_blink: 0.0,
+            blink_started: None,
+            gaze: Vec2::ZERO,
+            gaze_target: Vec2::ZERO,
+            next_saccade: 1.0,
+            phases: std::array::from_fn(|_| {
+                (splitmix(&mut phase_rng) * std::f64::consts::TAU) as f32
+            }),
+        };
+        life.next_blink = 1.0 + splitmix(&mut life.blink_rng) * 2.0;
+        life
+    }
+
+    /// Advances by `delta_secs` with a blink rate (per minute) and returns the frame.
+    pub fn step(&mut self, delta_secs: f64, blinks_per_min: f32) -> LifeFrame {
+        let delta_secs = if delta_secs.is_finite() {
+            delta_secs.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.time += delta_secs;
+        let t = self.time;
+        // Blinks: exponential gaps at the current rate, never closer than MIN_BLINK_GAP_SECS.
+        let rate = f64::from(blinks_per_min.max(0.0)) / 60.0;
+        if self.blink_started.is_none() && t >= self.next_blink {
+            if rate > 0.0 {
+                self.blink_started = Some(t);
+            }
+            let u = splitmix(&mut self.blink_rng).max(1e-9);
+            let gap = if rate > 0.0 { -u.ln() / rate } else { 1.0 };
+            self.next_blink = t + gap.max(MIN_BLINK_GAP_SECS);
+        }
+        let blink = match self.blink_started {
+            Some(start) => {
+                let s = t - start;
+                let closed = if s < BLINK_CLOSE_SECS {
+                    s / BLINK_CLOSE_SECS
+                } else if s < BLINK_CLOSE_SECS + BLINK_HOLD_SECS {
+                    1.0
+                } else {
+                    1.0 - (s - BLINK_CLOSE_SECS - BLINK_HOLD_SECS) / BLINK_OPEN_SECS
+                };
+                if closed <= 0.0 && s > BLINK_CLOSE_SECS {
+                    self.blink_started = None;
+                }
+                closed.clamp(0.0, 1.0) as f32
+            }
+            None => 0.0,
+        };
+        // Saccades: a new small gaze target every 0.6–2.5 s, reached in about 40 ms.
+        if t >= self.next_saccade {
+            let x = splitmix(&mut self.gaze_rng) * 2.0 - 1.0;
+            let y = splitmix(&mut self.gaze_rng) * 2.0 - 1.0;
+            self.gaze_target = Vec2::new(0.25 * x as f32, 0.15 * y as f32);
+            self.next_saccade = t + 0.6 + 1.9 * splitmix(&mut self.gaze_rng);
+        }
+        let follow = 1.0 - (-delta_secs / 0.015).exp() as f32;
+        self.gaze += (self.gaze_target - self.gaze) * follow;
+        // Idle sway: slow sines per axis, a few degrees.
+        let wave = |f: f32, phase: f32| (std::f32::consts::TAU * f * t as f32 + phase).sin();
+        let p = self.phases;
+        let sway = Vec3::new(
+            1.5 * wave(0.11, p[0]) + 0.6 * wave(0.29, p[1]),
+            2.0 * wave(0.07, p[2]) + 0.7 * wave(0.23, p[3]),
+            0.8 * wave(0.13, p[4]) + 0.3 * wave(0.31, p[5]),
+        ) * std::f32::consts::PI
+            / 180.0;
+        LifeFrame {
+            blink,
+            gaze: self.gaze,
+            sway,
+        }
+    }
+}
+
+fn index(name: &str) -> usize {
+    ARKIT_NAMES.iter().position(|n| *n == name).unwrap_or(0)
+}
+
+/// Whether ARKit weight `i` opens the lips.
+fn opens_lips(i: usize) -> bool {
+    matches!(
+        ARKIT_NAMES[i],
+        "jawOpen"
+            | "mouthFunnel"
+            | "mouthLowerDownLeft"
+            | "mouthLowerDownRight"
+            | "mouthUpperUpLeft"
+            | "mouthUpperUpRight"
+    )
+}
+
+fn clean(value: f32) -> f32 {
+    if value.is_finite() {
+        value.clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// Combines one frame (see the module documentation): `emotion` at its current intensity, `speaking` 0..1.
+pub fn compose(
+    speech: &FaceCoefficients,
+    emotion: &EmotionProfile,
+    speaking: f32,
+    nod: f32,
+    life: &LifeFrame,
+    settings: &MotionSettings,
+) -> FaceCoefficients {
+    let amplitude = clean(emotion.style.expression_amplitude / 3.0) * 3.0;
+    let scale = settings.expression_scale.max(0.0);
+    let speaking = clean(speaking);
+    let mut out = FaceCoefficients::default();
+    for (i, w) in out.weights.iter_mut().enumerate() {
+        let (s, e) = (clean(speech.weights[i]), clean(emotion.weights[i]) * scale);
+        let name = ARKIT_NAMES[i];
+        *w = clean(if opens_lips(i) {
+            s * amplitude + e * (1.0 - speaking)
+        } else if name == "mouthClose" {
+            s
+        } else if name.starts_with("eye") {
+            e
+        } else {
+            s * amplitude + e
+        });
+    }
+    let blink = clean(life.blink);
+    for (blink_name, wide_name) in [
+        ("eyeBlinkLeft", "eyeWideLeft"),
+        ("eyeBlinkRight", "eyeWideRight"),
+    ] {
+        let (b, w) = (index(blink_name), index(wide_name));
+        out.weights[b] = out.weights[b].max(blink);
+        out.weights[w] *= 1.0 - blink;
+    }
+    let gaze = if life.gaze.is_finite() {
+        life.gaze
+    } else {
+        Vec2::ZERO
+    };
+    for (name, value) in [
+        ("eyeLookOutLeft", gaze.x),
+        ("eyeLookInRight", gaze.x),
+        ("eyeLookInLeft", -gaze.x),
+        ("eyeLookOutRight", -gaze.x),
+        ("eyeLookUpLeft", gaze.y),
+        ("eyeLookUpRight", gaze.y),
+        ("eyeLookDownLeft", -gaze.y),
+        ("eyeLookDownRight", -gaze.y),
+    ] {
+        let i = index(name);
+        out.weights[i] = clean(out.weights[i] + value.max(0.0));
+    }
+    let energy =
+        clean(emotion.style.head_motion_energy / 3.0) * 3.0 * settings.head_motion_scale.max(0.0);
+    let finite = |v: Vec3| if v.is_finite() { v } else { Vec3::ZERO };
+    let nod = if nod.is_finite() { nod } else { 0.0 };
+    out.head_rotation = finite(speech.head_rotation)
+        + (finite(life.sway) + Vec3::new(nod * 3.0_f32.to_radians(), 0.0, 0.0)) * energy;
+    out.head_translation = finite(speech.head_translation);
+    out
+}
+
+impl Expression {
+    fn new(seed: u64, neutral: &EmotionProfile) -> Self {
+        Self {
+            from: neutral.clone(),
+            to: neutral.clone(),
+            blend: 1.0,
+            target: None,
+            speaking: 0.0,
+            since_speech: f32::MAX,
+            nod: 0.0,
+            life: Life::new(seed),
+        }
+    }
+
+    /// The emotion as shown now (blending from the previous one towards the current one).
+    pub fn current(&self) -> EmotionProfile {
+        let t = self.blend.clamp(0.0, 1.0);
+        let t = t * t * (3.0 - 2.0 * t);
+        let mix = |a: f32, b: f32| a + (b - a) * t;
+        EmotionProfile {
+            weights: std::array::from_fn(|i| mix(self.from.weights[i], self.to.weights[i])),
+            style: MotionStyle {
+                expression_amplitude: mix(
+                    self.from.style.expression_amplitude,
+                    self.to.style.expression_amplitude,
+                ),
+                head_motion_energy: mix(
+                    self.from.style.head_motion_energy,
+                    self.to.style.head_motion_energy,
+                ),
+                blink_rate_per_min: mix(
+                    self.from.style.blink_rate_per_min,
+                    self.to.style.blink_rate_per_min,
+                ),
+            },
+        }
+    }
+
+    /// Sets the emotion to blend towards (starting from what is shown now).
+    fn retarget(&mut self, profile: EmotionProfile, key: (String, f32), blend_secs: f32) {
+        self.from = self.current();
+        self.to = profile;
+        self.blend = if blend_secs > 0.0 { 0.0 } else { 1.0 };
+        self.target = Some(key);
+    }
+
+    /// One frame: advances the blend, the speaking envelope, nods and life by `delta_secs`, returns the face.
+    pub fn step(
+        &mut self,
+        speech: &FaceCoefficients,
+        settings: &MotionSettings,
+        delta_secs: f32,
+    ) -> FaceCoefficients {
+        let dt = if delta_secs.is_finite() {
+            delta_secs.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let blend_secs = settings.emotion_blend_secs;
+        self.blend = if blend_secs > 0.0 && blend_secs.is_finite() {
+            (self.blend + dt / blend_secs).min(1.0)
+        } else {
+            1.0
+        };
+        let moving = (0..ARKIT_WEIGHT_COUNT)
+            .filter(|&i| opens_lips(i))
+            .map(|i| clean(speech.weights[i]))
+            .fold(0.0, f32::max);
+        self.since_speech = if moving > 0.08 {
+            0.0
+        } else {
+            self.since_speech + dt
+        };
+        self.speaking =
+            1.0 - ((self.since_speech - SPEAKING_HOLD_SECS) / SPEAKING_HOLD_SECS).clamp(0.0, 1.0);
+        // Nods follow the jaw's energy, smoothed over about 150 ms.
+        let jaw = clean(speech.weights[index("jawOpen")]);
+        self.nod += (jaw - self.nod) * (1.0 - (-dt / 0.15).exp());
+        let emotion = self.current();
+        let rate = emotion.style.blink_rate_per_min * settings.blink_rate.max(0.0);
+        let life = self.life.step(f64::from(dt), rate);
+        compose(speech, &emotion, self.speaking, self.nod, &life, settings)
+    }
+}
+
+/// Adds expression state to new heads, retargets emotions that changed, and writes each head's face.
+pub(crate) fn compose_faces(
+    mut commands: Commands,
+    time: Res<Time>,
+    library: Option<Res<EmotionLibrary>>,
+    mut heads: Query<(
+        Entity,
+        &TalkingHead,
+        &SpeechFace,
+        &mut FaceCoefficients,
+        Option<&mut Expression>,
+    )>,
+) {
+    let default_library;
+    let library = match &library {
+        Some(library) => library.as_ref(),
+        None => {
+            default_library = EmotionLibrary::default();
+            &default_library
+        }
+    };
+    let neutral_style = library.neutral_style();
+    let neutral = library.get("neutral").cloned().unwrap_or(EmotionProfile {
+        weights: [0.0; ARKIT_WEIGHT_COUNT],
+        style: neutral_style,
+    });
+    for (entity, head, speech, mut face, expression) in &mut heads {
+        let Some(mut expression) = expression else {
+            commands
+                .entity(entity)
+                .insert(Expression::new(entity.to_bits(), &neutral));
+            *face = speech.0;
+            continue;
+        };
+        let name = head.emotion_name();
+        let key = (name.to_owned(), head.intensity);
+        if expression.target.as_ref() != Some(&key) {
+            let profile = match library.get(name) {
+                Some(profile) => profile.at(head.intensity, &neutral_style),
+                None => {
+                    warn!(
+                        "talking head {entity}: unknown emotion '{name}' (known: {}); showing neutral",
+                        library.names().join(", ")
+                    );
+                    neutral.clone()
+                }
+            };
+            expression.retarget(profile, key, head.motion.emotion_blend_secs);
+        }
+        *face = expression.step(&speech.0, &head.motion, time.delta_secs());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lip_opening(face: &FaceCoefficients) -> f32 {
+        let w = |n: &str| face.weights[index(n)];
+        (w("jawOpen") - w("mouthClose")).max(0.0)
+            + 0.125
+                * (w("mouthLowerDownLeft")
+                    + w("mouthLowerDownRight")
+                    + w("mouthUpperUpLeft")
+                    + w("mouthUpperUpRight"))
+            + 0.5 * w("mouthFunnel")
+    }
+
+    fn speech_frame(open: f32) -> FaceCoefficients {
+        let mut face = FaceCoefficients::default();
+        face.weights[index("jawOpen")] = open;
+        face.weights[index("mouthLowerDownLeft")] = 0.5 * open;
+        face.weights[index("mouthLowerDownRight")] = 0.5 * open;
+        face
+    }
+
+    #[test]
+    fn bilabial_closures_survive_every_emotion_at_full_intensity() {
+        let library = EmotionLibrary::default();
+        let neutral = library.neutral_style();
+        // 25 fps: an open vowel, /m/ closed for 3 frames (120 ms), open again.
+        let frames: Vec<f32> = [vec![0.6; 10], vec![0.0; 3], vec![0.5; 10]].concat();
+        for name in library.names() {
+            let profile = library.get(name).expect("listed").at(1.0, &neutral);
+            let mut expression = Expression::new(1, &profile);
+            let mut closed = Vec::new();
+            for (i, &open) in frames.iter().enumerate() {
+                let face = expression.step(&speech_frame(open), &MotionSettings::default(), 0.04);
+                if (10..13).contains(&i) {
+                    closed.push(lip_opening(&face));
+                }
+            }
+            let worst = closed.iter().copied().fold(0.0, f32::max);
+            assert!(worst <= 0.1, "{name}: lips open {worst} during /m/");
+        }
+        // In a pause the open-mouthed emotion shows.
+        let surprised = library.get("surprised").expect("shipped").at(1.0, &neutral);
+        let mut expression = Expression::new(1, &surprised);
+        let mut face = FaceCoefficients::default();
+        for _ in 0..50 {
+            face = expression.step(&speech_frame(0.0), &MotionSettings::default(), 0.04);
+        }
+        assert!(
+            face.weights[index("jawOpen")] > 0.3,
+            "{:?}",
+            face.weights[index("jawOpen")]
+        );
+    }
+
+    #[test]
+    fn emotion_changes_blend_over_the_configured_time() {
+        let library = EmotionLibrary::default();
+        let neutral_style = library.neutral_style();
+        let neutral = library.get("neutral").expect("shipped").clone();
+        let happy = library
+            .get("happy")
+            .expect("shipped")
+            .at(1.0, &neutral_style);
+        let settings = MotionSettings {
+            emotion_blend_secs: 1.0,
+            ..MotionSettings::still()
+        };
+        let mut expression = Expression::new(3, &neutral);
+        expression.retarget(happy, ("happy".into(), 1.0), 1.0);
+        let smile = |e: &mut Expression| {
+            e.step(&FaceCoefficients::default(), &settings, 0.1).weights[index("mouthSmileLeft")]
+        };
+        let early = smile(&mut expression);
+        for _ in 0..3 {
+            smile(&mut expression);
+        }
+        let middle = smile(&mut expression);
+        for _ in 0..10 {
+            smile(&mut expression);
+        }
+        let done = smile(&mut expression);
+        assert!(
+            early < 0.1 && (0.3..0.7).contains(&middle) && done > 0.99,
+            "{early} {middle} {done}"
+        );
+    }
+
+    #[test]
+    fn blinks_come_at_a_human_rate_whatever_the_head_does() {
+        let mut still = Life::new(42);
+        let mut moving = Life::new(42);
+        let (mut blinks, mut closed_frames, mut was_closed) = (0, 0, false);
+        let dt = 1.0 / 60.0;
+        let minutes = 10.0;
+        for _ in 0..(minutes * 60.0 / dt) as usize {
+            let a = still.step(dt, 17.0);
+            // Head motion is a scale applied later; the life stream itself is the same.
+            let b = moving.step(dt, 17.0);
+            assert_eq!(a.blink, b.blink);
+            let closed = a.blink > 0.5;
+            blinks += usize::from(closed && !was_closed);
+            closed_frames += usize::from(closed);
+            was_closed = closed;
+        }
+        let per_minute = blinks as f64 / minutes;
+        let closed_ms = closed_frames as f64 * dt * 1000.0 / blinks.max(1) as f64;
+        println!(
+            "{per_minute:.1} blinks per minute, lids more than half closed for {closed_ms:.0} ms each"
+        );
+        assert!((12.0..=22.0).contains(&per_minute), "{per_minute}");
+        assert!((60.0..=250.0).contains(&closed_ms), "{closed_ms}");
+        // Zero rate: no blinks.
+        let mut none = Life::new(1);
+        assert!((0..6000).all(|_| none.step(dt, 0.0).blink == 0.0));
+    }
+
+    #[test]
+    fn still_keeps_the_head_still_and_the_eyes_blinking_and_nan_is_cleaned() {
+        let library = EmotionLibrary::default();
+        let neutral = library.get("neutral").expect("shipped").clone();
+        let mut expression = Expression::new(9, &neutral);
+        let mut blinked = false;
+        let mut speech = speech_frame(0.4);
+        speech.weights[index("mouthSmileLeft")] = f32::NAN;
+        speech.head_rotation = Vec3::NAN;
+        for _ in 0..(30 * 25) {
+            let face = expression.step(&speech, &MotionSettings::still(), 0.04);
+            assert_eq!(face.head_rotation, Vec3::ZERO);
+            assert!(
+                face.weights
+                    .iter()
+                    .all(|w| w.is_finite() && (0.0..=1.0).contains(w))
+            );
+            blinked |= face.weights[index("eyeBlinkLeft")] > 0.9;
+        }
+        assert!(blinked, "no blink in 30 s");
+        let mut moving = Expression::new(9, &neutral);
+        let turned = (0..250)
+            .map(|_| {
+                moving
+                    .step(&speech, &MotionSettings::default(), 0.04)
+                    .head_rotation
+                    .length()
+            })
+            .fold(0.0, f32::max);
+        assert!(turned > 0.01, "the head never moved: {turned}");
+    }
+}
