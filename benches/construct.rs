@@ -2,42 +2,19 @@
 //! threaded), and loading a built head from the disk cache. Prints each against issue 4's goals: ≤ 5 s to build,
 //! ≤ 100 ms to load.
 
+mod common;
+
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bevy_talking_head::identity::cache;
 use bevy_talking_head::identity::{
-    ConstructSettings, build_head, find_face_landmarks, person_mask,
+    ConstructSettings, build_head, find_face_landmarks, head_from_portrait, person_mask,
 };
 use bevy_talking_head::inference::ModelRegistry;
+use common::bench;
 use criterion::Criterion;
-
-/// Total time and iterations per benchmark, over every batch criterion ran.
-static TOTALS: Mutex<Vec<(&'static str, Duration, u64)>> = Mutex::new(Vec::new());
-
-fn bench(c: &mut Criterion, name: &'static str, mut work: impl FnMut()) {
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                work();
-            }
-            let total = start.elapsed();
-            if let Ok(mut totals) = TOTALS.lock() {
-                match totals.iter_mut().find(|(n, _, _)| *n == name) {
-                    Some(entry) => {
-                        entry.1 += total;
-                        entry.2 += iters;
-                    }
-                    None => totals.push((name, total, iters)),
-                }
-            }
-            total
-        })
-    });
-}
 
 fn main() {
     let registry = match ModelRegistry::load_default() {
@@ -73,14 +50,7 @@ fn main() {
         ));
     });
     bench(&mut criterion, "portrait_to_head", || {
-        let landmarks = find_face_landmarks(&registry, &portrait).expect("a face");
-        let mask = person_mask(&registry, &portrait).expect("a mask");
-        black_box(build_head(
-            &portrait,
-            &landmarks,
-            Some(&mask),
-            ConstructSettings::default(),
-        ));
+        black_box(head_from_portrait(&registry, &portrait).expect("a head"));
     });
     let (asset, _) = build_head(
         &portrait,
@@ -97,15 +67,14 @@ fn main() {
     });
     criterion.final_summary();
 
-    let totals = TOTALS.lock().map(|t| t.clone()).unwrap_or_default();
     let goal = |name: &str| match name {
         "portrait_to_head" => " (goal <= 5000 ms)",
         "cache_load" => " (goal <= 100 ms)",
         _ => "",
     };
     println!("astronaut.png (512x512), one thread:");
-    for (name, total, iters) in totals {
-        let each = total.div_f64(iters as f64).as_secs_f64() * 1e3;
+    for (name, each) in common::means() {
+        let each = each.as_secs_f64() * 1e3;
         println!("  {name:<18} {each:>8.1} ms{}", goal(name));
     }
     let _ = std::fs::remove_dir_all(&dir);

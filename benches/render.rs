@@ -4,6 +4,8 @@
 //! The GPU figure is a whole app frame with the head's texture read back (so the GPU work has finished), minus
 //! nothing: it is what a headless renderer pays per frame.
 
+mod common;
+
 use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -13,25 +15,11 @@ use bevy_talking_head::identity::procedural::procedural_head;
 use bevy_talking_head::offline::{capture_head, finish_headless_app, headless_plugins};
 use bevy_talking_head::prelude::*;
 use bevy_talking_head::render::{HeadCamera, MarchUniform, render_reference};
+use common::record;
 use criterion::Criterion;
 
 const SIZE: u32 = 256;
 const STEPS: u32 = 96;
-
-/// Total time and iterations per benchmark, over every batch criterion ran.
-static TOTALS: Mutex<Vec<(&'static str, Duration, u64)>> = Mutex::new(Vec::new());
-
-fn record(name: &'static str, total: Duration, iters: u64) {
-    if let Ok(mut totals) = TOTALS.lock() {
-        match totals.iter_mut().find(|(n, _, _)| *n == name) {
-            Some(entry) => {
-                entry.1 += total;
-                entry.2 += iters;
-            }
-            None => totals.push((name, total, iters)),
-        }
-    }
-}
 
 /// App updates per read-back frame in the GPU benchmark (1.0 means every update rendered one new frame).
 static UPDATES: Mutex<(u64, u64)> = Mutex::new((0, 0));
@@ -138,10 +126,12 @@ fn main() {
     bench_cpu(&mut criterion);
     bench_gpu(&mut criterion);
     criterion.final_summary();
-    let totals = TOTALS.lock().map(|t| t.clone()).unwrap_or_default();
+    let means = common::means();
     let get = |name| {
-        let (_, total, iters) = totals.iter().find(|(n, _, _)| *n == name)?;
-        Some(total.div_f64(*iters as f64))
+        means
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, mean)| *mean)
     };
     if let (Some(cpu), Some(gpu)) = (get("cpu"), get("gpu")) {
         let (updates, frames) = UPDATES.lock().map(|u| *u).unwrap_or_default();

@@ -2,32 +2,19 @@
 //! `motion_generator` through ONNX Runtime with one intra-op thread), as the plugin runs it: offline in one
 //! chunk, in 10 s chunks (clips), and in 40 ms pushes (a live stream). Prints × real time; the goal is ≥ 1000×.
 
+mod common;
+
 use std::hint::black_box;
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bevy_talking_head::audio::decode_file;
 use bevy_talking_head::inference::{LogMel, ModelRegistry, SpeechToMotion};
+use common::bench;
 use criterion::Criterion;
 
 const SECONDS: usize = 60;
 const RATE: usize = 16_000;
-
-/// Total time and iterations per benchmark, over every batch criterion ran.
-static TOTALS: Mutex<Vec<(&'static str, Duration, u64)>> = Mutex::new(Vec::new());
-
-fn record(name: &'static str, total: Duration, iters: u64) {
-    if let Ok(mut totals) = TOTALS.lock() {
-        match totals.iter_mut().find(|(n, _, _)| *n == name) {
-            Some(entry) => {
-                entry.1 += total;
-                entry.2 += iters;
-            }
-            None => totals.push((name, total, iters)),
-        }
-    }
-}
 
 /// The shipped clip repeated to 60 s at 16 kHz.
 fn minute_of_speech() -> Vec<f32> {
@@ -61,20 +48,6 @@ fn coefficients(registry: &ModelRegistry, samples: &[f32], chunk: usize) -> usiz
             .len()
 }
 
-fn bench(c: &mut Criterion, name: &'static str, mut work: impl FnMut()) {
-    c.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                work();
-            }
-            let total = start.elapsed();
-            record(name, total, iters);
-            total
-        })
-    });
-}
-
 fn main() {
     let registry = match ModelRegistry::load_default() {
         Ok(registry) => registry,
@@ -104,10 +77,9 @@ fn main() {
     });
     criterion.final_summary();
 
-    let totals = TOTALS.lock().map(|t| t.clone()).unwrap_or_default();
     println!("60 s of speech, one thread:");
-    for (name, total, iters) in totals {
-        let each = total.div_f64(iters as f64).as_secs_f64();
+    for (name, each) in common::means() {
+        let each = each.as_secs_f64();
         println!(
             "  {name:<24} {:>8.1} ms  {:>7.0}x real time",
             each * 1e3,

@@ -30,9 +30,7 @@ use bevy_talking_head::identity::quality::{
     FrontalFidelity, LandmarkAgreement, NEUTRAL_BACKGROUND, composite_over, find_holes,
     frontal_fidelity, landmark_agreement, surface_depth_offsets,
 };
-use bevy_talking_head::identity::{
-    ConstructSettings, IdentityError, build_head, find_face_landmarks, person_mask,
-};
+use bevy_talking_head::identity::{BuiltHead, IdentityError, head_from_portrait};
 use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::render::{
     HeadCamera, MarchUniform, premultiplied_to_srgba8, render_reference,
@@ -266,14 +264,11 @@ fn run(options: &Options) -> Result<(), String> {
             options.portrait.display()
         )
     })?;
-    let landmarks = find_face_landmarks(&registry, &portrait).map_err(|e| e.to_string())?;
-    let mask = person_mask(&registry, &portrait).map_err(|e| e.to_string())?;
-    let (asset, frame) = build_head(
-        &portrait,
-        &landmarks,
-        Some(&mask),
-        ConstructSettings::default(),
-    );
+    let BuiltHead {
+        asset,
+        frame,
+        landmarks,
+    } = head_from_portrait(&registry, &portrait).map_err(|e| e.to_string())?;
     let head_landmarks: Vec<Vec3> = landmarks.points.iter().map(|p| frame.to_head(*p)).collect();
     let built = start.elapsed();
 

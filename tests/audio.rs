@@ -1,11 +1,14 @@
 //! Decoding the shipped speech clips, resampling them to 16 kHz, and streaming live audio.
 
+mod common;
+
 use std::path::PathBuf;
 
 use bevy_talking_head::audio::{
     AudioError, Pcm, SpeechStream, decode_bytes, decode_file, expected_output_len, resample_to_16k,
 };
 use bevy_talking_head::contract::SAMPLE_RATE_HZ;
+use common::Lcg;
 
 fn speech(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -17,19 +20,6 @@ fn decode(name: &str) -> Pcm {
     match decode_file(speech(name)) {
         Ok(pcm) => pcm,
         Err(error) => panic!("{name}: {error}"),
-    }
-}
-
-/// Small deterministic generator, so the test needs no extra crate.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 33) as usize) % bound
     }
 }
 

@@ -50,18 +50,6 @@ fn max_diff(a: &Frames, b: &Frames) -> f32 {
         .fold(0.0, f32::max)
 }
 
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, bound: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((self.0 >> 33) % bound as u64) as usize
-    }
-}
-
 #[test]
 fn streaming_in_chunks_equals_offline_with_a_fixed_lookahead() {
     let registry = registry();
@@ -75,7 +63,7 @@ fn streaming_in_chunks_equals_offline_with_a_fixed_lookahead() {
         (SPEECH_LOOKAHEAD_SECS * 16_000.0).round() as usize,
         lookahead
     );
-    let mut rng = Lcg(3);
+    let mut rng = common::Lcg(3);
     let mut speech = SpeechToMotion::new();
     let mut streamed = Frames::new();
     let mut pushed = 0;
@@ -399,18 +387,7 @@ fn correlation(a: &[f32], b: &[f32]) -> f64 {
 #[test]
 fn coefficients_cli_writes_json_and_csv_tracks() {
     use std::process::Command;
-    // Integration tests run from target/<profile>/deps; examples are built into target/<profile>/examples.
-    let exe = std::env::current_exe().expect("test path");
-    let cli = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples").join("coefficients"))
-        .expect("the examples folder");
-    assert!(
-        cli.exists(),
-        "{} is missing: build the examples (cargo test --examples)",
-        cli.display()
-    );
+    let cli = common::example_binary("coefficients");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("coefficients");
     let _ = std::fs::remove_dir_all(&out);

@@ -89,18 +89,7 @@ fn frames_become_pngs_and_an_mp4_with_audio() {
 /// The `talk` example end to end on a short clip: an MP4 whose video and audio last as long as the clip.
 #[test]
 fn talk_makes_a_video_as_long_as_its_clip() {
-    // Integration tests run from target/<profile>/deps; examples are built into target/<profile>/examples.
-    let exe = std::env::current_exe().expect("test path");
-    let talk = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples").join("talk"))
-        .expect("the examples folder");
-    assert!(
-        talk.exists(),
-        "{} is missing: build the examples (cargo test --examples)",
-        talk.display()
-    );
+    let talk = common::example_binary("talk");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("talk_short.mp4");
     let _ = std::fs::remove_file(&out);

@@ -13,6 +13,7 @@ pub mod triangulation;
 
 pub use construct::{ConstructSettings, PortraitFrame, build_head};
 pub use error::IdentityError;
+pub use portrait_head::{BuiltHead, head_from_portrait};
 pub use segmentation::person_mask;
 
 pub use head_asset::{

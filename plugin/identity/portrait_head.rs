@@ -7,8 +7,8 @@ use bevy::prelude::*;
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
 use super::{
-    ConstructSettings, HeadAsset, IdentityError, build_head, cache, find_face_landmarks,
-    person_mask,
+    ConstructSettings, FaceLandmarks, HeadAsset, IdentityError, PortraitFrame, build_head, cache,
+    find_face_landmarks, person_mask,
 };
 use crate::contract::models::PORTRAIT_TO_HEAD;
 use crate::head::{HeadSource, TalkingHead};
@@ -52,6 +52,39 @@ impl PortraitHead {
     }
 }
 
+/// A head built from a portrait, with the landmarks it was built from and the portrait's mapping to head space.
+#[derive(Clone, Debug)]
+pub struct BuiltHead {
+    /// The head.
+    pub asset: HeadAsset,
+    /// Portrait pixels ↔ head space.
+    pub frame: PortraitFrame,
+    /// The face's landmarks in the portrait.
+    pub landmarks: FaceLandmarks,
+}
+
+/// The whole portrait → head step, no cache: face landmarks (a face turned too far is refused, see
+/// [`FaceLandmarks::check_pose`]), person mask, construction with the default settings.
+pub fn head_from_portrait(
+    registry: &ModelRegistry,
+    portrait: &image::DynamicImage,
+) -> Result<BuiltHead, IdentityError> {
+    let landmarks = find_face_landmarks(registry, portrait)?;
+    landmarks.check_pose()?;
+    let mask = person_mask(registry, portrait)?;
+    let (asset, frame) = build_head(
+        portrait,
+        &landmarks,
+        Some(&mask),
+        ConstructSettings::default(),
+    );
+    Ok(BuiltHead {
+        asset,
+        frame,
+        landmarks,
+    })
+}
+
 /// Loads the portrait's head from the disk cache, or builds it (and caches it).
 fn build(
     registry: &ModelRegistry,
@@ -67,15 +100,7 @@ fn build(
             Err(error) => warn!("talking_head: rebuilding a cached head: {error}"),
         }
     }
-    let landmarks = find_face_landmarks(registry, portrait)?;
-    landmarks.check_pose()?;
-    let mask = person_mask(registry, portrait)?;
-    let (asset, _) = build_head(
-        portrait,
-        &landmarks,
-        Some(&mask),
-        ConstructSettings::default(),
-    );
+    let BuiltHead { asset, .. } = head_from_portrait(registry, portrait)?;
     if let Some(dir) = &dir
         && let Err(error) = cache::save(dir, &key, &asset)
     {

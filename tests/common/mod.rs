@@ -130,3 +130,34 @@ pub fn save_png_srgb8(name: &str, width: u32, height: u32, rgba: &[u8]) -> std::
         .expect("write a PNG");
     path
 }
+
+/// Small deterministic generator, so the tests need no extra crate.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next number in `0..bound`.
+    pub fn below(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) as usize) % bound
+    }
+}
+
+/// The built program of example `name` (integration tests run from target/<profile>/deps; examples are built into
+/// target/<profile>/examples by `cargo build --examples`, which `tools/dev test` runs first).
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test path");
+    let program = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("examples").join(name))
+        .expect("the examples folder");
+    assert!(
+        program.exists(),
+        "{} is missing: build the examples (cargo build --release --examples)",
+        program.display()
+    );
+    program
+}
