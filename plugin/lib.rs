@@ -43,7 +43,8 @@ pub use head::{
 };
 pub use identity::HeadAsset;
 pub use motion::{
-    EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack, SpeechFace, SpeechMotion,
+    ArkitFace, EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack, SpeechFace,
+    SpeechMotion,
 };
 pub use plugin::{HeadOutput, Models, TalkingHeadPlugin, TalkingHeadSystems};
 
@@ -55,6 +56,8 @@ pub mod prelude {
         TalkingHeadStatus, TalkingHeadTexture,
     };
     pub use crate::identity::HeadAsset;
-    pub use crate::motion::{EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack};
+    pub use crate::motion::{
+        ArkitFace, EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack,
+    };
     pub use crate::plugin::{TalkingHeadPlugin, TalkingHeadSystems};
 }

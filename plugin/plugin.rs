@@ -16,7 +16,7 @@ use crate::identity::HeadAsset;
 use crate::identity::portrait_head::{PortraitHead, build_portrait_heads};
 use crate::inference::ModelRegistry;
 use crate::motion::{
-    EmotionLibrary, FaceCoefficients, compose_faces, copy_speech_faces,
+    EmotionLibrary, FaceCoefficients, compose_faces, copy_speech_faces, drive_arkit_faces,
     drive_portrait_motion_codes, generate_speech_motion, sample_motion_tracks,
 };
 use crate::render::{
@@ -82,7 +82,7 @@ impl Plugin for TalkingHeadPlugin {
                         generate_speech_motion,
                         sample_motion_tracks,
                         (compose_faces, copy_speech_faces),
-                        drive_portrait_motion_codes,
+                        (drive_portrait_motion_codes, drive_arkit_faces),
                     )
                         .chain()
                         .in_set(TalkingHeadSystems::Motion),

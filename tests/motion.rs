@@ -150,3 +150,75 @@ fn a_portrait_head_speaks_its_clip() {
     println!("most changed frame: {:.2} % of the pixels", most * 100.0);
     assert!(most > 0.005, "the rendered face did not move: {most}");
 }
+
+/// `ArkitFace` copies a head's coefficients into a mesh's morph weights by ARKit name, lists the names the mesh
+/// lacks, and reports (without panicking) a mesh without morph targets or an entity without morph weights.
+#[test]
+fn arkit_faces_drive_morph_targets_by_name() {
+    use bevy::asset::RenderAssetUsages;
+    use bevy::mesh::PrimitiveTopology;
+    use bevy::mesh::morph::{MorphAttributes, MorphWeights};
+
+    let mut app = headless_app();
+    let triangle = || {
+        Mesh::new(
+            PrimitiveTopology::TriangleList,
+            RenderAssetUsages::default(),
+        )
+        .with_inserted_attribute(
+            Mesh::ATTRIBUTE_POSITION,
+            vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+        )
+    };
+    let mut morphed = triangle();
+    morphed.set_morph_targets(vec![
+        MorphAttributes::new(Vec3::Y, Vec3::ZERO, Vec3::ZERO);
+        9
+    ]);
+    morphed.set_morph_target_names(vec![
+        "jawOpen".into(),
+        "blendShape1.mouthSmileLeft".into(),
+        "freckles".into(),
+    ]);
+    let mut meshes = app.world_mut().resource_mut::<Assets<Mesh>>();
+    let morphed = meshes.add(morphed);
+    let plain = meshes.add(triangle());
+
+    let mut coefficients = FaceCoefficients::default();
+    coefficients.weights[JAW_OPEN] = 0.7;
+    coefficients.weights[23] = 0.4; // mouthSmileLeft
+    let world = app.world_mut();
+    let head = world.spawn(coefficients).id();
+    let avatar = world
+        .spawn((
+            MorphWeights::new(vec![0.0; 3], Some(morphed)).expect("weights"),
+            ArkitFace::following(head),
+        ))
+        .id();
+    let no_targets = world
+        .spawn((
+            MorphWeights::new(vec![0.0; 3], Some(plain)).expect("weights"),
+            ArkitFace::following(head),
+        ))
+        .id();
+    let no_weights = world.spawn(ArkitFace::following(head)).id();
+    app.update();
+    app.update();
+
+    let world = app.world();
+    let weights = world
+        .get::<MorphWeights>(avatar)
+        .expect("weights")
+        .weights();
+    assert_eq!(weights, &[0.7, 0.4, 0.0]);
+    let face = world.get::<ArkitFace>(avatar).expect("face");
+    assert_eq!(face.missing().len(), 50);
+    assert!(face.problem().is_none(), "{:?}", face.problem());
+    let problem = |e| {
+        world
+            .get::<ArkitFace>(e)
+            .and_then(|f| f.problem().map(str::to_owned))
+    };
+    assert!(problem(no_targets).is_some_and(|p| p.contains("no named morph targets")));
+    assert!(problem(no_weights).is_some_and(|p| p.contains("no MorphWeights")));
+}

@@ -1,11 +1,14 @@
 //! Motion: expression coefficients (ARKit weights + head pose) and what turns them into a motion code.
 
+mod arkit_face;
 mod coefficients;
 pub mod emotion;
 pub mod expression;
 mod speech_motion;
 mod track;
 
+pub use arkit_face::ArkitFace;
+pub(crate) use arkit_face::drive_arkit_faces;
 pub use coefficients::{ARKIT_NAMES, FaceCoefficients};
 pub use emotion::{EmotionLibrary, EmotionProfile, MotionStyle};
 pub(crate) use expression::compose_faces;
