@@ -7,13 +7,15 @@
 
 Loss per frame: binary cross-entropy of the 52 sigmoid outputs against the 25 fps targets (soft targets in 0..1;
 silence frames x --sil-weight, /p b m/ frames x --pp-weight, open vowels aa/E/oh x --vowel-weight) + AUX *
-cross-entropy of the 15-way viseme head against the frame labels (open vowels x --vowel-ce) + --open-weight *
+cross-entropy of the 15-way viseme head against the frame labels (or, with --soft, against a blend of the
+one-hot label and the target face's viseme weights, soft_posteriors) (open vowels x --vowel-ce) + --open-weight *
 relu(--open-margin - lip_opening(regression)) on open-vowel frames + --close-weight * relu(lip_opening(regression)
 - --close-margin) on /p b m/ frames (lip_opening = metrics.lip_opening).  The voice variants of
 validate.VAL_VARIANTS are left out of training (the validation split; the per-epoch "val" numbers are on them).  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
 i.e. its real left/right context).  Augmentation on top of the shards' own: a stationary noise floor on
 --floor-noise of the utterances (computed once, before the front end), a random smooth spectral tilt per segment
-(--eq), Gaussian noise on the normalised front-end rows; weight decay.  Deterministic given --seed.  The defaults
+(--eq), a random warp of the band axis per segment (--warp: band b reads band b * alpha, a formant shift), Gaussian
+noise on the normalised front-end rows; weight decay.  Deterministic given --seed.  The defaults
 are the settings of the shipped model (assets/models/speech_to_motion.md).
 """
 
@@ -287,7 +289,10 @@ def main() -> None:
     ap.add_argument("--soft", type=float, default=0.0,
                     help="viseme-head target = (1 - soft) * one-hot label + soft * the target face's viseme weights "
                          "(soft_posteriors)")
-    ap.add_argument("--warp", type=float, default=0.0, help="band-axis warp per segment, std of ln(alpha)")
+    ap.add_argument("--soft-pp-hard", action="store_true",
+                    help="with --soft: /p b m/ frames keep their one-hot label (their target faces are closures "
+                         "imposed by rule, not a dominance blend)")
+    ap.add_argument("--warp", type=float, default=0.08, help="band-axis warp per segment, std of ln(alpha)")
     ap.add_argument("--max-utterances", type=int, default=None)
     ap.add_argument("--no-shape", action="store_true", help="leave out the spectral-shape rows (80 inputs, not 158)")
     ap.add_argument("--floor-noise", type=float, default=0.5, help="share of train utterances given a noise floor")
@@ -309,6 +314,8 @@ def main() -> None:
         softs = []
         for f, l in zip(faces, labels):
             q = soft_posteriors(f)
+            if args.soft_pp_hard:
+                q[l == visemes.PP] = np.eye(len(visemes.NAMES), dtype=np.float32)[visemes.PP]
             softs.append(((1 - args.soft) * np.eye(len(visemes.NAMES), dtype=np.float32)[l] + args.soft * q
                           ).astype(np.float32))
     print(f"loaded {len(rows)} utterances, {sum(len(f) for f in faces)} frames in {time.time() - t_start:.1f} s",
