@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Frame `i` describes the audio from `i / 25` to `(i + 1) / 25` seconds; its `time` is `i / 25`.
-//! JSON: `{"frame_rate_hz": 25, "names": [52 ARKit names], "frames": [{"time": t, "weights": [52 numbers]}, …]}`.
-//! CSV: the header `time,eyeBlinkLeft,…,tongueOut,headPitch,headYaw,headRoll,headX,headY,headZ`, one row per frame.
+//! JSON: `{"frame_rate_hz": 25, "names": [52 ARKit names], "frames": [{"time": t, "weights": [52 numbers], …}, …]}`;
+//! CSV: the header `time,eyeBlinkLeft,…,tongueOut,headPitch,headYaw,headRoll,headX,headY,headZ`, one row per frame
+//! (see `bevy_talking_head::motion::track_file`).
 //! The audio is processed 10 s at a time, so the models' memory stays bounded however long the file is.
 
 use std::io::{BufWriter, Write};
@@ -20,7 +21,7 @@ use bevy_talking_head::FaceCoefficients;
 use bevy_talking_head::audio::decode_file;
 use bevy_talking_head::contract::{ARKIT_WEIGHT_COUNT, FRAME_RATE_HZ, SAMPLE_RATE_HZ};
 use bevy_talking_head::inference::{ModelRegistry, SpeechToMotion};
-use bevy_talking_head::motion::ARKIT_NAMES;
+use bevy_talking_head::motion::track_file::{TrackFormat, write_track};
 
 const USAGE: &str = "\
 usage: coefficients SPEECH --out TRACK.json|TRACK.csv
@@ -39,13 +40,7 @@ fn main() -> ExitCode {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Format {
-    Json,
-    Csv,
-}
-
-fn arguments() -> Result<(PathBuf, PathBuf, Format), String> {
+fn arguments() -> Result<(PathBuf, PathBuf, TrackFormat), String> {
     let mut input = None;
     let mut out = None;
     let mut args = std::env::args().skip(1);
@@ -62,13 +57,8 @@ fn arguments() -> Result<(PathBuf, PathBuf, Format), String> {
     }
     let input = input.ok_or_else(|| format!("no speech file given\n{USAGE}"))?;
     let out = out.ok_or_else(|| format!("no --out file given\n{USAGE}"))?;
-    let format = match out.extension().and_then(|e| e.to_str()) {
-        Some(ext) if ext.eq_ignore_ascii_case("json") => Format::Json,
-        Some(ext) if ext.eq_ignore_ascii_case("csv") => Format::Csv,
-        _ => {
-            return Err(format!("--out {} must end in .json or .csv", out.display()));
-        }
-    };
+    let format = TrackFormat::from_path(&out)
+        .ok_or_else(|| format!("--out {} must end in .json or .csv", out.display()))?;
     Ok((input, out, format))
 }
 
@@ -108,7 +98,14 @@ fn run() -> Result<(), (u8, String)> {
     let file = std::fs::File::create(&out)
         .map_err(|e| (4, format!("cannot create {}: {e}", out.display())))?;
     let mut writer = BufWriter::new(file);
-    write_track(&mut writer, &frames, format)
+    let frames: Vec<FaceCoefficients> = frames
+        .into_iter()
+        .map(|weights| FaceCoefficients {
+            weights,
+            ..Default::default()
+        })
+        .collect();
+    write_track(&mut writer, &frames, FRAME_RATE_HZ, format)
         .and_then(|()| writer.flush())
         .map_err(|e| (4, format!("cannot write {}: {e}", out.display())))?;
 
@@ -124,40 +121,5 @@ fn run() -> Result<(), (u8, String)> {
         inference.as_secs_f64() * 1000.0,
         seconds / inference.as_secs_f64().max(1e-9)
     );
-    Ok(())
-}
-
-fn write_track(
-    out: &mut impl Write,
-    frames: &[[f32; ARKIT_WEIGHT_COUNT]],
-    format: Format,
-) -> std::io::Result<()> {
-    let time = |i: usize| i as f64 / f64::from(FRAME_RATE_HZ);
-    match format {
-        Format::Csv => {
-            writeln!(out, "{}", FaceCoefficients::csv_header())?;
-            for (i, weights) in frames.iter().enumerate() {
-                let frame = FaceCoefficients {
-                    weights: *weights,
-                    ..Default::default()
-                };
-                writeln!(out, "{}", frame.csv_row(time(i)))?;
-            }
-        }
-        Format::Json => {
-            let frames: Vec<_> = frames
-                .iter()
-                .enumerate()
-                .map(|(i, weights)| serde_json::json!({ "time": time(i), "weights": weights.to_vec() }))
-                .collect();
-            let track = serde_json::json!({
-                "frame_rate_hz": FRAME_RATE_HZ,
-                "names": ARKIT_NAMES.to_vec(),
-                "frames": frames,
-            });
-            serde_json::to_writer(&mut *out, &track)?;
-            writeln!(out)?;
-        }
-    }
     Ok(())
 }

@@ -21,6 +21,7 @@ use bevy_kira_audio::AudioSource;
 use bevy_talking_head::audio::decode_file;
 use bevy_talking_head::contract::{FRAME_RATE_HZ, models};
 use bevy_talking_head::inference::{Manifest, default_manifest_path};
+use bevy_talking_head::motion::track_file::{TrackFormat, write_track};
 use bevy_talking_head::offline::{
     VideoWriter, capture_head, finish_headless_app, headless_plugins,
 };
@@ -29,17 +30,20 @@ use bevy_talking_head::{Emotion, MotionTrack, SpeechMotion};
 use kira::sound::static_sound::StaticSoundData;
 
 const USAGE: &str = "\
-usage: talk [--portrait IMAGE] [--audio CLIP] [--emotion NAME] [--intensity 0..1]
+usage: talk [--portrait IMAGE] [--audio CLIP | --text TEXT] [--emotion NAME] [--intensity 0..1]
             [--yaw DEG] [--pitch DEG] [--camera-path orbit:FROM_DEG:TO_DEG] [--size PIXELS] [--out PATH]
+            [--coefficients-out TRACK.json|TRACK.csv]
 
   --portrait     portrait image (PNG/JPEG)           default assets/portraits/astronaut.png
   --audio        speech clip (WAV, OGG, FLAC, MP3)    default assets/speech/hello.wav
+  --text         words to speak instead, synthesized with espeak-ng (English) into a WAV next to --out
   --emotion      neutral, angry, contempt, disgusted, fear, happy, sad, surprised (default neutral)
   --intensity    emotion strength 0..1                default 1
   --yaw, --pitch fixed camera direction in degrees    default 0, 0
   --camera-path  orbit:FROM:TO sweeps the yaw from FROM to TO degrees over the clip
   --size         output width and height in pixels    default 256
-  --out          out.mp4 (needs ffmpeg) or a folder for PNG frames (default out/talk.mp4)";
+  --out          out.mp4 (needs ffmpeg) or a folder for PNG frames (default out/talk.mp4)
+  --coefficients-out  the ARKit weights and head pose shown in each video frame, as JSON or CSV";
 
 /// How the camera moves over the clip.
 #[derive(Debug, PartialEq)]
@@ -64,6 +68,8 @@ struct Options {
     camera: CameraPath,
     size: u32,
     out: PathBuf,
+    text: Option<String>,
+    coefficients_out: Option<PathBuf>,
 }
 
 fn parse_number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -84,6 +90,8 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         },
         size: 256,
         out: PathBuf::from("out/talk.mp4"),
+        text: None,
+        coefficients_out: None,
     };
     let (mut yaw, mut pitch, mut orbit) = (0.0f32, 0.0f32, None);
     let mut args = args.into_iter();
@@ -124,6 +132,22 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
                 options.size = size;
             }
             "--out" => options.out = PathBuf::from(value),
+            "--text" => {
+                if value.trim().is_empty() {
+                    return Err("--text needs words to speak".into());
+                }
+                options.text = Some(value);
+            }
+            "--coefficients-out" => {
+                let path = PathBuf::from(value);
+                if TrackFormat::from_path(&path).is_none() {
+                    return Err(format!(
+                        "--coefficients-out {} must end in .json or .csv",
+                        path.display()
+                    ));
+                }
+                options.coefficients_out = Some(path);
+            }
             _ => return Err(format!("unknown option {flag}\n\n{USAGE}")),
         }
     }
@@ -224,6 +248,16 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     }
+    let mut options = options;
+    if let Some(text) = options.text.clone() {
+        match speak(&text, &options.out) {
+            Ok(wav) => options.audio = wav,
+            Err(message) => {
+                eprintln!("talk: {message}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let inputs = match check_inputs(&options) {
         Ok(inputs) => inputs,
         Err(message) => {
@@ -238,6 +272,45 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes the coefficients shown in each video frame as JSON or CSV (by the path's extension).
+fn write_coefficients(path: &Path, frames: &[FaceCoefficients]) -> Result<(), String> {
+    let format = TrackFormat::from_path(path).ok_or("the track must end in .json or .csv")?;
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    }
+    let file = std::fs::File::create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    write_track(&mut out, frames, FRAME_RATE_HZ, format)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Synthesizes `text` with espeak-ng into a WAV next to `out` and returns its path.
+fn speak(text: &str, out: &Path) -> Result<PathBuf, String> {
+    let wav = out.with_extension("speech.wav");
+    if let Some(folder) = wav.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder)
+            .map_err(|e| format!("cannot create {}: {e}", folder.display()))?;
+    }
+    let status = std::process::Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&wav)
+        .arg("--")
+        .arg(text)
+        .status()
+        .map_err(|e| {
+            format!(
+                "--text needs espeak-ng ({e}); run tools/setup.sh or `apt-get install espeak-ng`"
+            )
+        })?;
+    if !status.success() {
+        return Err(format!("espeak-ng failed ({status}) on the --text given"));
+    }
+    Ok(wav)
 }
 
 /// The decoded inputs.
@@ -362,6 +435,7 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
         options.out.clone()
     };
     let mut writer = VideoWriter::new(&folder, FRAME_RATE_HZ).map_err(|e| e.to_string())?;
+    let mut shown = Vec::with_capacity(frames as usize);
     let render_start = Instant::now();
     for frame in 0..frames {
         let (yaw, pitch) = yaw_pitch_at(
@@ -392,6 +466,9 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
             capture.latest().sequence >= start + 3
         })?;
         writer.push(&capture.latest()).map_err(|e| e.to_string())?;
+        if let Some(face) = app.world().get::<FaceCoefficients>(head) {
+            shown.push(*face);
+        }
         let done = frame + 1;
         let rate = f64::from(done) / render_start.elapsed().as_secs_f64().max(1e-9);
         let eta = f64::from(frames - done) / rate;
@@ -408,6 +485,14 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
         writer
             .finish_mp4(&options.audio, &options.out, [30, 42, 58])
             .map_err(|e| format!("{e} (frames are in {})", folder.display()))?;
+    }
+    if let Some(path) = &options.coefficients_out {
+        write_coefficients(path, &shown)?;
+        println!(
+            "talk: wrote the coefficients of {} frames to {}",
+            shown.len(),
+            path.display()
+        );
     }
     println!(
         "talk: wrote {} ({frames} frames at {FRAME_RATE_HZ} fps). Time: set-up + head + speech motion {:.1} s, \
@@ -456,6 +541,15 @@ mod tests {
 
     #[test]
     fn bad_flags_are_explained() {
+        assert!(
+            parse(&["--coefficients-out", "track.txt"])
+                .unwrap_err()
+                .contains(".json or .csv")
+        );
+        assert!(parse(&["--text", " "]).unwrap_err().contains("--text"));
+        let o = parse(&["--text", "Hello there", "--coefficients-out", "t.json"]).expect("flags");
+        assert_eq!(o.text.as_deref(), Some("Hello there"));
+        assert_eq!(o.coefficients_out, Some(PathBuf::from("t.json")));
         assert!(
             parse(&["--emotion", "bored"])
                 .unwrap_err()

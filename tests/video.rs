@@ -92,6 +92,7 @@ fn talk_makes_a_video_as_long_as_its_clip() {
     let talk = common::example_binary("talk");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("talk_short.mp4");
+    let track = out.with_extension("csv");
     let _ = std::fs::remove_file(&out);
     let run = Command::new(&talk)
         .current_dir(root)
@@ -103,8 +104,12 @@ fn talk_makes_a_video_as_long_as_its_clip() {
             "64",
             "--yaw",
             "20",
-            "--out",
+            "--emotion",
+            "happy",
+            "--coefficients-out",
         ])
+        .arg(&track)
+        .arg("--out")
         .arg(&out)
         .output()
         .expect("run talk");
@@ -120,4 +125,36 @@ fn talk_makes_a_video_as_long_as_its_clip() {
             .expect("clip")
             .duration_secs();
     assert_streams_last(&out, clip, 0.04 + 1e-6);
+    // One row of coefficients per video frame, with the happy emotion's smile in it.
+    let csv = std::fs::read_to_string(&track).expect("coefficients written");
+    let rows: Vec<Vec<f64>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|v| v.parse().expect("number")).collect())
+        .collect();
+    assert_eq!(rows.len(), (clip * 25.0).ceil() as usize);
+    let smile = rows.iter().map(|r| r[1 + 23]).fold(0.0, f64::max);
+    assert!(
+        smile > 0.5,
+        "happy, but mouthSmileLeft reached only {smile}"
+    );
+
+    // Words instead of a clip: spoken with espeak-ng, and the video lasts as long as the speech.
+    let spoken = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("talk_text.mp4");
+    let run = Command::new(&talk)
+        .current_dir(root)
+        .env("CARGO_MANIFEST_DIR", root)
+        .args(["--text", "Hi.", "--size", "32", "--out"])
+        .arg(&spoken)
+        .output()
+        .expect("run talk");
+    assert!(
+        run.status.success(),
+        "talk --text failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let speech = bevy_talking_head::audio::decode_file(spoken.with_extension("speech.wav"))
+        .expect("the synthesized speech")
+        .duration_secs();
+    assert_streams_last(&spoken, speech, 0.04 + 1e-6);
 }

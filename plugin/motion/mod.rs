@@ -6,6 +6,7 @@ pub mod emotion;
 pub mod expression;
 mod speech_motion;
 mod track;
+pub mod track_file;
 
 pub use arkit_face::ArkitFace;
 pub(crate) use arkit_face::drive_arkit_faces;
