@@ -121,6 +121,7 @@ def build_encoder(p: dict) -> onnx.ModelProto:
 
 def build_generator(p: dict) -> onnx.ModelProto:
     f, h2 = p["W2"].shape[1], p["W3"].shape[1]  # F learnt feature channels (+ 1 gate channel)
+    lam, tau = model.mix_settings(p)
     c = lambda v, n: numpy_helper.from_array(np.asarray(v, np.float32), n)  # noqa: E731
     w3 = np.zeros((model.FEATURE_WINDOW, f + 1, h2), np.float32)  # the gate channel is not an MLP input
     w3[:, :f] = p["W3"].reshape(model.FEATURE_WINDOW, f, h2)
@@ -130,9 +131,9 @@ def build_generator(p: dict) -> onnx.ModelProto:
             numpy_helper.from_array(np.array([1, 2], np.int64), "gate_axes"),
             numpy_helper.from_array(np.array([-1, 1], np.int64), "gate_shape"),
             c(w3.reshape(-1, h2), "fc1_w"), c(p["b3"], "fc1_b"), c(p["W4"], "fc2_w"), c(p["b4"], "fc2_b"),
-            c(p["Wv"] / model.MIX_TAU, "vis_w"), c(p["bv"] / model.MIX_TAU, "vis_b"), c(visemes.SHAPES, "viseme_shapes"),
+            c(p["Wv"] / tau, "vis_w"), c(p["bv"] / tau, "vis_b"), c(visemes.SHAPES, "viseme_shapes"),
             c(model.MIX_EPS, "mix_eps"), c(1.0, "one"),
-            c(model.MIX_LAMBDA, "lam"), c(1.0 - model.MIX_LAMBDA, "one_minus_lam")]
+            c(lam, "lam"), c(1.0 - lam, "one_minus_lam")]
     n = helper.make_node
     nodes = [n("Reshape", ["features", "flat_shape"], ["flat"]),
              n("Gemm", ["flat", "fc1_w", "fc1_b"], ["a1"]), n("Relu", ["a1"], ["h"]),
@@ -159,8 +160,8 @@ def build_generator(p: dict) -> onnx.ModelProto:
         initializer=init,
         doc_string="features window [B, 5 (+-2), %d] around a 25 fps frame -> 52 ARKit weights in 0..1" % (f + 1))
     return _finish(graph, "motion_generator", {"frame_rate_hz": 25, "feature_window": model.FEATURE_WINDOW,
-                                               "feature_dim": f + 1, "mix_lambda": model.MIX_LAMBDA,
-                                               "mix_tau": model.MIX_TAU, "gate_window": list(model.GATE_WINDOW)})
+                                               "feature_dim": f + 1, "mix_lambda": lam,
+                                               "mix_tau": tau, "gate_window": list(model.GATE_WINDOW)})
 
 
 def check(weights: str, enc: str, gen: str, data: str, n_utt: int) -> float:

@@ -188,6 +188,14 @@ def window_gate(gates: np.ndarray) -> np.ndarray:
     return gates[..., GATE_WINDOW[0]:GATE_WINDOW[1]].max(-1)
 
 
+def mix_settings(p: dict) -> tuple[float, float]:
+    """(lambda, tau) of a weights dict: the npz's optional "mix_lambda" / "mix_tau" entries (added to a
+    trained npz when its output mix is picked on validation), else MIX_LAMBDA / MIX_TAU."""
+    lam = float(p["mix_lambda"]) if "mix_lambda" in p else MIX_LAMBDA
+    tau = float(p["mix_tau"]) if "mix_tau" in p else MIX_TAU
+    return lam, tau
+
+
 def has_shape(p: dict) -> bool:
     return p["mean"].shape[0] == d_in(True)
 
@@ -229,7 +237,7 @@ class NumpyModel:
         f, t = self.features(audio)
         y, logits = generator_forward(self.p, f[None, :, :-1], t)
         gate = window_gate(np.stack([f[k:k + 2 * t:2, -1] for k in range(FEATURE_WINDOW)], 1))[:, None]
-        return mix_output(y[0], logits[0]) * gate
+        return mix_output(y[0], logits[0], *mix_settings(self.p)) * gate
 
 
 class OnnxModel:
