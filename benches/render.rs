@@ -73,7 +73,13 @@ fn bench_gpu(c: &mut Criterion) {
     let head = app
         .world_mut()
         .spawn((
-            TalkingHead::from_asset(handle).with_settings(settings),
+            TalkingHead::from_asset(handle)
+                .with_settings(settings)
+                .with_motion(MotionSettings {
+                    head_motion_scale: 0.0,
+                    blink_rate: 0.0,
+                    ..MotionSettings::default()
+                }),
             MotionCode(vec![0.8, 0.3, 0.0]),
         ))
         .id();
