@@ -6,6 +6,7 @@ use std::time::Instant;
 use bevy::math::{Vec2, Vec3};
 use bevy_talking_head::HeadAsset;
 use bevy_talking_head::identity::construct::bases;
+use bevy_talking_head::identity::quality::composite_over;
 use bevy_talking_head::identity::{
     ConstructSettings, IdentityError, PortraitFrame, build_head, find_face_landmarks, person_mask,
 };
@@ -555,14 +556,7 @@ fn turned_portraits_are_measured_and_refused_past_the_limit() {
     for yaw in [0.0f32, 20.0, 40.0, 60.0, 80.0] {
         let (view, _) = render(&asset, yaw, &[0.0; bases::COUNT], 0.7);
         // Over a plain grey background, as a photo would have one.
-        let rgba = premultiplied_to_srgba8(&view);
-        let mut rgb = image::RgbImage::new(SIZE, SIZE);
-        for (i, pixel) in rgb.pixels_mut().enumerate() {
-            let a = f32::from(rgba[i * 4 + 3]) / 255.0;
-            *pixel = image::Rgb(std::array::from_fn(|c| {
-                (f32::from(rgba[i * 4 + c]) * a + 128.0 * (1.0 - a)).round() as u8
-            }));
-        }
+        let rgb = composite_over(&view, SIZE, SIZE, [128; 3]);
         let portrait = image::DynamicImage::ImageRgb8(rgb);
         let result = find_face_landmarks(&registry, &portrait);
         let checked = result
@@ -628,14 +622,7 @@ fn emotions_move_the_face_the_landmark_model_sees() {
         };
         let code = bases::from_arkit(&face);
         let (view, _) = render(&asset, 0.0, &code, 0.7);
-        let rgba = premultiplied_to_srgba8(&view);
-        let rgb = image::RgbImage::from_fn(SIZE, SIZE, |x, y| {
-            let i = ((y * SIZE + x) * 4) as usize;
-            let a = f32::from(rgba[i + 3]) / 255.0;
-            image::Rgb(std::array::from_fn(|c| {
-                (f32::from(rgba[i + c]) * a + 128.0 * (1.0 - a)).round() as u8
-            }))
-        });
+        let rgb = composite_over(&view, SIZE, SIZE, [128; 3]);
         let _ = rgb.save(out_dir().join(format!("emotion_{name}.png")));
         let landmarks = find_face_landmarks(&registry, &image::DynamicImage::ImageRgb8(rgb))
             .expect("the face is found");

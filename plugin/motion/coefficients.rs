@@ -60,6 +60,11 @@ pub const ARKIT_NAMES: [&str; ARKIT_WEIGHT_COUNT] = [
     "tongueOut",
 ];
 
+/// The index of an ARKit blendshape name (exact, as in [`ARKIT_NAMES`]) in [`FaceCoefficients::weights`].
+pub fn arkit_index(name: &str) -> Option<usize> {
+    ARKIT_NAMES.iter().position(|n| *n == name)
+}
+
 /// One frame of facial motion: 52 ARKit blendshape weights (0..1) and the head's pose.
 ///
 /// Every head publishes its current frame here, so the same speech can drive any rig with ARKit morph targets.
@@ -115,10 +120,7 @@ impl Default for FaceCoefficients {
 impl FaceCoefficients {
     /// The weight of a blendshape by its ARKit name (`"jawOpen"`), or `None` for an unknown name.
     pub fn weight(&self, name: &str) -> Option<f32> {
-        ARKIT_NAMES
-            .iter()
-            .position(|n| *n == name)
-            .map(|i| self.weights[i])
+        arkit_index(name).map(|i| self.weights[i])
     }
 
     /// Linear interpolation towards `other` (`t` = 0 gives `self`, 1 gives `other`).

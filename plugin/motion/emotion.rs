@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, HashMap};
 use bevy::prelude::*;
 use serde::Deserialize;
 
-use super::ARKIT_NAMES;
+use super::arkit_index;
 use crate::contract::ARKIT_WEIGHT_COUNT;
 
 /// The shipped emotions (`assets/emotions.ron`).
@@ -108,7 +108,7 @@ struct EmotionSpec {
 /// An emotion ready to use: its ARKit weights at full intensity and its motion style.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmotionProfile {
-    /// ARKit weights at intensity 1, in [`ARKIT_NAMES`] order, each 0..1.
+    /// ARKit weights at intensity 1, in [`ARKIT_NAMES`](super::ARKIT_NAMES) order, each 0..1.
     pub weights: [f32; ARKIT_WEIGHT_COUNT],
     /// Motion style at intensity 1.
     pub style: MotionStyle,
@@ -250,7 +250,7 @@ fn resolve(emotion: &str, spec: &EmotionSpec) -> Result<EmotionProfile, EmotionE
     };
     let mut weights = [0.0f32; ARKIT_WEIGHT_COUNT];
     let mut add = |name: &str, amount: f32| {
-        let index = ARKIT_NAMES.iter().position(|n| *n == name);
+        let index = arkit_index(name);
         if let Some(i) = index {
             weights[i] = (weights[i] + amount).min(1.0);
         }
@@ -302,10 +302,7 @@ mod tests {
     use crate::Emotion;
 
     fn weight(profile: &EmotionProfile, name: &str) -> f32 {
-        profile.weights[ARKIT_NAMES
-            .iter()
-            .position(|n| *n == name)
-            .expect("ARKit name")]
+        profile.weights[arkit_index(name).expect("ARKit name")]
     }
 
     #[test]

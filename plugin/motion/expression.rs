@@ -20,7 +20,7 @@
 use bevy::prelude::*;
 
 use super::emotion::{EmotionLibrary, EmotionProfile, MotionStyle};
-use super::{ARKIT_NAMES, FaceCoefficients};
+use super::{ARKIT_NAMES, FaceCoefficients, arkit_index};
 use crate::contract::ARKIT_WEIGHT_COUNT;
 use crate::head::TalkingHead;
 
@@ -200,7 +200,7 @@ impl Life {
 }
 
 fn index(name: &str) -> usize {
-    ARKIT_NAMES.iter().position(|n| *n == name).unwrap_or(0)
+    arkit_index(name).unwrap_or(0)
 }
 
 /// Whether ARKit weight `i` opens the lips.

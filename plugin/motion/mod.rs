@@ -10,7 +10,7 @@ pub mod track_file;
 
 pub use arkit_face::ArkitFace;
 pub(crate) use arkit_face::drive_arkit_faces;
-pub use coefficients::{ARKIT_NAMES, FaceCoefficients};
+pub use coefficients::{ARKIT_NAMES, FaceCoefficients, arkit_index};
 pub use emotion::{EmotionLibrary, EmotionProfile, MotionStyle};
 pub(crate) use expression::compose_faces;
 pub use expression::{MotionSettings, SpeechFace};

@@ -407,6 +407,16 @@ def pocketsphinx_words(text: str) -> list[str] | None:
     return words
 
 
+def _alignment(x, phones, wstarts, score, mapper, aligner):
+    """An aligner's result: phones cut to the clip's length, word starts, score per 10 ms frame; None without phones."""
+    if not phones:
+        return None
+    dur = len(x) / SR
+    phones = [espeak.Phone(p.name, min(p.start, dur), min(p.end, dur)) for p in phones if p.start < dur]
+    return {"phones": phones, "words": wstarts, "score_per_frame": score / max(1, len(x) // 160),
+            "mapper": mapper, "aligner": aligner}
+
+
 def align_pocketsphinx(x: np.ndarray, text: str) -> dict | None:
     try:
         from pocketsphinx import Decoder  # noqa: F401
@@ -435,12 +445,7 @@ def align_pocketsphinx(x: np.ndarray, text: str) -> dict | None:
             score += w.score
     except RuntimeError:
         return None
-    if not phones:
-        return None
-    dur = len(x) / SR
-    phones = [espeak.Phone(p.name, min(p.start, dur), min(p.end, dur)) for p in phones if p.start < dur]
-    return {"phones": phones, "words": wstarts, "score_per_frame": score / max(1, len(x) // 160),
-            "mapper": visemes.arpabet_visemes, "aligner": "pocketsphinx"}
+    return _alignment(x, phones, wstarts, score, visemes.arpabet_visemes, "pocketsphinx")
 
 
 # ---- pocketsphinx across languages: espeak-ng's phonemes mapped to the en-us model's ARPAbet ---------------------------
@@ -540,12 +545,7 @@ def align_pocketsphinx_xling(x: np.ndarray, text: str, voice: str) -> dict | Non
             score += w.score
     except RuntimeError:
         return None
-    if not phones:
-        return None
-    dur = len(x) / SR
-    phones = [espeak.Phone(p.name, min(p.start, dur), min(p.end, dur)) for p in phones if p.start < dur]
-    return {"phones": phones, "words": wstarts, "score_per_frame": score / max(1, len(x) // 160),
-            "mapper": visemes.espeak_visemes, "aligner": "pocketsphinx-espeak"}
+    return _alignment(x, phones, wstarts, score, visemes.espeak_visemes, "pocketsphinx-espeak")
 
 
 # ---- checks against the level ---------------------------------------------------------------------------------------
