@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use bevy_talking_head::identity::procedural::procedural_head;
-use bevy_talking_head::offline::{capture_head, finish_headless_app, headless_plugins};
+use bevy_talking_head::offline::{
+    FrameCapture, capture_head, finish_headless_app, headless_plugins,
+};
 use bevy_talking_head::prelude::*;
 use bevy_talking_head::render::{HeadCamera, MarchUniform, render_reference};
 use common::record;
@@ -49,44 +51,55 @@ fn bench_cpu(c: &mut Criterion) {
     });
 }
 
-fn bench_gpu(c: &mut Criterion) {
+/// A headless app with `count` procedural heads of `size`² pixels side by side, each rendering every frame, the
+/// first one's texture read back; `None` (after saying why) without an adapter. Still heads when `still`, else the
+/// default idle head motion (the view changes every frame, as in a game).
+fn heads_app(size: u32, count: usize, still: bool) -> Option<(App, FrameCapture, String)> {
     let mut app = App::new();
     app.add_plugins((headless_plugins(), TalkingHeadPlugin));
     if let Err(error) = finish_headless_app(&mut app) {
         eprintln!("skipping the GPU benchmark: {error}");
-        return;
+        return None;
     }
     let handle = app
         .world_mut()
         .resource_mut::<Assets<HeadAsset>>()
         .add(procedural_head(64, 32));
-    let settings = HeadSettings {
-        resolution: SIZE,
-        steps_per_ray: STEPS,
-        view: HeadView::Orbit {
-            yaw: 0.3,
-            pitch: 0.1,
-            distance: 0.6,
-        },
-        display: HeadDisplay::TextureOnly,
+    let motion = if still {
+        MotionSettings {
+            head_motion_scale: 0.0,
+            blink_rate: 0.0,
+            ..MotionSettings::default()
+        }
+    } else {
+        MotionSettings::default()
     };
-    let head = app
-        .world_mut()
-        .spawn((
-            TalkingHead::from_asset(handle)
-                .with_settings(settings)
-                .with_motion(MotionSettings {
-                    head_motion_scale: 0.0,
-                    blink_rate: 0.0,
-                    ..MotionSettings::default()
-                }),
-            MotionCode(vec![0.8, 0.3, 0.0]),
-        ))
-        .id();
+    let heads: Vec<Entity> = (0..count)
+        .map(|i| {
+            let settings = HeadSettings {
+                resolution: size,
+                steps_per_ray: STEPS,
+                view: HeadView::Orbit {
+                    yaw: 0.3 - 0.1 * i as f32,
+                    pitch: 0.1,
+                    distance: 0.6,
+                },
+                display: HeadDisplay::TextureOnly,
+            };
+            app.world_mut()
+                .spawn((
+                    TalkingHead::from_asset(handle.clone())
+                        .with_settings(settings)
+                        .with_motion(motion),
+                    MotionCode(vec![0.8, 0.3, 0.0]),
+                ))
+                .id()
+        })
+        .collect();
     app.update();
-    let Ok((capture, _)) = capture_head(&mut app, head) else {
+    let Ok((capture, _)) = capture_head(&mut app, heads[0]) else {
         eprintln!("skipping the GPU benchmark: no head texture");
-        return;
+        return None;
     };
     // Warm up until the pipeline has compiled and frames come back.
     for _ in 0..2000 {
@@ -103,6 +116,13 @@ fn bench_gpu(c: &mut Criterion) {
         })
         .map(|info| format!("{} ({:?})", info.name, info.backend))
         .unwrap_or_default();
+    Some((app, capture, device))
+}
+
+fn bench_gpu(c: &mut Criterion) {
+    let Some((mut app, capture, device)) = heads_app(SIZE, 1, true) else {
+        return;
+    };
     println!("GPU adapter: {device}");
     c.bench_function("gpu_frame_256", |b| {
         b.iter_custom(|iters| {
@@ -123,6 +143,41 @@ fn bench_gpu(c: &mut Criterion) {
     });
 }
 
+/// Frames per second of scenes given as `SIZExCOUNT[,…]` in `TALKING_HEAD_BENCH_SCENES` (e.g. `512x1,512x8`), heads
+/// moving as in a game: app updates over 10 s (at least 20), every head rendered each update, one read back.
+/// Meant for GPU machines; at lavapipe speeds a 512² frame takes seconds.
+fn scene_throughput() {
+    let Ok(scenes) = std::env::var("TALKING_HEAD_BENCH_SCENES") else {
+        return;
+    };
+    for scene in scenes.split(',') {
+        let parsed = scene.split_once('x').and_then(|(size, count)| {
+            Some((size.parse::<u32>().ok()?, count.parse::<usize>().ok()?))
+        });
+        let Some((size, count)) = parsed.filter(|(s, c)| *s > 0 && *c > 0) else {
+            eprintln!("TALKING_HEAD_BENCH_SCENES: '{scene}' is not SIZExCOUNT (e.g. 512x8)");
+            continue;
+        };
+        let Some((mut app, capture, device)) = heads_app(size, count, false) else {
+            return;
+        };
+        let (first, start) = (capture.latest().sequence, Instant::now());
+        let mut updates = 0u32;
+        while updates < 20 || start.elapsed() < Duration::from_secs(10) {
+            app.update();
+            updates += 1;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let read_back = capture.latest().sequence - first;
+        println!(
+            "{count} head(s) at {size}x{size}, {STEPS} steps, moving, on {device}: {:.1} frames/s \
+             ({updates} updates in {elapsed:.1} s, {:.2} ms each; {read_back} frames read back)",
+            f64::from(updates) / elapsed,
+            elapsed * 1e3 / f64::from(updates)
+        );
+    }
+}
+
 fn main() {
     let mut criterion = Criterion::default()
         .sample_size(10)
@@ -131,6 +186,7 @@ fn main() {
         .configure_from_args();
     bench_cpu(&mut criterion);
     bench_gpu(&mut criterion);
+    scene_throughput();
     criterion.final_summary();
     let means = common::means();
     let get = |name| {

@@ -12,6 +12,7 @@ use bevy::render::gpu_readback::{Readback, ReadbackComplete};
 use bevy::render::pipelined_rendering::PipelinedRenderingPlugin;
 use bevy::render::renderer::RenderDevice;
 use bevy::window::ExitCondition;
+use bevy::winit::WinitPlugin;
 use thiserror::Error;
 
 use half::f16;
@@ -38,8 +39,9 @@ pub enum OfflineError {
     NoTexture(Entity),
 }
 
-/// `DefaultPlugins` set up for a headless app: no primary window, no exit when windows close, rendering in step
-/// with `App::update` (no pipelined rendering) so that frames come back in order.
+/// `DefaultPlugins` set up for a headless app: no primary window and no window system (works without a display),
+/// no exit when windows close, rendering in step with `App::update` (no pipelined rendering) so that frames come
+/// back in order.
 pub fn headless_plugins() -> PluginGroupBuilder {
     DefaultPlugins
         .set(WindowPlugin {
@@ -48,6 +50,7 @@ pub fn headless_plugins() -> PluginGroupBuilder {
             close_when_requested: false,
             ..default()
         })
+        .disable::<WinitPlugin>()
         .disable::<PipelinedRenderingPlugin>()
 }
 

@@ -16,8 +16,9 @@ use crate::identity::HeadAsset;
 use crate::identity::portrait_head::{PortraitHead, build_portrait_heads};
 use crate::inference::ModelRegistry;
 use crate::motion::{
-    EmotionLibrary, FaceCoefficients, compose_faces, copy_speech_faces, drive_arkit_faces,
-    drive_portrait_motion_codes, generate_speech_motion, sample_motion_tracks,
+    EmotionLibrary, FaceCoefficients, MotionEncoding, apply_motion_codes, compose_faces,
+    copy_speech_faces, drive_arkit_faces, encode_motion_codes, generate_speech_motion,
+    sample_motion_tracks,
 };
 use crate::render::{
     HEAD_TEXTURE_FORMAT, HeadCamera, HeadRenderJob, MarchUniform, TalkingHeadRenderPlugin,
@@ -64,6 +65,7 @@ impl Plugin for TalkingHeadPlugin {
                     .chain(),
             )
             .init_resource::<EmotionLibrary>()
+            .init_resource::<MotionEncoding>()
             .add_systems(Startup, load_models)
             .add_systems(
                 Update,
@@ -82,11 +84,13 @@ impl Plugin for TalkingHeadPlugin {
                         generate_speech_motion,
                         sample_motion_tracks,
                         (compose_faces, copy_speech_faces),
-                        (drive_portrait_motion_codes, drive_arkit_faces),
+                        (encode_motion_codes, drive_arkit_faces),
                     )
                         .chain()
                         .in_set(TalkingHeadSystems::Motion),
-                    update_render_jobs.in_set(TalkingHeadSystems::Render),
+                    (apply_motion_codes, update_render_jobs)
+                        .chain()
+                        .in_set(TalkingHeadSystems::Render),
                 ),
             )
             .add_plugins(TalkingHeadRenderPlugin);

@@ -327,3 +327,114 @@ fn speech_models_give_a_moving_jaw_for_speech_and_rest_for_silence() {
     let short = speech_to_weights(&registry, &[0.1; 10]).expect("ten samples");
     assert_eq!(short.len(), 1);
 }
+
+/// Root-mean-square of the third difference along time (the jerk of a 25 fps track), averaged over its columns.
+fn jerk(track: &[Vec<f32>]) -> f64 {
+    let columns = track.first().map_or(0, Vec::len);
+    let mut sum = 0.0;
+    let mut count = 0usize;
+    for c in 0..columns {
+        for w in track.windows(4) {
+            let d = f64::from(w[3][c] - 3.0 * w[2][c] + 3.0 * w[1][c] - w[0][c]);
+            sum += d * d;
+            count += 1;
+        }
+    }
+    (sum / count.max(1) as f64).sqrt()
+}
+
+#[test]
+fn motion_encoder_reproduces_the_rig_mapping_without_adding_jerk() {
+    use bevy_talking_head::FaceCoefficients;
+    use bevy_talking_head::audio::decode_file;
+    use bevy_talking_head::contract::MOTION_WINDOW;
+    use bevy_talking_head::identity::construct::bases;
+    use bevy_talking_head::inference::{encode_motion, motion_window, speech_to_weights};
+    use bevy_talking_head::motion::expression::{Expression, MotionSettings};
+    use bevy_talking_head::motion::{EmotionLibrary, arkit_index};
+
+    let registry = ModelRegistry::load_default().expect("models");
+    let clip = decode_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/speech/hello.wav"))
+        .expect("clip")
+        .to_16k()
+        .expect("16 kHz");
+    let speech = speech_to_weights(&registry, &clip.samples).expect("speech");
+    let library = EmotionLibrary::default();
+    let neutral = library.neutral_style();
+    let blink = arkit_index("eyeBlinkLeft").expect("ARKit name");
+    println!(
+        "| emotion | RMSE | max error | jerk encoded / mapped | blink peak encoded / mapped |"
+    );
+    println!("|---|---|---|---|---|");
+    for (seed, name) in library.names().iter().enumerate() {
+        // The clip, then two seconds of rest, shown with the emotion, its blinks and head motion at 25 fps.
+        let profile = library.get(name).expect("listed").at(1.0, &neutral);
+        let mut expression = Expression::new(seed as u64 + 3, &profile);
+        let faces: Vec<FaceCoefficients> = (0..speech.len() + 50)
+            .map(|i| {
+                let mut frame = FaceCoefficients::default();
+                if let Some(weights) = speech.get(i) {
+                    frame.weights = *weights;
+                }
+                expression.step(&frame, &MotionSettings::default(), 0.04)
+            })
+            .collect();
+        let half = MOTION_WINDOW as isize / 2;
+        let last = faces.len() as isize - 1;
+        let windows: Vec<_> = (0..faces.len() as isize)
+            .map(|i| {
+                motion_window(&std::array::from_fn(|k| {
+                    faces[(i + k as isize - half).clamp(0, last) as usize]
+                }))
+            })
+            .collect();
+        let encoded = encode_motion(&registry, &windows).expect("encoder");
+        let mapped: Vec<Vec<f32>> = faces
+            .iter()
+            .map(|f| bases::from_arkit(f).to_vec())
+            .collect();
+        assert_eq!(encoded.len(), mapped.len());
+        assert!(encoded.iter().all(|c| c.len() == bases::COUNT));
+        let errors: Vec<f32> = encoded
+            .iter()
+            .flatten()
+            .zip(mapped.iter().flatten())
+            .map(|(a, b)| a - b)
+            .collect();
+        let rmse =
+            (errors.iter().map(|e| f64::from(e * e)).sum::<f64>() / errors.len() as f64).sqrt();
+        let worst = errors.iter().map(|e| e.abs()).fold(0.0, f32::max);
+        let ratio = jerk(&encoded) / jerk(&mapped);
+        let peak = |codes: &[Vec<f32>]| {
+            codes
+                .iter()
+                .map(|c| c[bases::BLINK_LEFT])
+                .fold(0.0, f32::max)
+        };
+        let blinked = faces.iter().any(|f| f.weights[blink] > 0.9);
+        let blink_ratio = peak(&encoded) / peak(&mapped).max(1e-6);
+        println!("| {name} | {rmse:.4} | {worst:.3} | {ratio:.3} | {blink_ratio:.3} |");
+        assert!(
+            rmse < 0.005 && worst < 0.03,
+            "{name}: RMSE {rmse}, max {worst} against the rig's mapping"
+        );
+        assert!(ratio <= 1.01, "{name}: the encoder adds jerk ({ratio})");
+        assert!(blinked, "{name}: no blink in the track to check");
+        assert!(
+            blink_ratio > 0.95,
+            "{name}: blinks shrink to {blink_ratio} of their peak"
+        );
+    }
+    // A NaN in the window is read as 0, and codes stay in 0..1.
+    let mut broken = [FaceCoefficients::default(); MOTION_WINDOW];
+    broken[5].weights[0] = f32::NAN;
+    let codes = encode_motion(&registry, &[motion_window(&broken)]).expect("encoder");
+    let rest = encode_motion(
+        &registry,
+        &[motion_window(&[FaceCoefficients::default(); MOTION_WINDOW])],
+    )
+    .expect("encoder");
+    assert_eq!(codes, rest);
+    assert!(codes[0].iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!(encode_motion(&registry, &[]).expect("empty").is_empty());
+}

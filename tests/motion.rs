@@ -59,7 +59,8 @@ fn face_coefficients_follow_the_clock() {
 
 #[test]
 fn a_portrait_head_speaks_its_clip() {
-    use bevy_talking_head::motion::SpeechMotion;
+    use bevy_talking_head::identity::construct::bases;
+    use bevy_talking_head::motion::{MotionEncoding, SpeechMotion};
     use bevy_talking_head::offline::capture_head;
 
     let mut app = headless_app();
@@ -95,6 +96,8 @@ fn a_portrait_head_speaks_its_clip() {
 
     // Over the clip the jaw opens and closes, the motion code follows, and the face in the texture moves.
     let mut jaw_codes = Vec::new();
+    let mut worst_code_error = 0.0f32;
+    let encoded_before = app.world().resource::<MotionEncoding>().windows_encoded();
     let mut frames = Vec::new();
     let mut time = 0.0;
     let finished = run_until(&mut app, 4000, |app| {
@@ -103,8 +106,20 @@ fn a_portrait_head_speaks_its_clip() {
             clock.time_secs = time;
         }
         let world = app.world();
-        if let Some(code) = world.get::<MotionCode>(head) {
+        if let (Some(code), Some(face)) = (
+            world.get::<MotionCode>(head),
+            world.get::<FaceCoefficients>(head),
+        ) {
             jaw_codes.push(code.0.first().copied().unwrap_or(0.0));
+            // The motion encoder reproduces the rig's mapping of the face shown.
+            let mapped = bases::from_arkit(face);
+            let off = code
+                .0
+                .iter()
+                .zip(mapped)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            worst_code_error = worst_code_error.max(off);
         }
         let latest = capture.latest();
         if frames
@@ -127,6 +142,19 @@ fn a_portrait_head_speaks_its_clip() {
         frames.len()
     );
     assert!(open > 0.15, "the jaw never opened (max {open})");
+    let encoded = app.world().resource::<MotionEncoding>().windows_encoded() - encoded_before;
+    println!(
+        "motion encoder: {encoded} windows, codes within {worst_code_error:.4} of the rig's mapping"
+    );
+    assert!(
+        encoded as usize >= jaw_codes.len() - 1,
+        "{encoded} windows for {} updates",
+        jaw_codes.len()
+    );
+    assert!(
+        worst_code_error < 0.03,
+        "codes off the rig's mapping by {worst_code_error}"
+    );
     // Fraction of pixels that changed visibly (by more than 0.03 in some channel) against the first frame.
     let changed = |f: &bevy_talking_head::offline::CapturedFrame| {
         let moved = f

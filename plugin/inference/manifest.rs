@@ -28,6 +28,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::InferenceError;
+use crate::contract::models::MOTION_ENCODER;
 use crate::contract::{FEATURE_RATE_HZ, FRAME_RATE_HZ, MEL_HOP_SAMPLES, SAMPLE_RATE_HZ};
 
 /// The whole manifest: every model the pipeline may load, by name, and the sizes the models agree on.
@@ -186,6 +187,19 @@ impl Manifest {
                 }
             }
         }
+        if let Some(encoder) = self.models.get(MOTION_ENCODER) {
+            let code = encoder
+                .outputs
+                .first()
+                .and_then(|t| t.shape.last().copied());
+            if code != Some(self.motion_code_size as i64) {
+                return Err(format!(
+                    "model '{MOTION_ENCODER}': its output's last dimension ({code:?}) must be motion_code_size \
+                     ({})",
+                    self.motion_code_size
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -297,6 +311,22 @@ mod tests {
             Manifest::parse(&no_code, origin()),
             Err(InferenceError::ManifestInvalid { .. })
         ));
+        // The motion encoder's code must be as long as the manifest says.
+        let encoder = |size: usize| {
+            GOOD.replace(
+                "\"ids\": (",
+                &format!(
+                    "\"motion_encoder\": (file: \"m.onnx\", version: \"1\", card: \"m.md\", \
+                     inputs: [(name: \"window\", element_type: f32, shape: [-1, 11, 58])], \
+                     outputs: [(name: \"code\", element_type: f32, shape: [-1, {size}])]),\n\"ids\": ("
+                ),
+            )
+        };
+        assert!(Manifest::parse(&encoder(32), origin()).is_ok());
+        let message = Manifest::parse(&encoder(23), origin())
+            .expect_err("code size differs")
+            .to_string();
+        assert!(message.contains("motion_code_size"), "{message}");
     }
 
     #[test]

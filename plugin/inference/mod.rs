@@ -6,6 +6,7 @@
 
 mod log_mel;
 mod manifest;
+mod motion_encoder;
 mod registry;
 mod runtime;
 mod speech;
@@ -14,6 +15,9 @@ use std::path::PathBuf;
 
 pub use log_mel::{LOG_MEL_EPS, LogMel, log_mel, log_mel_frame_count};
 pub use manifest::{ElementType, Manifest, ModelSpec, TensorSpec};
+pub use motion_encoder::{
+    MOTION_FRAME_VALUES, MotionWindow, encode_motion, motion_frame, motion_window,
+};
 pub use registry::{ModelRegistry, default_manifest_path};
 pub use runtime::{ONNX_RUNTIME_VERSION, ensure_onnx_runtime};
 pub use speech::{

@@ -17,11 +17,13 @@
 //! closes in 70 ms, holds 30 ms, opens in 160 ms) with their own random stream: nothing about head motion changes
 //! when they happen.
 
+use std::collections::VecDeque;
+
 use bevy::prelude::*;
 
 use super::emotion::{EmotionLibrary, EmotionProfile, MotionStyle};
 use super::{ARKIT_NAMES, FaceCoefficients, arkit_index};
-use crate::contract::ARKIT_WEIGHT_COUNT;
+use crate::contract::{ARKIT_WEIGHT_COUNT, FRAME_RATE_HZ, MOTION_WINDOW};
 use crate::head::TalkingHead;
 
 /// Per-head motion settings: scales of each kind of movement.
@@ -74,6 +76,8 @@ pub struct Expression {
     since_speech: f32,
     nod: f32,
     life: Life,
+    /// Recent faces with the life time they were shown at, oldest first (enough for the encoder's window).
+    shown: VecDeque<(f64, FaceCoefficients)>,
 }
 
 /// Blinks, gaze and idle sway of one head.
@@ -105,6 +109,8 @@ const BLINK_CLOSE_SECS: f64 = 0.07;
 const BLINK_HOLD_SECS: f64 = 0.03;
 const BLINK_OPEN_SECS: f64 = 0.16;
 const MIN_BLINK_GAP_SECS: f64 = 0.6;
+/// How far back the motion encoder's window reaches: half the window, 1/25 s per frame.
+const WINDOW_REACH_SECS: f64 = (MOTION_WINDOW / 2) as f64 / FRAME_RATE_HZ as f64;
 /// Speech keeps the mouth "speaking" this long after it last moved it, then lets go over the same time.
 const SPEAKING_HOLD_SECS: f32 = 0.3;
 
@@ -288,16 +294,18 @@ pub fn compose(
 }
 
 impl Expression {
-    fn new(seed: u64, neutral: &EmotionProfile) -> Self {
+    /// A head showing `emotion` (at the intensity it was made with), with life from `seed`, before its first step.
+    pub fn new(seed: u64, emotion: &EmotionProfile) -> Self {
         Self {
-            from: neutral.clone(),
-            to: neutral.clone(),
+            from: emotion.clone(),
+            to: emotion.clone(),
             blend: 1.0,
             target: None,
             speaking: 0.0,
             since_speech: f32::MAX,
             nod: 0.0,
             life: Life::new(seed),
+            shown: VecDeque::new(),
         }
     }
 
@@ -368,7 +376,54 @@ impl Expression {
         let emotion = self.current();
         let rate = emotion.style.blink_rate_per_min * settings.blink_rate.max(0.0);
         let life = self.life.step(f64::from(dt), rate);
-        compose(speech, &emotion, self.speaking, self.nod, &life, settings)
+        let face = compose(speech, &emotion, self.speaking, self.nod, &life, settings);
+        let now = self.life.time;
+        self.shown.push_back((now, face));
+        while self.shown.len() > 2 && self.shown[1].0 <= now - WINDOW_REACH_SECS {
+            self.shown.pop_front();
+        }
+        face
+    }
+
+    /// The motion encoder's window, centred on the face shown now, frames 1/25 s apart: the faces shown before it
+    /// (interpolated between the frames that showed them), this one, and the faces to come as they will be if the
+    /// emotion and settings stay as they are: a copy of this state is stepped ahead (with the same random streams,
+    /// so the blinks and saccades in the window are the ones that will happen), with the speech `ahead(secs)` gives
+    /// for `secs` after now. Before the first step every frame is the rest face.
+    pub fn motion_window(
+        &self,
+        settings: &MotionSettings,
+        ahead: impl Fn(f32) -> FaceCoefficients,
+    ) -> [FaceCoefficients; MOTION_WINDOW] {
+        let half = MOTION_WINDOW / 2;
+        let step = 1.0 / FRAME_RATE_HZ as f32;
+        let mut faces = [self.shown_at(self.life.time); MOTION_WINDOW];
+        for (k, face) in faces[..half].iter_mut().enumerate() {
+            *face = self.shown_at(self.life.time - f64::from(step) * (half - k) as f64);
+        }
+        let mut future = self.clone();
+        for k in 1..=half {
+            faces[half + k] = future.step(&ahead(step * k as f32), settings, step);
+        }
+        faces
+    }
+
+    /// The face shown at life time `time`, interpolated; the oldest one kept before it, the latest after it.
+    fn shown_at(&self, time: f64) -> FaceCoefficients {
+        let Some(&(first_time, first)) = self.shown.front() else {
+            return FaceCoefficients::default();
+        };
+        if time <= first_time {
+            return first;
+        }
+        for ((t0, a), (t1, b)) in self.shown.iter().zip(self.shown.iter().skip(1)) {
+            if time <= *t1 {
+                let span = t1 - t0;
+                let t = if span > 0.0 { (time - t0) / span } else { 1.0 };
+                return a.lerp(b, t as f32);
+            }
+        }
+        self.shown.back().map_or(first, |&(_, face)| face)
     }
 }
 
@@ -438,6 +493,17 @@ mod tests {
                     + w("mouthUpperUpLeft")
                     + w("mouthUpperUpRight"))
             + 0.5 * w("mouthFunnel")
+    }
+
+    fn largest_difference(a: &FaceCoefficients, b: &FaceCoefficients) -> f32 {
+        a.weights
+            .iter()
+            .zip(b.weights)
+            .map(|(x, y)| (x - y).abs())
+            .fold(
+                (a.head_rotation - b.head_rotation).abs().max_element(),
+                f32::max,
+            )
     }
 
     fn speech_frame(open: f32) -> FaceCoefficients {
@@ -512,6 +578,61 @@ mod tests {
             early < 0.1 && (0.3..0.7).contains(&middle) && done > 0.99,
             "{early} {middle} {done}"
         );
+    }
+
+    #[test]
+    fn the_encoder_window_holds_the_faces_shown_before_and_those_that_will_be_shown() {
+        let library = EmotionLibrary::default();
+        let neutral_style = library.neutral_style();
+        let neutral = library.get("neutral").expect("shipped").clone();
+        let happy = library
+            .get("happy")
+            .expect("shipped")
+            .at(0.8, &neutral_style);
+        let settings = MotionSettings::default();
+        let speech_at = |t: f32| speech_frame((0.5 + 0.5 * (t * 9.0).sin()).max(0.0));
+        // At 25 fps the window's past frames are the frames shown and its future frames are exactly the frames
+        // that will be shown: blinks, saccades, sway, the emotion blend and the speech included.
+        let dt = 1.0 / 25.0;
+        let mut expression = Expression::new(11, &neutral);
+        expression.retarget(happy, ("happy".into(), 0.8), 0.6);
+        let mut shown = Vec::new();
+        let mut windows = Vec::new();
+        for i in 0..300 {
+            shown.push(expression.step(&speech_at(i as f32 * dt), &settings, dt));
+            windows.push(
+                expression.motion_window(&settings, |ahead| speech_at(i as f32 * dt + ahead)),
+            );
+        }
+        let blinks = shown
+            .iter()
+            .filter(|f| f.weights[index("eyeBlinkLeft")] > 0.9)
+            .count();
+        assert!(blinks > 0, "no blink in 12 s to check the window with");
+        let half = MOTION_WINDOW / 2;
+        for (i, window) in windows.iter().enumerate().take(300 - half).skip(half) {
+            for (k, face) in window.iter().enumerate() {
+                let diff = largest_difference(face, &shown[i + k - half]);
+                assert!(diff < 1e-5, "frame {i}, window slot {k}: off by {diff}");
+            }
+        }
+        // Shown at 60 Hz, the past frames are interpolated between the frames that showed them.
+        let mut expression = Expression::new(5, &neutral);
+        let mut shown = Vec::new();
+        for i in 0..120 {
+            shown.push(expression.step(&speech_at(i as f32 / 60.0), &settings, 1.0 / 60.0));
+        }
+        let window = expression.motion_window(&settings, |ahead| speech_at(2.0 + ahead));
+        // Slot 0 is 0.2 s (12 frames at 60 Hz) before the latest frame; slot 1 is 0.16 s = 9.6 frames before.
+        let between = shown[119 - 10].lerp(&shown[119 - 9], 0.4);
+        for (slot, expected) in [(0, shown[119 - 12]), (1, between), (half, shown[119])] {
+            let diff = largest_difference(&window[slot], &expected);
+            assert!(diff < 1e-4, "slot {slot}: off by {diff}");
+        }
+        // Before any step the window is the rest face.
+        let fresh = Expression::new(5, &neutral);
+        let window = fresh.motion_window(&settings, speech_at);
+        assert_eq!(window[0], FaceCoefficients::default());
     }
 
     #[test]

@@ -14,9 +14,6 @@ use crate::audio::clock::{PlaybackClock, Speech};
 use crate::audio::{SpeechStream, StreamingResampler, repair_samples};
 use crate::contract::ARKIT_WEIGHT_COUNT;
 use crate::contract::models::{AUDIO_ENCODER, MOTION_GENERATOR};
-use crate::head::MotionCode;
-use crate::identity::construct::bases;
-use crate::identity::portrait_head::PortraitHead;
 use crate::inference::{ModelRegistry, SpeechToMotion};
 use crate::plugin::Models;
 
@@ -298,18 +295,6 @@ pub(crate) fn generate_speech_motion(
             motion.state = MotionState::Computing(
                 AsyncComputeTaskPool::get().spawn(async move { job.step(samples, finished) }),
             );
-        }
-    }
-}
-
-/// Heads built from portraits: their motion code is the rig's mapping of the current coefficients.
-pub(crate) fn drive_portrait_motion_codes(
-    mut heads: Query<(&FaceCoefficients, &mut MotionCode), With<PortraitHead>>,
-) {
-    for (coefficients, mut code) in &mut heads {
-        let next = bases::from_arkit(coefficients);
-        if code.0 != next {
-            code.0 = next.to_vec();
         }
     }
 }

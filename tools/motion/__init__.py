@@ -1,0 +1,1 @@
+"""Motion encoder E_m: 11-frame ARKit window -> 23 motion-basis weights (see README.md)."""
