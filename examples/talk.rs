@@ -6,6 +6,9 @@
 //!     --emotion happy --yaw 20 --size 512 --out out/talk.mp4
 //! ```
 //!
+//! `--emotion-timeline FILE` changes the emotion during the clip instead (a RON list of changes, see USAGE and
+//! `assets/timelines/hello.ron`).
+//!
 //! It checks its inputs and the models first, and stops with a clear message when something is missing: it never
 //! renders motion that no model produced.
 
@@ -28,17 +31,22 @@ use bevy_talking_head::offline::{
 use bevy_talking_head::prelude::*;
 use bevy_talking_head::{Emotion, MotionTrack, SpeechMotion};
 use kira::sound::static_sound::StaticSoundData;
+use serde::Deserialize;
 
 const USAGE: &str = "\
 usage: talk [--portrait IMAGE] [--audio CLIP | --text TEXT] [--emotion NAME] [--intensity 0..1]
-            [--yaw DEG] [--pitch DEG] [--camera-path orbit:FROM_DEG:TO_DEG] [--size PIXELS] [--out PATH]
-            [--coefficients-out TRACK.json|TRACK.csv]
+            [--emotion-timeline FILE] [--yaw DEG] [--pitch DEG] [--camera-path orbit:FROM_DEG:TO_DEG]
+            [--size PIXELS] [--out PATH] [--coefficients-out TRACK.json|TRACK.csv]
 
   --portrait     portrait image (PNG/JPEG)           default assets/portraits/astronaut.png
   --audio        speech clip (WAV, OGG, FLAC, MP3)    default assets/speech/hello.wav
   --text         words to speak instead, synthesized with espeak-ng (English) into a WAV next to --out
   --emotion      neutral, angry, contempt, disgusted, fear, happy, sad, surprised (default neutral)
   --intensity    emotion strength 0..1                default 1
+  --emotion-timeline  changes of emotion over the clip, instead of --emotion and --intensity: a RON list of
+                 (at_secs: SECONDS, emotion: NAME, intensity: 0..1, blend_secs: SECONDS) entries in time order;
+                 intensity defaults to 1, blend_secs (how long the change takes) to 0.6. The video starts with the
+                 entry at 0 s (neutral until the first entry if none). Example: assets/timelines/hello.ron
   --yaw, --pitch fixed camera direction in degrees    default 0, 0
   --camera-path  orbit:FROM:TO sweeps the yaw from FROM to TO degrees over the clip
   --size         output width and height in pixels    default 256
@@ -70,6 +78,7 @@ struct Options {
     out: PathBuf,
     text: Option<String>,
     coefficients_out: Option<PathBuf>,
+    emotion_timeline: Option<PathBuf>,
 }
 
 fn parse_number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -92,8 +101,10 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         out: PathBuf::from("out/talk.mp4"),
         text: None,
         coefficients_out: None,
+        emotion_timeline: None,
     };
     let (mut yaw, mut pitch, mut orbit) = (0.0f32, 0.0f32, None);
+    let mut fixed_emotion = None;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -105,8 +116,13 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         match flag.as_str() {
             "--portrait" => options.portrait = PathBuf::from(value),
             "--audio" => options.audio = PathBuf::from(value),
-            "--emotion" => options.emotion = value.parse()?,
+            "--emotion" => {
+                options.emotion = value.parse()?;
+                fixed_emotion = Some(flag.clone());
+            }
+            "--emotion-timeline" => options.emotion_timeline = Some(PathBuf::from(value)),
             "--intensity" => {
+                fixed_emotion = Some(flag.clone());
                 let intensity: f32 = parse_number(&flag, &value)?;
                 if !(0.0..=1.0).contains(&intensity) {
                     return Err(format!("--intensity must be within 0..1, got {intensity}"));
@@ -151,6 +167,13 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
             _ => return Err(format!("unknown option {flag}\n\n{USAGE}")),
         }
     }
+    if let (Some(flag), Some(timeline)) = (fixed_emotion, &options.emotion_timeline) {
+        return Err(format!(
+            "{flag} and --emotion-timeline {} both set the emotion: give the emotion in the timeline, or drop the \
+             timeline",
+            timeline.display()
+        ));
+    }
     options.camera = match orbit {
         Some((from_deg, to_deg)) => CameraPath::Orbit {
             from_deg,
@@ -163,6 +186,148 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         },
     };
     Ok(options)
+}
+
+/// One entry of an `--emotion-timeline` file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineEntry {
+    at_secs: f64,
+    emotion: String,
+    #[serde(default = "full_intensity")]
+    intensity: f32,
+    #[serde(default)]
+    blend_secs: Option<f32>,
+}
+
+fn full_intensity() -> f32 {
+    1.0
+}
+
+/// A change of emotion at a time of the clip.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct EmotionChange {
+    /// Seconds from the start of the clip.
+    at_secs: f64,
+    emotion: Emotion,
+    /// Strength, 0..1.
+    intensity: f32,
+    /// Seconds the change takes to blend in; `None`: the head's [`MotionSettings::emotion_blend_secs`].
+    blend_secs: Option<f32>,
+}
+
+impl EmotionChange {
+    /// The first video frame that shows the change (the first frame starting at or after `at_secs`).
+    fn first_frame(&self) -> u32 {
+        // A hair of tolerance so that 0.52 s × 25 fps is frame 13, not 14.
+        (self.at_secs * f64::from(FRAME_RATE_HZ) - 1e-6)
+            .ceil()
+            .max(0.0) as u32
+    }
+}
+
+/// Reads an `--emotion-timeline` file (see [`parse_timeline`]).
+fn read_timeline(file: &Path) -> Result<Vec<EmotionChange>, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read the emotion timeline {}: {e}", file.display()))?;
+    parse_timeline(&text, file)
+}
+
+/// Parses and checks a timeline: a RON list of entries with times 0 or later in increasing order, known emotion
+/// names, intensities within 0..1 and blend times 0 or more; errors name `file` and the entry (counted from 1).
+fn parse_timeline(text: &str, file: &Path) -> Result<Vec<EmotionChange>, String> {
+    // `blend_secs: 0.3`, not `blend_secs: Some(0.3)`.
+    let ron =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let entries: Vec<TimelineEntry> = ron.from_str(text).map_err(|e| {
+        format!(
+            "the emotion timeline {} is not a list of (at_secs: SECONDS, emotion: NAME, intensity: 0..1, \
+             blend_secs: SECONDS) entries: {e}",
+            file.display()
+        )
+    })?;
+    if entries.is_empty() {
+        return Err(format!(
+            "the emotion timeline {} has no entries",
+            file.display()
+        ));
+    }
+    let mut changes: Vec<EmotionChange> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let wrong = |problem: String| {
+            format!(
+                "the emotion timeline {}, entry {} (at_secs: {}): {problem}",
+                file.display(),
+                index + 1,
+                entry.at_secs
+            )
+        };
+        if !(entry.at_secs.is_finite() && entry.at_secs >= 0.0) {
+            return Err(wrong("at_secs must be 0 or more seconds".into()));
+        }
+        if let Some(previous) = changes.last()
+            && entry.at_secs <= previous.at_secs
+        {
+            return Err(wrong(format!(
+                "at_secs must be later than entry {}'s {} s: list the changes in time order",
+                index, previous.at_secs
+            )));
+        }
+        let emotion: Emotion = entry.emotion.parse().map_err(wrong)?;
+        if !(0.0..=1.0).contains(&entry.intensity) {
+            return Err(wrong(format!(
+                "intensity must be within 0..1, got {}",
+                entry.intensity
+            )));
+        }
+        if let Some(blend) = entry.blend_secs
+            && !(blend.is_finite() && blend >= 0.0)
+        {
+            return Err(wrong(format!(
+                "blend_secs must be 0 or more seconds, got {blend}"
+            )));
+        }
+        changes.push(EmotionChange {
+            at_secs: entry.at_secs,
+            emotion,
+            intensity: entry.intensity,
+            blend_secs: entry.blend_secs,
+        });
+    }
+    Ok(changes)
+}
+
+/// The emotion changes to show: the timeline's, or the one `--emotion`/`--intensity` gave, from the start.
+fn emotion_changes(options: &Options) -> Result<Vec<EmotionChange>, String> {
+    match &options.emotion_timeline {
+        Some(file) => read_timeline(file),
+        None => Ok(vec![EmotionChange {
+            at_secs: 0.0,
+            emotion: options.emotion,
+            intensity: options.intensity,
+            blend_secs: None,
+        }]),
+    }
+}
+
+/// How the changes read in the log line: `happy at 1.00`, or `neutral at 1.00 from 0.00 s, happy at 0.80 from 0.60 s`.
+fn describe_changes(changes: &[EmotionChange]) -> String {
+    let parts: Vec<_> = changes
+        .iter()
+        .map(|c| {
+            if changes.len() == 1 && c.at_secs == 0.0 {
+                format!("{} at {:.2}", c.emotion.name(), c.intensity)
+            } else {
+                format!(
+                    "{} at {:.2} from {:.2} s",
+                    c.emotion.name(),
+                    c.intensity,
+                    c.at_secs
+                )
+            }
+        })
+        .collect();
+    parts.join(", ")
 }
 
 /// The models `talk` needs: speech → coefficients and portrait → head. (The coefficients drive the head's bases
@@ -183,7 +348,7 @@ fn missing_models(manifest: &Path) -> Result<Vec<&'static str>, String> {
         .collect())
 }
 
-fn check_inputs(options: &Options) -> Result<Inputs, String> {
+fn check_inputs(options: &Options, changes: Vec<EmotionChange>) -> Result<Inputs, String> {
     let portrait = image::open(&options.portrait).map_err(|e| {
         format!(
             "cannot read the portrait {}: {e}",
@@ -197,15 +362,14 @@ fn check_inputs(options: &Options) -> Result<Inputs, String> {
         )
     })?;
     println!(
-        "talk: portrait {} ({}x{}), speech {} ({:.2} s at {} Hz), emotion {} at {:.2}, camera {:?}, {}² -> {}",
+        "talk: portrait {} ({}x{}), speech {} ({:.2} s at {} Hz), emotion {}, camera {:?}, {}² -> {}",
         options.portrait.display(),
         portrait.width(),
         portrait.height(),
         options.audio.display(),
         pcm.duration_secs(),
         pcm.sample_rate_hz,
-        options.emotion.name(),
-        options.intensity,
+        describe_changes(&changes),
         options.camera,
         options.size,
         options.out.display()
@@ -216,10 +380,20 @@ fn check_inputs(options: &Options) -> Result<Inputs, String> {
             options.audio.display()
         )
     })?;
+    let frames = video_frames(pcm.duration_secs());
+    for change in changes.iter().filter(|c| c.first_frame() >= frames) {
+        eprintln!(
+            "talk: note: the change to {} at {} s comes after the last frame of the {:.2} s clip and will not show",
+            change.emotion.name(),
+            change.at_secs,
+            pcm.duration_secs()
+        );
+    }
     Ok(Inputs {
         portrait,
         sound,
         duration_secs: pcm.duration_secs(),
+        changes,
     })
 }
 
@@ -228,6 +402,13 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(message) => {
             eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let changes = match emotion_changes(&options) {
+        Ok(changes) => changes,
+        Err(message) => {
+            eprintln!("talk: {message}");
             return ExitCode::from(2);
         }
     };
@@ -258,7 +439,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let inputs = match check_inputs(&options) {
+    let inputs = match check_inputs(&options, changes) {
         Ok(inputs) => inputs,
         Err(message) => {
             eprintln!("talk: {message}");
@@ -318,6 +499,13 @@ struct Inputs {
     portrait: image::DynamicImage,
     sound: StaticSoundData,
     duration_secs: f64,
+    /// At least one, in time order.
+    changes: Vec<EmotionChange>,
+}
+
+/// How many video frames a clip of `duration_secs` makes: the last one may be partly past its end.
+fn video_frames(duration_secs: f64) -> u32 {
+    (duration_secs * f64::from(FRAME_RATE_HZ)).ceil().max(1.0) as u32
 }
 
 fn yaw_pitch_at(camera: &CameraPath, progress: f32) -> (f32, f32) {
@@ -349,11 +537,10 @@ fn wait(
 
 fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
     let started = Instant::now();
+    let frame_step = Duration::from_secs_f64(1.0 / f64::from(FRAME_RATE_HZ));
     let mut app = App::new();
     app.add_plugins((headless_plugins(), TalkingHeadPlugin))
-        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_secs_f64(
-            1.0 / f64::from(FRAME_RATE_HZ),
-        )));
+        .insert_resource(TimeUpdateStrategy::ManualDuration(frame_step));
     finish_headless_app(&mut app).map_err(|e| e.to_string())?;
     let portrait = Image::from_dynamic(inputs.portrait, true, RenderAssetUsages::default());
     let portrait = app
@@ -377,15 +564,18 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
         },
         display: HeadDisplay::TextureOnly,
     };
+    // The video opens on the emotion of 0 s, already shown (no blend), and each later change blends in from its frame.
+    let mut talking_head = TalkingHead::new(portrait).with_settings(settings);
+    let default_blend_secs = talking_head.motion.emotion_blend_secs;
+    talking_head.motion.emotion_blend_secs = 0.0;
+    let mut next_change = 0;
+    if let Some(first) = inputs.changes.first().filter(|c| c.first_frame() == 0) {
+        talking_head.set_emotion(first.emotion, first.intensity);
+        next_change = 1;
+    }
     let head = app
         .world_mut()
-        .spawn((
-            TalkingHead::new(portrait)
-                .with_settings(settings)
-                .with_emotion(options.emotion, options.intensity),
-            Speech::silent(clip),
-            PlaybackClock::manual(),
-        ))
+        .spawn((talking_head, Speech::silent(clip), PlaybackClock::manual()))
         .id();
     wait(&mut app, 20_000, "the head", |app| {
         !matches!(
@@ -422,9 +612,7 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
         capture.latest().coverage() > 0.0
     })?;
 
-    let frames = (inputs.duration_secs * f64::from(FRAME_RATE_HZ))
-        .ceil()
-        .max(1.0) as u32;
+    let frames = video_frames(inputs.duration_secs);
     let to_mp4 = options
         .out
         .extension()
@@ -436,6 +624,9 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
     };
     let mut writer = VideoWriter::new(&folder, FRAME_RATE_HZ).map_err(|e| e.to_string())?;
     let mut shown = Vec::with_capacity(frames as usize);
+    // From here the app's time (blends, blinks, sway) moves exactly one video frame per video frame, however many
+    // updates a frame takes to compute and render.
+    app.insert_resource(TimeUpdateStrategy::ManualDuration(Duration::ZERO));
     let render_start = Instant::now();
     for frame in 0..frames {
         let (yaw, pitch) = yaw_pitch_at(
@@ -450,6 +641,16 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
         let mut entity = app.world_mut().entity_mut(head);
         if let Some(mut talking_head) = entity.get_mut::<TalkingHead>() {
             talking_head.settings = settings;
+            while let Some(change) = inputs
+                .changes
+                .get(next_change)
+                .filter(|c| c.first_frame() <= frame)
+            {
+                talking_head.set_emotion(change.emotion, change.intensity);
+                talking_head.motion.emotion_blend_secs =
+                    change.blend_secs.unwrap_or(default_blend_secs);
+                next_change += 1;
+            }
         }
         if let Some(mut clock) = entity.get_mut::<PlaybackClock>() {
             // The middle of the video frame: motion frame `frame` exactly.
@@ -460,6 +661,9 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
                 track.is_finished() || track.frames_produced() > u64::from(frame)
             })
         })?;
+        app.insert_resource(TimeUpdateStrategy::ManualDuration(frame_step));
+        app.update();
+        app.insert_resource(TimeUpdateStrategy::ManualDuration(Duration::ZERO));
         // A frame counts once it was rendered after the change: the readback lags the update by up to two frames.
         let start = capture.latest().sequence;
         wait(&mut app, 1000, "a rendered frame", |_| {
@@ -572,6 +776,142 @@ mod tests {
                 .unwrap_err()
                 .contains("unknown option")
         );
+    }
+
+    fn timeline(text: &str) -> Result<Vec<EmotionChange>, String> {
+        parse_timeline(text, Path::new("t.ron"))
+    }
+
+    #[test]
+    fn the_shipped_timeline_fits_the_default_clip() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let changes = read_timeline(&root.join("assets/timelines/hello.ron")).expect("parses");
+        let clip = decode_file(root.join("assets/speech/hello.wav"))
+            .expect("clip")
+            .duration_secs();
+        assert!(changes.len() >= 3, "{changes:?}");
+        assert_eq!(changes[0].at_secs, 0.0);
+        assert!(changes.iter().all(|c| c.at_secs < clip), "{changes:?}");
+        let mut emotions: Vec<_> = changes.iter().map(|c| c.emotion).collect();
+        emotions.dedup();
+        assert_eq!(emotions.len(), changes.len(), "{changes:?}");
+    }
+
+    #[test]
+    fn timelines_parse_with_defaults_and_frames() {
+        let changes = timeline(
+            "[(at_secs: 0, emotion: \"Neutral\"), (at_secs: 0.52, emotion: \"sad\", intensity: 0.5, \
+             blend_secs: 0)]",
+        )
+        .expect("parses");
+        assert_eq!(
+            changes,
+            vec![
+                EmotionChange {
+                    at_secs: 0.0,
+                    emotion: Emotion::Neutral,
+                    intensity: 1.0,
+                    blend_secs: None
+                },
+                EmotionChange {
+                    at_secs: 0.52,
+                    emotion: Emotion::Sad,
+                    intensity: 0.5,
+                    blend_secs: Some(0.0)
+                },
+            ]
+        );
+        assert_eq!(changes[0].first_frame(), 0);
+        assert_eq!(changes[1].first_frame(), 13);
+        let later = EmotionChange {
+            at_secs: 0.53,
+            ..changes[1]
+        };
+        assert_eq!(later.first_frame(), 14);
+        // The default clip's 2.13 s make 54 frames; a change at 2.125 s would start in a 55th.
+        assert_eq!(video_frames(2.13), 54);
+        let too_late = EmotionChange {
+            at_secs: 2.125,
+            ..changes[1]
+        };
+        assert_eq!(too_late.first_frame(), 54);
+        assert_eq!(
+            describe_changes(&changes),
+            "neutral at 1.00 from 0.00 s, sad at 0.50 from 0.52 s"
+        );
+        // Without a timeline, --emotion and --intensity make the one change at 0 s.
+        let o = parse(&["--emotion", "fear", "--intensity", "0.3"]).expect("flags");
+        let changes = emotion_changes(&o).expect("no file needed");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            (changes[0].emotion, changes[0].intensity),
+            (Emotion::Fear, 0.3)
+        );
+        assert_eq!(describe_changes(&changes), "fear at 0.30");
+    }
+
+    #[test]
+    fn bad_timelines_name_the_file_and_the_entry() {
+        let expect_error = |text: &str, wanted: &[&str]| {
+            let message = timeline(text).expect_err(text);
+            for part in wanted {
+                assert!(message.contains(part), "'{part}' missing from: {message}");
+            }
+        };
+        expect_error("[(at_secs: 0, emotion: \"happy\"", &["t.ron", "not a list"]);
+        expect_error(
+            "[(at_secs: 0, emotion: \"happy\", mood: 1)]",
+            &["t.ron", "mood"],
+        );
+        expect_error("[]", &["t.ron", "no entries"]);
+        expect_error(
+            "[(at_secs: 0, emotion: \"happy\"), (at_secs: 1, emotion: \"bored\")]",
+            &["t.ron, entry 2", "unknown emotion 'bored'", "surprised"],
+        );
+        expect_error(
+            "[(at_secs: 1, emotion: \"happy\"), (at_secs: 0.5, emotion: \"sad\")]",
+            &[
+                "t.ron, entry 2 (at_secs: 0.5)",
+                "later than entry 1",
+                "time order",
+            ],
+        );
+        expect_error(
+            "[(at_secs: 1, emotion: \"happy\"), (at_secs: 1, emotion: \"sad\")]",
+            &["entry 2", "later than entry 1"],
+        );
+        expect_error(
+            "[(at_secs: -0.5, emotion: \"happy\")]",
+            &["t.ron, entry 1", "0 or more"],
+        );
+        expect_error(
+            "[(at_secs: 0, emotion: \"happy\", intensity: 1.5)]",
+            &["t.ron, entry 1", "intensity must be within 0..1, got 1.5"],
+        );
+        expect_error(
+            "[(at_secs: 0, emotion: \"happy\", blend_secs: -1)]",
+            &["entry 1", "blend_secs"],
+        );
+        let missing = read_timeline(Path::new("no/such/timeline.ron")).unwrap_err();
+        assert!(
+            missing.contains("cannot read the emotion timeline no/such/timeline.ron"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn a_timeline_replaces_the_emotion_flags() {
+        let o = parse(&["--emotion-timeline", "t.ron"]).expect("flags");
+        assert_eq!(o.emotion_timeline, Some(PathBuf::from("t.ron")));
+        for flag in [["--emotion", "happy"], ["--intensity", "0.5"]] {
+            let message = parse(&[flag[0], flag[1], "--emotion-timeline", "t.ron"]).unwrap_err();
+            assert!(
+                message.contains(flag[0]) && message.contains("--emotion-timeline t.ron"),
+                "{message}"
+            );
+            let message = parse(&["--emotion-timeline", "t.ron", flag[0], flag[1]]).unwrap_err();
+            assert!(message.contains("both set the emotion"), "{message}");
+        }
     }
 
     #[test]

@@ -158,3 +158,94 @@ fn talk_makes_a_video_as_long_as_its_clip() {
         .duration_secs();
     assert_streams_last(&spoken, speech, 0.04 + 1e-6);
 }
+
+/// `talk --emotion-timeline`: the smile of a change to happy blends in over the entry's blend time from the frame
+/// the change starts (video time, however many updates a frame takes); a bad timeline stops talk with exit code 2.
+#[test]
+fn talk_follows_an_emotion_timeline() {
+    let talk = common::example_binary("talk");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let timeline = tmp.join("talk_timeline.ron");
+    // Frame 5 starts at 0.2 s; a 0.12 s blend is a third done there, two thirds in frame 6, complete in frame 7.
+    std::fs::write(
+        &timeline,
+        "[(at_secs: 0, emotion: \"neutral\"), (at_secs: 0.2, emotion: \"happy\", blend_secs: 0.12)]",
+    )
+    .expect("write the timeline");
+    let out = tmp.join("talk_timeline_frames");
+    let track = tmp.join("talk_timeline.csv");
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(&talk)
+        .current_dir(root)
+        .env("CARGO_MANIFEST_DIR", root)
+        .args([
+            "--audio",
+            "assets/speech/hello_stereo_44k.wav",
+            "--size",
+            "48",
+        ])
+        .arg("--emotion-timeline")
+        .arg(&timeline)
+        .arg("--coefficients-out")
+        .arg(&track)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run talk");
+    println!("{}", String::from_utf8_lossy(&run.stdout));
+    assert!(
+        run.status.success(),
+        "talk failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let csv = std::fs::read_to_string(&track).expect("coefficients written");
+    let smile_column = csv
+        .lines()
+        .next()
+        .and_then(|header| header.split(',').position(|name| name == "mouthSmileLeft"))
+        .expect("a mouthSmileLeft column");
+    let smile: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .nth(smile_column)
+                .expect("a value")
+                .parse()
+                .expect("number")
+        })
+        .collect();
+    println!("mouthSmileLeft per frame: {smile:.3?}");
+    assert!(smile.len() >= 10, "{smile:?}");
+    let neutral = smile[..5].iter().copied().fold(0.0, f64::max);
+    let happy = smile[7..].iter().copied().fold(f64::MAX, f64::min);
+    assert!(
+        happy > neutral + 0.4,
+        "no smile after the change: {smile:?}"
+    );
+    let blended = |frame: usize| (smile[frame] - neutral) / (happy - neutral);
+    assert!(
+        (0.1..0.6).contains(&blended(5)) && (0.4..0.95).contains(&blended(6)),
+        "the change should be a third blended in frame 5 and two thirds in frame 6: {smile:?}"
+    );
+
+    // A bad entry stops talk before anything is rendered, naming the file and the entry.
+    std::fs::write(
+        &timeline,
+        "[(at_secs: 0, emotion: \"happy\"), (at_secs: 1, emotion: \"bored\")]",
+    )
+    .expect("write the timeline");
+    let run = Command::new(&talk)
+        .current_dir(root)
+        .arg("--emotion-timeline")
+        .arg(&timeline)
+        .output()
+        .expect("run talk");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("talk_timeline.ron, entry 2") && stderr.contains("unknown emotion 'bored'"),
+        "{stderr}"
+    );
+}
