@@ -3,6 +3,7 @@
 pub mod cache;
 pub mod construct;
 mod error;
+pub mod gltf;
 mod head_asset;
 pub mod landmarks;
 pub mod portrait_head;
