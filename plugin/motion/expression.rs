@@ -495,6 +495,17 @@ mod tests {
             + 0.5 * w("mouthFunnel")
     }
 
+    /// The shipped neutral profile and the happy one at `intensity`.
+    fn neutral_and_happy(intensity: f32) -> (EmotionProfile, EmotionProfile) {
+        let library = EmotionLibrary::default();
+        let neutral = library.get("neutral").expect("shipped").clone();
+        let happy = library
+            .get("happy")
+            .expect("shipped")
+            .at(intensity, &library.neutral_style());
+        (neutral, happy)
+    }
+
     fn largest_difference(a: &FaceCoefficients, b: &FaceCoefficients) -> f32 {
         a.weights
             .iter()
@@ -549,13 +560,7 @@ mod tests {
 
     #[test]
     fn emotion_changes_blend_over_the_configured_time() {
-        let library = EmotionLibrary::default();
-        let neutral_style = library.neutral_style();
-        let neutral = library.get("neutral").expect("shipped").clone();
-        let happy = library
-            .get("happy")
-            .expect("shipped")
-            .at(1.0, &neutral_style);
+        let (neutral, happy) = neutral_and_happy(1.0);
         let settings = MotionSettings {
             emotion_blend_secs: 1.0,
             ..MotionSettings::still()
@@ -582,13 +587,7 @@ mod tests {
 
     #[test]
     fn the_encoder_window_holds_the_faces_shown_before_and_those_that_will_be_shown() {
-        let library = EmotionLibrary::default();
-        let neutral_style = library.neutral_style();
-        let neutral = library.get("neutral").expect("shipped").clone();
-        let happy = library
-            .get("happy")
-            .expect("shipped")
-            .at(0.8, &neutral_style);
+        let (neutral, happy) = neutral_and_happy(0.8);
         let settings = MotionSettings::default();
         let speech_at = |t: f32| speech_frame((0.5 + 0.5 * (t * 9.0).sin()).max(0.0));
         // At 25 fps the window's past frames are the frames shown and its future frames are exactly the frames
