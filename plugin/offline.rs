@@ -1,5 +1,6 @@
 //! Headless apps: no window, rendering on whatever adapter the machine has (Mesa's lavapipe on CI), and a head's
-//! frames read back to the CPU. Used by the `talk` example, tests and benchmarks.
+//! frames read back to the CPU (a head's texture with [`capture_head`], a camera's view with [`camera_target`] and
+//! [`capture_image`]). Used by the examples, tests and benchmarks.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -10,6 +11,7 @@ use bevy::prelude::*;
 use bevy::render::RenderApp;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
 use bevy::render::pipelined_rendering::PipelinedRenderingPlugin;
+use bevy::render::render_resource::{TextureFormat, TextureUsages};
 use bevy::render::renderer::RenderDevice;
 use bevy::window::ExitCondition;
 use bevy::winit::WinitPlugin;
@@ -32,6 +34,9 @@ pub enum OfflineError {
     /// Writing a frame or running ffmpeg failed.
     #[error("{0}")]
     Video(String),
+    /// An image cannot be read back (not loaded, or a format [`capture_image`] does not read).
+    #[error("{0}")]
+    Capture(String),
     /// The head has no output texture (is it a `TalkingHead`?).
     #[error(
         "entity {0} has no TalkingHeadTexture; is it a TalkingHead spawned with TalkingHeadPlugin?"
@@ -271,6 +276,150 @@ impl VideoWriter {
     }
 }
 
+/// An image a camera can render into and [`capture_image`] can read back: `width`×`height` pixels,
+/// `Rgba8UnormSrgb`. Add it to `Assets<Image>` and put `RenderTarget::Image(handle.into())` on the camera.
+pub fn camera_target(width: u32, height: u32) -> Image {
+    let mut image = Image::new_target_texture(
+        width.max(1),
+        height.max(1),
+        TextureFormat::Rgba8UnormSrgb,
+        None,
+    );
+    image.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+    image
+}
+
+/// One frame read back from an 8-bit image (a camera's render target), rows top to bottom.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CapturedImage {
+    /// Width, pixels.
+    pub width: u32,
+    /// Height, pixels.
+    pub height: u32,
+    /// sRGB RGBA8 pixels (alpha as the camera wrote it), `width * height * 4` bytes.
+    pub rgba8: Vec<u8>,
+    /// How many frames this capture has received so far (1 for the first).
+    pub sequence: u64,
+}
+
+impl CapturedImage {
+    /// The pixel at `(x, y)` as RGBA8, if inside the image.
+    pub fn pixel(&self, x: u32, y: u32) -> Option<[u8; 4]> {
+        if x >= self.width || y >= self.height {
+            return None;
+        }
+        let i = (y as usize * self.width as usize + x as usize) * 4;
+        self.rgba8.get(i..i + 4)?.try_into().ok()
+    }
+
+    /// Writes the frame as a PNG file (creating its folder).
+    pub fn save_png(&self, path: &Path) -> Result<(), OfflineError> {
+        if self.rgba8.is_empty()
+            || self.rgba8.len() != self.width as usize * self.height as usize * 4
+        {
+            return Err(OfflineError::Video(format!(
+                "cannot write {}: no complete frame was read back yet",
+                path.display()
+            )));
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                OfflineError::Video(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        image::save_buffer(
+            path,
+            &self.rgba8,
+            self.width,
+            self.height,
+            image::ExtendedColorType::Rgba8,
+        )
+        .map_err(|e| OfflineError::Video(format!("cannot write {}: {e}", path.display())))
+    }
+}
+
+/// The latest frame of an image, updated every frame while the capture entity lives.
+#[derive(Clone, Debug, Default)]
+pub struct ImageCapture(Arc<Mutex<CapturedImage>>);
+
+impl ImageCapture {
+    /// A copy of the latest frame (sequence 0 and no pixels before the first arrives).
+    pub fn latest(&self) -> CapturedImage {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many frames have come back so far.
+    pub fn sequence(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sequence
+    }
+}
+
+/// Starts reading back an 8-bit RGBA or BGRA image (such as a [`camera_target`] a camera renders into) every
+/// frame; returns the capture and the entity that does the reading (despawn it to stop, as reading back costs a
+/// copy per frame).
+pub fn capture_image(
+    app: &mut App,
+    image: Handle<Image>,
+) -> Result<(ImageCapture, Entity), OfflineError> {
+    let world = app.world_mut();
+    let Some((size, format)) = world
+        .resource::<Assets<Image>>()
+        .get(&image)
+        .map(|i| (i.size(), i.texture_descriptor.format))
+    else {
+        return Err(OfflineError::Capture(format!(
+            "image {:?} is not in Assets<Image>",
+            image.id()
+        )));
+    };
+    let bgra = match format {
+        TextureFormat::Rgba8Unorm | TextureFormat::Rgba8UnormSrgb => false,
+        TextureFormat::Bgra8Unorm | TextureFormat::Bgra8UnormSrgb => true,
+        other => {
+            return Err(OfflineError::Capture(format!(
+                "cannot read back a {other:?} image: use an 8-bit RGBA or BGRA image (offline::camera_target)"
+            )));
+        }
+    };
+    let capture = ImageCapture::default();
+    let sink = capture.clone();
+    let reader = world
+        .spawn(Readback::texture(image))
+        .observe(move |event: On<ReadbackComplete>| {
+            let mut frame = sink.0.lock().unwrap_or_else(PoisonError::into_inner);
+            frame.width = size.x;
+            frame.height = size.y;
+            frame.rgba8 = unpad_rgba8_rows(&event.data, size.x, size.y, bgra);
+            frame.sequence += 1;
+        })
+        .id();
+    Ok((capture, reader))
+}
+
+/// Turns a texture-to-buffer copy of an 8-bit, 4-channel image (rows aligned to 256 bytes) into RGBA8 rows.
+fn unpad_rgba8_rows(data: &[u8], width: u32, height: u32, bgra: bool) -> Vec<u8> {
+    let row = width as usize * 4;
+    let stride = row.next_multiple_of(256);
+    let mut pixels = Vec::with_capacity(row * height as usize);
+    for y in 0..height as usize {
+        if let Some(line) = data.get(y * stride..y * stride + row) {
+            pixels.extend_from_slice(line);
+        }
+    }
+    if bgra {
+        for pixel in pixels.chunks_exact_mut(4) {
+            pixel.swap(0, 2);
+        }
+    }
+    pixels
+}
+
 /// Bytes per pixel of [`crate::render::HEAD_TEXTURE_FORMAT`].
 const BYTES_PER_PIXEL: usize = 8;
 
@@ -293,6 +442,21 @@ fn unpad_rows(data: &[u8], width: u32, height: u32) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rgba8_rows_lose_their_padding_and_bgra_is_swapped() {
+        let mut data = vec![0u8; 256 * 2];
+        data[..8].copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        data[256..264].copy_from_slice(&[9, 10, 11, 12, 13, 14, 15, 16]);
+        assert_eq!(
+            unpad_rgba8_rows(&data, 2, 2, false),
+            (1..=16).collect::<Vec<u8>>()
+        );
+        assert_eq!(
+            unpad_rgba8_rows(&data, 2, 2, true),
+            vec![3, 2, 1, 4, 7, 6, 5, 8, 11, 10, 9, 12, 15, 14, 13, 16]
+        );
+    }
 
     #[test]
     fn unpad_rows_drops_the_alignment_bytes() {
