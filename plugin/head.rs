@@ -206,6 +206,34 @@ impl TalkingHead {
     }
 
     /// Sets the motion settings (e.g. [`MotionSettings::still`]).
+    ///
+    /// ```
+    /// use bevy::prelude::*;
+    /// use bevy_talking_head::prelude::*;
+    ///
+    /// # fn spawn(mut commands: Commands, assets: Res<AssetServer>) {
+    /// // A calm newsreader: half the head motion, stronger expressions, fewer blinks, slow emotion changes.
+    /// commands.spawn((
+    ///     TalkingHead::new(assets.load("portraits/astronaut.png"))
+    ///         .with_emotion(Emotion::Neutral, 1.0)
+    ///         .with_motion(MotionSettings {
+    ///             head_motion_scale: 0.5,
+    ///             expression_scale: 1.2,
+    ///             blink_rate: 0.7,
+    ///             emotion_blend_secs: 1.5,
+    ///         }),
+    ///     Speech::clip(assets.load("speech/hello.ogg")),
+    /// ));
+    /// # }
+    /// // Later, in any system: blends to the new emotion over `emotion_blend_secs`.
+    /// fn cheer_up(mut heads: Query<&mut TalkingHead>) {
+    ///     for mut head in &mut heads {
+    ///         head.set_emotion(Emotion::Happy, 0.8);
+    ///     }
+    /// }
+    /// # bevy::ecs::system::assert_is_system(spawn);
+    /// # bevy::ecs::system::assert_is_system(cheer_up);
+    /// ```
     pub fn with_motion(mut self, motion: MotionSettings) -> Self {
         self.motion = motion;
         self

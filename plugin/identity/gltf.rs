@@ -160,6 +160,17 @@ pub struct ArkitHeadMesh {
 }
 
 /// The whole portrait → `.glb` step: landmarks, head, mesh, morph targets, binary glTF.
+///
+/// ```no_run
+/// use bevy_talking_head::identity::gltf::{GltfSettings, arkit_head_glb_from_portrait};
+/// use bevy_talking_head::inference::ModelRegistry;
+///
+/// let registry = ModelRegistry::load_default()?;
+/// let portrait = image::open("assets/portraits/astronaut.png")?;
+/// let glb = arkit_head_glb_from_portrait(&registry, &portrait, GltfSettings::default())?;
+/// std::fs::write("astronaut_arkit.glb", glb)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn arkit_head_glb_from_portrait(
     registry: &ModelRegistry,
     portrait: &DynamicImage,

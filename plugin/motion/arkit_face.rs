@@ -12,6 +12,23 @@ use bevy::prelude::*;
 use super::{ARKIT_NAMES, FaceCoefficients};
 
 /// Drives this entity's morph targets from the [`FaceCoefficients`] of `source` (or of this entity when `None`).
+///
+/// ```
+/// use bevy::prelude::*;
+/// use bevy_talking_head::prelude::*;
+///
+/// // An avatar's mesh entity (holding `MorphWeights`) follows a talking head's coefficients.
+/// fn follow(
+///     mut commands: Commands,
+///     heads: Query<Entity, Added<TalkingHead>>,
+///     avatar: Single<Entity, With<MorphWeights>>,
+/// ) {
+///     if let Some(head) = heads.iter().next() {
+///         commands.entity(*avatar).insert(ArkitFace::following(head));
+///     }
+/// }
+/// # bevy::ecs::system::assert_is_system(follow);
+/// ```
 #[derive(Component, Clone, Debug, Default)]
 pub struct ArkitFace {
     /// The entity whose coefficients to follow (a talking head); `None` = this entity.

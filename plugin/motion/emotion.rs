@@ -196,6 +196,22 @@ impl EmotionLibrary {
     /// Adds the emotions of a RON text (the format of `assets/emotions.ron`), replacing ones of the same name.
     /// Nothing is added when any emotion in the text is invalid. Intensities outside 0..1 are clamped with a
     /// warning. Returns the names added.
+    ///
+    /// ```
+    /// use bevy_talking_head::motion::EmotionLibrary;
+    ///
+    /// let mut library = EmotionLibrary::default();
+    /// let added = library
+    ///     .extend_from_ron(
+    ///         r#"{ "smug": (units: {"L12": 0.7, "AU14": 0.4},
+    ///                       style: (expression_amplitude: 0.9, head_motion_energy: 0.8, blink_rate_per_min: 12.0)) }"#,
+    ///     )
+    ///     .expect("valid RON");
+    /// assert_eq!(added, ["smug"]);
+    /// assert!(library.get("Smug").is_some());
+    /// // A head shows it with `TalkingHead::set_custom_emotion("smug", 0.8)`.
+    /// assert!(library.extend_from_ron("{ \"bad\": (units: {\"AU99\": 1.0}) }").is_err());
+    /// ```
     pub fn extend_from_ron(&mut self, text: &str) -> Result<Vec<String>, EmotionError> {
         let specs: BTreeMap<String, EmotionSpec> =
             ron::from_str(text).map_err(|e| EmotionError::Parse(e.to_string()))?;
