@@ -41,17 +41,21 @@ usage: talk [--portrait IMAGE] [--audio CLIP | --text TEXT] [--emotion NAME] [--
   --portrait     portrait image (PNG/JPEG)           default assets/portraits/astronaut.png
   --audio        speech clip (WAV, OGG, FLAC, MP3)    default assets/speech/hello.wav
   --text         words to speak instead, synthesized with espeak-ng (English) into a WAV next to --out
-  --emotion      neutral, angry, contempt, disgusted, fear, happy, sad, surprised (default neutral)
+  --emotion      neutral, angry, contempt, disgusted, fear, happy, sad, surprised (default neutral, see below)
   --intensity    emotion strength 0..1                default 1
   --emotion-timeline  changes of emotion over the clip, instead of --emotion and --intensity: a RON list of
                  (at_secs: SECONDS, emotion: NAME, intensity: 0..1, blend_secs: SECONDS) entries in time order;
                  intensity defaults to 1, blend_secs (how long the change takes) to 0.6. The video starts with the
-                 entry at 0 s (neutral until the first entry if none). Example: assets/timelines/hello.ron
+                 entry at 0 s (neutral until the first entry if none). With the default clip and no emotion
+                 option: assets/timelines/hello.ron (neutral, then happy, then surprised)
   --yaw, --pitch fixed camera direction in degrees    default 0, 0
   --camera-path  orbit:FROM:TO sweeps the yaw from FROM to TO degrees over the clip
   --size         output width and height in pixels    default 256
   --out          out.mp4 (needs ffmpeg) or a folder for PNG frames (default out/talk.mp4)
   --coefficients-out  the ARKit weights and head pose shown in each video frame, as JSON or CSV";
+
+/// The emotion changes of the default clip, used when no emotion option and no other speech is given.
+const DEFAULT_TIMELINE: &str = "assets/timelines/hello.ron";
 
 /// How the camera moves over the clip.
 #[derive(Debug, PartialEq)]
@@ -105,6 +109,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
     };
     let (mut yaw, mut pitch, mut orbit) = (0.0f32, 0.0f32, None);
     let mut fixed_emotion = None;
+    let mut own_speech = false;
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
@@ -115,7 +120,10 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
             .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
         match flag.as_str() {
             "--portrait" => options.portrait = PathBuf::from(value),
-            "--audio" => options.audio = PathBuf::from(value),
+            "--audio" => {
+                options.audio = PathBuf::from(value);
+                own_speech = true;
+            }
             "--emotion" => {
                 options.emotion = value.parse()?;
                 fixed_emotion = Some(flag.clone());
@@ -153,6 +161,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
                     return Err("--text needs words to speak".into());
                 }
                 options.text = Some(value);
+                own_speech = true;
             }
             "--coefficients-out" => {
                 let path = PathBuf::from(value);
@@ -166,6 +175,10 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
             }
             _ => return Err(format!("unknown option {flag}\n\n{USAGE}")),
         }
+    }
+    if fixed_emotion.is_none() && options.emotion_timeline.is_none() && !own_speech {
+        // The shipped clip comes with its shipped emotion changes.
+        options.emotion_timeline = Some(PathBuf::from(DEFAULT_TIMELINE));
     }
     if let (Some(flag), Some(timeline)) = (fixed_emotion, &options.emotion_timeline) {
         return Err(format!(
@@ -723,6 +736,20 @@ mod tests {
         let o = parse(&[]).expect("defaults");
         assert_eq!(o.size, 256);
         assert_eq!(o.emotion, Emotion::Neutral);
+        // The default clip comes with its emotion timeline; other speech, or an emotion option, without it.
+        assert_eq!(o.emotion_timeline, Some(PathBuf::from(DEFAULT_TIMELINE)));
+        for args in [
+            &["--audio", "x.wav"][..],
+            &["--text", "Hello"],
+            &["--emotion", "sad"],
+            &["--intensity", "0.5"],
+        ] {
+            assert_eq!(
+                parse(args).expect("valid").emotion_timeline,
+                None,
+                "{args:?}"
+            );
+        }
         let o = parse(&[
             "--emotion",
             "Happy",
