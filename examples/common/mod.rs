@@ -32,6 +32,7 @@ use bevy::render::RenderPlugin;
 use bevy::time::TimeUpdateStrategy;
 use bevy::ui::IsDefaultUiCamera;
 use bevy_kira_audio::AudioSource;
+use bevy_talking_head::audio::SpeechStream;
 use bevy_talking_head::contract::FRAME_RATE_HZ;
 use bevy_talking_head::offline::{
     ImageCapture, camera_target, capture_head, capture_image, finish_headless_app, headless_plugins,
@@ -40,8 +41,7 @@ use bevy_talking_head::prelude::*;
 use bevy_talking_head::{ClockSource, HeadOutput, MotionTrack, SpeechMotion};
 
 /// The flags every example understands (printed in its `--help`).
-pub const COMMON_USAGE: &str = "\
-  --frames N          run headless (no window, no audio) for N frames of 1/25 s of show time, then exit
+pub const COMMON_USAGE: &str = "  --frames N          run headless (no window, no audio) for N frames of 1/25 s of show time, then exit
   --screenshot PATH   headless: write the scene camera's view as PNG at the last frame (and PATH.json)
   --shots A,B,..      headless: write screenshots at these frames instead, as PATH_stem_0012.png (+ .json)
   --size WxH          headless: picture size in pixels (default 320x240)
@@ -873,10 +873,14 @@ fn run_headless(app: &mut App, options: &Options, headless: &Headless) -> Result
     Ok(())
 }
 
-/// Whether some head speaks at a time its motion is not computed for yet (its frame would show a stale face).
+/// Whether some head speaks (a clip or a stream) at a time its motion is not computed for yet (its frame would show
+/// a stale face).
 fn motion_lags(world: &mut World) -> bool {
-    let mut heads = world.query::<(&PlaybackClock, &MotionTrack, Option<&SpeechMotion>, &Speech)>();
-    heads.iter(world).any(|(clock, track, motion, _)| {
+    let mut heads = world.query_filtered::<
+        (&PlaybackClock, &MotionTrack, Option<&SpeechMotion>),
+        Or<(With<Speech>, With<SpeechStream>)>,
+    >();
+    heads.iter(world).any(|(clock, track, motion)| {
         let speaking = !matches!(clock.source, ClockSource::Idle) && !clock.finished();
         let possible = motion.is_none_or(|m| m.unavailable().is_none());
         speaking && possible && track.sample(clock.time_secs).is_none()
