@@ -40,6 +40,44 @@ fn assert_streams_last(path: &std::path::Path, expected_secs: f64, tolerance_sec
     }
 }
 
+/// Runs the `talk` example from the repository root with `args`; asserts that it succeeded and returns its stdout.
+fn run_talk<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = Command::new(common::example_binary("talk"))
+        .current_dir(root)
+        .env("CARGO_MANIFEST_DIR", root)
+        .args(args)
+        .output()
+        .expect("run talk");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    println!("{stdout}");
+    assert!(
+        run.status.success(),
+        "talk failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
+
+/// The values of column `name` of a coefficient CSV written by `talk --coefficients-out`, one per frame.
+fn csv_column(csv: &str, name: &str) -> Vec<f64> {
+    let column = csv
+        .lines()
+        .next()
+        .and_then(|header| header.split(',').position(|n| n == name))
+        .unwrap_or_else(|| panic!("a {name} column"));
+    csv.lines()
+        .skip(1)
+        .map(|l| {
+            l.split(',')
+                .nth(column)
+                .expect("a value")
+                .parse()
+                .expect("number")
+        })
+        .collect()
+}
+
 #[test]
 fn frames_become_pngs_and_an_mp4_with_audio() {
     let mut app = headless_app();
@@ -89,37 +127,24 @@ fn frames_become_pngs_and_an_mp4_with_audio() {
 /// The `talk` example end to end on a short clip: an MP4 whose video and audio last as long as the clip.
 #[test]
 fn talk_makes_a_video_as_long_as_its_clip() {
-    let talk = common::example_binary("talk");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("talk_short.mp4");
     let track = out.with_extension("csv");
     let _ = std::fs::remove_file(&out);
-    let run = Command::new(&talk)
-        .current_dir(root)
-        .env("CARGO_MANIFEST_DIR", root)
-        .args([
-            "--audio",
-            "assets/speech/hello_stereo_44k.wav",
-            "--size",
-            "64",
-            "--yaw",
-            "20",
-            "--emotion",
-            "happy",
-            "--coefficients-out",
-        ])
-        .arg(&track)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("run talk");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    println!("{stdout}");
-    assert!(
-        run.status.success(),
-        "talk failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    run_talk(&[
+        "--audio".as_ref(),
+        "assets/speech/hello_stereo_44k.wav".as_ref(),
+        "--size".as_ref(),
+        "64".as_ref(),
+        "--yaw".as_ref(),
+        "20".as_ref(),
+        "--emotion".as_ref(),
+        "happy".as_ref(),
+        "--coefficients-out".as_ref(),
+        track.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
     let clip =
         bevy_talking_head::audio::decode_file(root.join("assets/speech/hello_stereo_44k.wav"))
             .expect("clip")
@@ -127,13 +152,9 @@ fn talk_makes_a_video_as_long_as_its_clip() {
     assert_streams_last(&out, clip, 0.04 + 1e-6);
     // One row of coefficients per video frame, with the happy emotion's smile in it.
     let csv = std::fs::read_to_string(&track).expect("coefficients written");
-    let rows: Vec<Vec<f64>> = csv
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').map(|v| v.parse().expect("number")).collect())
-        .collect();
-    assert_eq!(rows.len(), (clip * 25.0).ceil() as usize);
-    let smile = rows.iter().map(|r| r[1 + 23]).fold(0.0, f64::max);
+    let smiles = csv_column(&csv, "mouthSmileLeft");
+    assert_eq!(smiles.len(), (clip * 25.0).ceil() as usize);
+    let smile = smiles.iter().copied().fold(0.0, f64::max);
     assert!(
         smile > 0.5,
         "happy, but mouthSmileLeft reached only {smile}"
@@ -141,18 +162,14 @@ fn talk_makes_a_video_as_long_as_its_clip() {
 
     // Words instead of a clip: spoken with espeak-ng, and the video lasts as long as the speech.
     let spoken = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("talk_text.mp4");
-    let run = Command::new(&talk)
-        .current_dir(root)
-        .env("CARGO_MANIFEST_DIR", root)
-        .args(["--text", "Hi.", "--size", "32", "--out"])
-        .arg(&spoken)
-        .output()
-        .expect("run talk");
-    assert!(
-        run.status.success(),
-        "talk --text failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    run_talk(&[
+        "--text".as_ref(),
+        "Hi.".as_ref(),
+        "--size".as_ref(),
+        "32".as_ref(),
+        "--out".as_ref(),
+        spoken.as_os_str(),
+    ]);
     let speech = bevy_talking_head::audio::decode_file(spoken.with_extension("speech.wav"))
         .expect("the synthesized speech")
         .duration_secs();
@@ -163,7 +180,6 @@ fn talk_makes_a_video_as_long_as_its_clip() {
 /// the change starts (video time, however many updates a frame takes); a bad timeline stops talk with exit code 2.
 #[test]
 fn talk_follows_an_emotion_timeline() {
-    let talk = common::example_binary("talk");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let timeline = tmp.join("talk_timeline.ron");
@@ -176,46 +192,20 @@ fn talk_follows_an_emotion_timeline() {
     let out = tmp.join("talk_timeline_frames");
     let track = tmp.join("talk_timeline.csv");
     let _ = std::fs::remove_dir_all(&out);
-    let run = Command::new(&talk)
-        .current_dir(root)
-        .env("CARGO_MANIFEST_DIR", root)
-        .args([
-            "--audio",
-            "assets/speech/hello_stereo_44k.wav",
-            "--size",
-            "48",
-        ])
-        .arg("--emotion-timeline")
-        .arg(&timeline)
-        .arg("--coefficients-out")
-        .arg(&track)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .expect("run talk");
-    println!("{}", String::from_utf8_lossy(&run.stdout));
-    assert!(
-        run.status.success(),
-        "talk failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    run_talk(&[
+        "--audio".as_ref(),
+        "assets/speech/hello_stereo_44k.wav".as_ref(),
+        "--size".as_ref(),
+        "48".as_ref(),
+        "--emotion-timeline".as_ref(),
+        timeline.as_os_str(),
+        "--coefficients-out".as_ref(),
+        track.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
     let csv = std::fs::read_to_string(&track).expect("coefficients written");
-    let smile_column = csv
-        .lines()
-        .next()
-        .and_then(|header| header.split(',').position(|name| name == "mouthSmileLeft"))
-        .expect("a mouthSmileLeft column");
-    let smile: Vec<f64> = csv
-        .lines()
-        .skip(1)
-        .map(|l| {
-            l.split(',')
-                .nth(smile_column)
-                .expect("a value")
-                .parse()
-                .expect("number")
-        })
-        .collect();
+    let smile = csv_column(&csv, "mouthSmileLeft");
     println!("mouthSmileLeft per frame: {smile:.3?}");
     assert!(smile.len() >= 10, "{smile:?}");
     let neutral = smile[..5].iter().copied().fold(0.0, f64::max);
@@ -236,7 +226,7 @@ fn talk_follows_an_emotion_timeline() {
         "[(at_secs: 0, emotion: \"happy\"), (at_secs: 1, emotion: \"bored\")]",
     )
     .expect("write the timeline");
-    let run = Command::new(&talk)
+    let run = Command::new(common::example_binary("talk"))
         .current_dir(root)
         .arg("--emotion-timeline")
         .arg(&timeline)
