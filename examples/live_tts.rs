@@ -668,34 +668,12 @@ fn set_up(
     ));
 
     // Subtitle at the bottom; in a window, the prompt at the top.
-    let bar = |commands: &mut Commands, top: bool| {
-        commands
-            .spawn(Node {
-                position_type: PositionType::Absolute,
-                top: if top { percent(4.0) } else { Val::Auto },
-                bottom: if top { Val::Auto } else { percent(4.0) },
-                width: percent(100.0),
-                justify_content: JustifyContent::Center,
-                ..default()
-            })
-            .id()
-    };
-    let subtitle_bar = bar(&mut commands, false);
-    commands.entity(subtitle_bar).with_child((
-        Subtitle,
-        Text::new(""),
-        TextFont::from_font_size(FontSize::Vh(5.0)),
-        TextColor(Color::WHITE),
-        TextLayout::justify(Justify::Center),
-        Node {
-            padding: UiRect::axes(px(10.0), px(4.0)),
-            max_width: percent(90.0),
-            ..default()
-        },
-        BackgroundColor(Color::NONE),
-    ));
+    let subtitle_bar = common::spawn_caption_bar(&mut commands, false);
+    commands
+        .entity(subtitle_bar)
+        .with_child((Subtitle, common::caption_text(5.0)));
     if !mode.headless {
-        let prompt_bar = bar(&mut commands, true);
+        let prompt_bar = common::spawn_caption_bar(&mut commands, true);
         commands.entity(prompt_bar).with_child((
             Prompt,
             Text::new(""),

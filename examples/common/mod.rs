@@ -681,29 +681,41 @@ struct Subtitle;
 /// A subtitle bar at the bottom of the scene camera's view showing "Speaker: words" of the script's current line;
 /// `font_size` in percent of the view's height.
 pub fn spawn_subtitles(commands: &mut Commands, font_size: f32) {
+    let bar = spawn_caption_bar(commands, false);
+    commands
+        .entity(bar)
+        .with_child((Subtitle, caption_text(font_size)));
+}
+
+/// An empty bar across the scene camera's view, 4 % from its top or bottom, that centres the text put in it.
+pub fn spawn_caption_bar(commands: &mut Commands, top: bool) -> Entity {
     commands
         .spawn(Node {
             position_type: PositionType::Absolute,
-            bottom: percent(4.0),
+            top: if top { percent(4.0) } else { Val::Auto },
+            bottom: if top { Val::Auto } else { percent(4.0) },
             width: percent(100.0),
             justify_content: JustifyContent::Center,
             ..default()
         })
-        .with_children(|bar| {
-            bar.spawn((
-                Subtitle,
-                Text::new(""),
-                TextFont::from_font_size(FontSize::Vh(font_size)),
-                TextColor(Color::WHITE),
-                TextLayout::justify(Justify::Center),
-                Node {
-                    padding: UiRect::axes(px(10.0), px(4.0)),
-                    max_width: percent(90.0),
-                    ..default()
-                },
-                BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.0)),
-            ));
-        });
+        .id()
+}
+
+/// A subtitle's text node (white, centred, empty and without background until a line shows); `font_size` in percent
+/// of the view's height.
+pub fn caption_text(font_size: f32) -> impl Bundle {
+    (
+        Text::new(""),
+        TextFont::from_font_size(FontSize::Vh(font_size)),
+        TextColor(Color::WHITE),
+        TextLayout::justify(Justify::Center),
+        Node {
+            padding: UiRect::axes(px(10.0), px(4.0)),
+            max_width: percent(90.0),
+            ..default()
+        },
+        BackgroundColor(Color::NONE),
+    )
 }
 
 fn show_subtitles(
