@@ -7,6 +7,7 @@
 //! a few windows takes well under a millisecond). Without the encoder (models missing or failed) the codes are the
 //! rig's own mapping ([`bases::from_arkit`]) of the face shown.
 
+use bevy::ecs::entity::EntityHashMap;
 use bevy::prelude::*;
 use bevy::tasks::{AsyncComputeTaskPool, Task, block_on};
 
@@ -85,25 +86,24 @@ pub(crate) fn apply_motion_codes(
     mut encoding: ResMut<MotionEncoding>,
     mut heads: Query<(Entity, &FaceCoefficients, &mut MotionCode), With<PortraitHead>>,
 ) {
-    let encoded = match encoding.batch.take().map(block_on) {
+    let mut encoded: EntityHashMap<Vec<f32>> = match encoding.batch.take().map(block_on) {
         Some(Ok(codes)) => {
             encoding.windows_encoded += codes.len() as u64;
-            codes
+            codes.into_iter().collect()
         }
         Some(Err(reason)) => {
             if !encoding.failure_reported {
                 error!("motion encoder failed ({reason}); heads use the rig's own mapping instead");
                 encoding.failure_reported = true;
             }
-            Vec::new()
+            EntityHashMap::default()
         }
-        None => Vec::new(),
+        None => EntityHashMap::default(),
     };
     for (entity, face, mut code) in &mut heads {
-        let next = encoded.iter().find(|(e, _)| *e == entity).map_or_else(
-            || bases::from_arkit(face).to_vec(),
-            |(_, code)| code.clone(),
-        );
+        let next = encoded
+            .remove(&entity)
+            .unwrap_or_else(|| bases::from_arkit(face).to_vec());
         if code.0 != next {
             code.0 = next;
         }
