@@ -415,6 +415,8 @@ fn constructed_head_matches_the_portrait_and_moves() {
         (bases::CHEEK_PUFF, mid(205, 425), 0.02),
         (bases::SNEER_LEFT, at(294), 0.015),
         (bases::SNEER_RIGHT, at(64), 0.015),
+        (bases::EYE_WIDE_LEFT, at(386), 0.015),
+        (bases::EYE_WIDE_RIGHT, at(159), 0.015),
     ];
     for (basis, anchor, tolerance) in expected {
         let mut code = rest.clone();
@@ -660,25 +662,32 @@ fn emotions_move_the_face_the_landmark_model_sees() {
             .map(|(_, d)| *d)
             .expect("measured")
     };
-    // What the landmark model sees reliably on this portrait (measured: happy −0.050, sad +0.036, surprised lips
-    // +0.046, angry brows +0.022 and eyes −0.024). Raised brows (sad, surprised, fear) show in the renders but the
-    // landmark model does not follow them: it places the brows of those renders lower, not higher.
-    let (happy, sad, surprised, angry) = (
+    // Each emotion's signature as the landmark model sees it on this portrait (IOD, up is negative).
+    let (happy, sad, surprised, angry, fear) = (
         change("happy"),
         change("sad"),
         change("surprised"),
         change("angry"),
+        change("fear"),
     );
     assert!(happy[0] < -0.025, "happy: corners not up: {happy:?}");
-    assert!(sad[0] > 0.015, "sad: corners not down: {sad:?}");
     assert!(
-        surprised[4] > 0.025,
-        "surprised: mouth not open: {surprised:?}"
+        sad[0] > 0.015 && sad[1] < -0.02,
+        "sad: corners not down or inner brows not up: {sad:?}"
+    );
+    assert!(
+        surprised[1] < -0.02 && surprised[2] < -0.02,
+        "surprised: brows not up: {surprised:?}"
+    );
+    assert!(
+        surprised[3] > 0.01 && surprised[4] > 0.025,
+        "surprised: eyes or mouth not open: {surprised:?}"
     );
     assert!(
         angry[1] > 0.01 && angry[3] < -0.01,
         "angry: brows down, eyes narrowed: {angry:?}"
     );
+    assert!(fear[1] < -0.02, "fear: inner brows not up: {fear:?}");
     for (i, (a, da)) in moved.iter().enumerate() {
         for (b, db) in &moved[i + 1..] {
             let distance = da

@@ -79,7 +79,7 @@ pub mod bases {
     pub const BLINK_LEFT: usize = 3;
     /// The subject's right eye closes.
     pub const BLINK_RIGHT: usize = 4;
-    /// The inner ends of both brows go up.
+    /// The inner halves of both brows go up, with the skin between them and the forehead above.
     pub const BROW_INNER_UP: usize = 5;
     /// Corner of the mouth on the subject's left goes down.
     pub const FROWN_LEFT: usize = 6;
@@ -105,9 +105,9 @@ pub mod bases {
     pub const BROW_DOWN_LEFT: usize = 16;
     /// The subject's right brow goes down and in.
     pub const BROW_DOWN_RIGHT: usize = 17;
-    /// The outer end of the subject's left brow goes up.
+    /// The outer half of the subject's left brow goes up, with the forehead above it.
     pub const BROW_OUTER_UP_LEFT: usize = 18;
-    /// The outer end of the subject's right brow goes up.
+    /// The outer half of the subject's right brow goes up, with the forehead above it.
     pub const BROW_OUTER_UP_RIGHT: usize = 19;
     /// Both cheeks swell outwards.
     pub const CHEEK_PUFF: usize = 20;
@@ -115,8 +115,12 @@ pub mod bases {
     pub const SNEER_LEFT: usize = 21;
     /// The nose wing on the subject's right rises (sneer).
     pub const SNEER_RIGHT: usize = 22;
+    /// The subject's left upper lid rises: more of the eye shows.
+    pub const EYE_WIDE_LEFT: usize = 23;
+    /// The subject's right upper lid rises: more of the eye shows.
+    pub const EYE_WIDE_RIGHT: usize = 24;
     /// Number of bases.
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 25;
     /// Each basis's name, in index order (for logs, tools and tests).
     pub const NAMES: [&str; COUNT] = [
         "jawOpen",
@@ -142,6 +146,8 @@ pub mod bases {
         "cheekPuff",
         "sneerLeft",
         "sneerRight",
+        "eyeWideLeft",
+        "eyeWideRight",
     ];
 
     use crate::motion::FaceCoefficients;
@@ -177,6 +183,8 @@ pub mod bases {
         code[CHEEK_PUFF] = w("cheekPuff");
         code[SNEER_LEFT] = w("noseSneerLeft");
         code[SNEER_RIGHT] = w("noseSneerRight");
+        code[EYE_WIDE_LEFT] = w("eyeWideLeft");
+        code[EYE_WIDE_RIGHT] = w("eyeWideRight");
         code.map(|v| {
             if v.is_finite() {
                 v.clamp(0.0, 1.0)
@@ -1253,7 +1261,36 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
     let (left_lower_lid, right_lower_lid) = (at(lm::LEFT_LOWER_LID), at(lm::RIGHT_LOWER_LID));
     let (brow_inner_left, brow_inner_right) = (at(lm::LEFT_BROW_INNER), at(lm::RIGHT_BROW_INNER));
     let (brow_outer_left, brow_outer_right) = (at(lm::LEFT_BROW_OUTER), at(lm::RIGHT_BROW_OUTER));
-    let brow_radius = 0.5 * (left_eye_half + right_eye_half) * 1.2;
+    let (left_upper_lid, right_upper_lid) = (at(lm::LEFT_UPPER_LID), at(lm::RIGHT_UPPER_LID));
+    // How much a raised brow basis lifts a point on the subject's left (or right) side, with the part of the brow
+    // it lifts given as a weight along the brow (`along(t)`, t = 0 at the inner end, 1 at the outer end):
+    // nothing half way between the eye's centre line and its upper lid, all from 2 mm above the brow's lower edge
+    // to 12 mm above it, fading out over the forehead by 35 mm. The lid's skin stretches (the lid itself rises a
+    // little, as it does), the forehead's compresses; the ramps are long enough that the field never folds.
+    let brow_lift = |p: Vec2, left: bool, along: &dyn Fn(f32) -> f32| -> f32 {
+        let (inner, outer, lid, eye) = if left {
+            (brow_inner_left, brow_outer_left, left_upper_lid, left_eye)
+        } else {
+            (
+                brow_inner_right,
+                brow_outer_right,
+                right_upper_lid,
+                right_eye,
+            )
+        };
+        let axis = outer - inner;
+        let t = (p - inner).dot(axis) / axis.length_squared().max(1e-9);
+        let brow_y = inner.y + axis.y * t.clamp(0.0, 1.0);
+        let vertical = smoothstep(0.5 * (lid.y + eye.y), brow_y + 0.002, p.y)
+            * (1.0 - smoothstep(brow_y + 0.012, brow_y + 0.035, p.y));
+        along(t) * vertical
+    };
+    let on_left = |p: Vec2| (p.x >= mouth_centre.x) == (brow_inner_left.x >= mouth_centre.x);
+    // The inner part of the brow (and the skin between the brows) against the outer part: the two add up to one
+    // along the whole brow, so raising both lifts it evenly; past the outer end the lift fades over the temple.
+    let inner_part = |t: f32| 1.0 - smoothstep(0.2, 0.8, t);
+    let outer_part = |t: f32| smoothstep(0.2, 0.8, t) * (1.0 - smoothstep(1.0, 1.4, t));
+    let brow_raise = 0.006;
     let (left_cheek, right_cheek) = (at(lm::LEFT_CHEEK), at(lm::RIGHT_CHEEK));
     let (left_nose_wing, right_nose_wing) = (at(lm::LEFT_NOSE_WING), at(lm::RIGHT_NOSE_WING));
 
@@ -1329,9 +1366,7 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
                 Vec2::new(0.0, (source - p.y) * closing * across)
             }
             bases::BROW_INNER_UP => {
-                let w = bump(p.distance(brow_inner_left), brow_radius)
-                    .max(bump(p.distance(brow_inner_right), brow_radius));
-                Vec2::new(0.0, -0.005 * w)
+                Vec2::new(0.0, -brow_raise * brow_lift(p, on_left(p), &inner_part))
             }
             bases::FROWN_LEFT | bases::FROWN_RIGHT => {
                 let corner = if basis == bases::FROWN_LEFT {
@@ -1394,12 +1429,35 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
                 Vec2::new(-0.002 * inward, 0.004) * w
             }
             bases::BROW_OUTER_UP_LEFT | bases::BROW_OUTER_UP_RIGHT => {
-                let outer = if basis == bases::BROW_OUTER_UP_LEFT {
-                    brow_outer_left
+                let left = basis == bases::BROW_OUTER_UP_LEFT;
+                if on_left(p) == left {
+                    Vec2::new(0.0, -brow_raise * brow_lift(p, left, &outer_part))
                 } else {
-                    brow_outer_right
+                    Vec2::ZERO
+                }
+            }
+            bases::EYE_WIDE_LEFT | bases::EYE_WIDE_RIGHT => {
+                let (centre, half, lid) = if basis == bases::EYE_WIDE_LEFT {
+                    (left_eye, left_eye_half, left_upper_lid)
+                } else {
+                    (right_eye, right_eye_half, right_upper_lid)
                 };
-                Vec2::new(0.0, -0.005 * bump(p.distance(outer), brow_radius * 1.2))
+                // The upper lid rises by 35 % of the eye's upper half; the opening below it stretches up from
+                // the eye's centre line, the skin above compresses towards the brow.
+                let rise = 0.35 * (lid.y - centre.y).max(0.001);
+                let brow_y = if basis == bases::EYE_WIDE_LEFT {
+                    0.5 * (brow_inner_left.y + brow_outer_left.y)
+                } else {
+                    0.5 * (brow_inner_right.y + brow_outer_right.y)
+                };
+                let w = plateau(
+                    centre.y,
+                    lid.y,
+                    lid.y + 0.001,
+                    brow_y.max(lid.y + 0.004),
+                    p.y,
+                ) * bump((p.x - centre.x).abs(), half * 1.3);
+                Vec2::new(0.0, -rise * w)
             }
             bases::CHEEK_PUFF => {
                 let cheek = if (p.x >= mouth_centre.x) == (left_cheek.x >= mouth_centre.x) {

@@ -19,11 +19,10 @@
 //!   mesh moves its vertices and cannot copy colours. Names: `jawOpen`, `mouthClose`, `mouthSmile*`,
 //!   `mouthFrown*`, `mouthStretch*`, `mouthPucker`, `mouthFunnel`, `mouthUpperUp*`, `mouthLowerDown*`,
 //!   `mouthPress*`, `mouthRollLower`, `mouthRollUpper`, `eyeSquint*`, `cheekSquint*`, `browDown*`, `browInnerUp`,
-//!   `browOuterUp*`, `cheekPuff`, `noseSneer*`.
+//!   `browOuterUp*`, `cheekPuff`, `noseSneer*`, `eyeWide*`.
 //! - **Hand-built from landmark regions** (geometry the tri-plane rig makes by colour, or has no basis for):
 //!   `eyeBlink*` — each upper-lid contour landmark moves onto its lower-lid partner, the lid above it follows
-//!   (the rig's blink basis draws the closed lid's colour instead); `eyeWide*` — the upper lid rises by 35 % of
-//!   the eye's opening; `eyeLookDown*`/`eyeLookUp*` — the upper lid follows the gaze by 25 %/15 % of the opening
+//!   (the rig's blink basis draws the closed lid's colour instead); `eyeLookDown*`/`eyeLookUp*` — the upper lid follows the gaze by 25 %/15 % of the opening
 //!   (the mesh has no eyeballs to turn); `jawForward` — the jaw below the lips moves 4 mm forward; `jawLeft`/
 //!   `jawRight` — 4 mm sideways; `mouthLeft`/`mouthRight` — the lips move 3 mm sideways; `mouthDimple*` — the
 //!   corner moves 1.5 mm out and 2 mm back; `mouthShrugLower`/`mouthShrugUpper` — the lower lip and chin push
@@ -799,7 +798,6 @@ impl<'a> HandBuilt<'a> {
         };
         let target = match name {
             "eyeBlinkLeft" | "eyeBlinkRight" => self.upper_lid(lids, 1.0),
-            "eyeWideLeft" | "eyeWideRight" => self.upper_lid(lids, -0.35),
             "eyeLookDownLeft" | "eyeLookDownRight" => self.upper_lid(lids, 0.25),
             "eyeLookUpLeft" | "eyeLookUpRight" => self.upper_lid(lids, -0.15),
             "jawForward" => self.jaw(Vec3::new(0.0, 0.0, 0.004)),
@@ -915,7 +913,8 @@ mod tests {
         assert_eq!(row("cheekSquintLeft")[bases::SQUINT_LEFT], 1.0);
         assert_eq!(row("mouthSmileLeft")[bases::SMILE_LEFT], 1.0);
         assert_eq!(row("mouthSmileLeft")[bases::SMILE_RIGHT], 0.0);
-        for name in ["eyeLookInLeft", "tongueOut", "jawLeft", "eyeWideRight"] {
+        assert_eq!(row("eyeWideRight")[bases::EYE_WIDE_RIGHT], 1.0);
+        for name in ["eyeLookInLeft", "tongueOut", "jawLeft"] {
             assert!(row(name).iter().all(|w| *w == 0.0), "{name}");
         }
         // Every basis is reached by some ARKit weight.

@@ -87,6 +87,10 @@ pub mod landmark_index {
     pub const UPPER_LIP_OUTER: usize = 0;
     /// Bottom of the lower lip's outer edge, on the midline.
     pub const LOWER_LIP_OUTER: usize = 17;
+    /// Middle of the subject's right upper eyelid.
+    pub const RIGHT_UPPER_LID: usize = 159;
+    /// Middle of the subject's left upper eyelid.
+    pub const LEFT_UPPER_LID: usize = 386;
     /// Middle of the subject's right lower eyelid.
     pub const RIGHT_LOWER_LID: usize = 145;
     /// Middle of the subject's left lower eyelid.

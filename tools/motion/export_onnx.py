@@ -4,7 +4,7 @@
         --out assets/models/motion_encoder.onnx
 
 Contract: input `window` f32 [B, 11, 58] (raw coefficients, 25 fps, centre = index 5: 52 ARKit weights in ARKit
-order, head rotation pitch/yaw/roll rad, head translation x/y/z m) -> output `code` f32 [B, 23] (motion-basis
+order, head rotation pitch/yaw/roll rad, head translation x/y/z m) -> output `code` f32 [B, 25] (motion-basis
 weights of the centre frame in bases::NAMES order, 0..1). Everything of model.forward is in the graph (input clip
 and normalisation of the learned branch, the exact rig path, the final clip): feed raw values.
 Built with onnx.helper (opset 17, IR 8); plain ops: Gather, Gemm, Relu, Add, Min, Max, Sub, Div, Transpose, Conv,
@@ -79,7 +79,7 @@ def build(p: dict, settings: dict) -> onnx.ModelProto:
     m.ir_version = 8
     m.model_version = MODEL_VERSION
     m.doc_string = ("Motion encoder E_m: 11 frames (25 fps, centre index 5) of 52 ARKit weights + head rotation (rad) "
-                    "+ translation (m), raw -> 23 motion-basis weights (bases::NAMES order) of the centre frame, 0..1. "
+                    "+ translation (m), raw -> 25 motion-basis weights (bases::NAMES order) of the centre frame, 0..1. "
                     "Card: assets/models/motion_encoder.md")
     helper.set_model_props(m, {"license": LICENSE, "fps": "25", "window": "11", "centre": "5",
                                "code_names": ",".join(rig.NAMES), "training": json.dumps(settings)})

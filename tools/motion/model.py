@@ -6,7 +6,7 @@
     z        = (clip(x, LO, HI) - mean) / std             fixed per-channel normalisation (inside the ONNX graph)
     h0       = relu(conv_valid_k3(z; W0, b0))             [N, 9, C]
     h_{k+1}  = h_k + conv_same_k3(relu(conv_same_k3(h_k; Wa_k, ba_k)); Wb_k, bb_k)     (residual blocks)
-    r        = flatten(relu(h_K)) @ Wh + bh               [N, 23]   (Wh starts at 0: E_m starts as the exact map)
+    r        = flatten(relu(h_K)) @ Wh + bh               [N, 25]   (Wh starts at 0: E_m starts as the exact map)
     code     = clip(exact + r, 0, 1)
 The learned branch only corrects the exact per-frame map, so the output is the rig's mapping unless training found
 that the 11-frame context should change it (the temporal term of train.py).
@@ -75,13 +75,13 @@ _A, _D, _DW = rig.linear_maps()
 
 
 def exact(x: np.ndarray) -> np.ndarray:
-    """The fixed path (pre-clip rig mapping of the centre frame) [N, 23]."""
+    """The fixed path (pre-clip rig mapping of the centre frame) [N, 25]."""
     xc = x[:, rig.CENTRE]
     return xc @ _A.T + np.maximum(xc @ _D.T, 0.0) @ _DW.T
 
 
 def forward(p: dict, x: np.ndarray, cache: dict | None = None) -> np.ndarray:
-    """x [N, 11, 58] -> code [N, 23] (float32)."""
+    """x [N, 11, 58] -> code [N, 25] (float32)."""
     x = np.asarray(x, np.float32)
     z = (np.clip(x, LO, HI) - p["mean"]) / p["std"]
     h = np.maximum(_conv(z, p["W0"], p["b0"], False), 0.0)
@@ -99,7 +99,7 @@ def forward(p: dict, x: np.ndarray, cache: dict | None = None) -> np.ndarray:
 
 
 def backward(p: dict, cache: dict, dout: np.ndarray) -> dict:
-    """Gradients of the trainable parameters given dLoss/dcode [N, 23]."""
+    """Gradients of the trainable parameters given dLoss/dcode [N, 25]."""
     g = {}
     pre = cache["pre"]
     dpre = dout * ((pre > 0.0) & (pre < 1.0))

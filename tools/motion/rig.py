@@ -2,7 +2,7 @@
 
 Window layout (the ONNX contract): [B, 11, 58] f32, 25 fps, centre frame = index 5; per frame the 52 ARKit weights
 in ARKit order (tools/speech/arkit.py NAMES), then head rotation (pitch, yaw, roll, rad), head translation (x, y, z, m).
-Output: the 23 motion-basis weights of the centre frame in `bases::NAMES` order, each 0..1.
+Output: the 25 motion-basis weights of the centre frame in `bases::NAMES` order, each 0..1.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ CENTRE = 5
 FPS = 25
 N_ARKIT = 52
 N_IN = 58                        # 52 weights + rotation (3) + translation (3)
-N_CODE = 23
+N_CODE = 25
 
 # bases::NAMES in plugin/identity/construct.rs, index order.
 NAMES: tuple[str, ...] = (
     "jawOpen", "smileLeft", "smileRight", "blinkLeft", "blinkRight", "browInnerUp", "frownLeft", "frownRight",
     "stretch", "pucker", "funnel", "upperLipUp", "lowerLipDown", "press", "squintLeft", "squintRight",
     "browDownLeft", "browDownRight", "browOuterUpLeft", "browOuterUpRight", "cheekPuff", "sneerLeft", "sneerRight",
+    "eyeWideLeft", "eyeWideRight",
 )
 assert len(NAMES) == N_CODE
 B = {n: i for i, n in enumerate(NAMES)}
@@ -34,7 +35,8 @@ _SINGLE = {"smileLeft": "mouthSmileLeft", "smileRight": "mouthSmileRight", "blin
            "frownRight": "mouthFrownRight", "pucker": "mouthPucker", "funnel": "mouthFunnel",
            "browDownLeft": "browDownLeft", "browDownRight": "browDownRight", "browOuterUpLeft": "browOuterUpLeft",
            "browOuterUpRight": "browOuterUpRight", "cheekPuff": "cheekPuff", "sneerLeft": "noseSneerLeft",
-           "sneerRight": "noseSneerRight"}
+           "sneerRight": "noseSneerRight",
+           "eyeWideLeft": "eyeWideLeft", "eyeWideRight": "eyeWideRight"}
 _BOTH = {"stretch": ("mouthStretchLeft", "mouthStretchRight"), "upperLipUp": ("mouthUpperUpLeft", "mouthUpperUpRight"),
          "lowerLipDown": ("mouthLowerDownLeft", "mouthLowerDownRight")}
 # basis: (a-terms, b-terms) with code = max(a, b); each a list of (arkit name, coefficient)
@@ -44,7 +46,7 @@ _MAX = {"press": ([("mouthPressLeft", 0.5), ("mouthPressRight", 0.5)], [("mouthR
 
 
 def linear_maps() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A [23, 58], D [3, 58], Dw [23, 3] of the exact mapping (see above)."""
+    """A [25, 58], D [3, 58], Dw [25, 3] of the exact mapping (see above)."""
     A = np.zeros((N_CODE, N_IN), np.float32)
     D = np.zeros((len(_MAX), N_IN), np.float32)
     Dw = np.zeros((N_CODE, len(_MAX)), np.float32)
@@ -67,7 +69,7 @@ def linear_maps() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def from_arkit(w: np.ndarray) -> np.ndarray:
-    """bases::from_arkit, written out term by term as in the Rust source: [..., >=52] ARKit weights -> [..., 23]."""
+    """bases::from_arkit, written out term by term as in the Rust source: [..., >=52] ARKit weights -> [..., 25]."""
     w = np.asarray(w, np.float32)
     g = lambda n: w[..., INDEX[n]]
     both = lambda l, r: np.float32(0.5) * (g(l) + g(r))

@@ -42,7 +42,7 @@ def d2_back(g: np.ndarray) -> np.ndarray:
 def loss_and_grad(p, x, S, L, lam_rel, lam_abs, grad=True):
     """x [S, L + 10, 58] -> (loss terms dict, grads or None)."""
     win = np.stack([rig.windows(c) for c in x]).reshape(S * L, rig.WINDOW, rig.N_IN)
-    y = rig.from_arkit(x[:, rig.CENTRE:rig.CENTRE + L])                       # [S, L, 23]
+    y = rig.from_arkit(x[:, rig.CENTRE:rig.CENTRE + L])                       # [S, L, 25]
     cache = {} if grad else None
     out = model.forward(p, win, cache).reshape(S, L, rig.N_CODE)
     e = out - y
