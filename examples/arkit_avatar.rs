@@ -53,9 +53,6 @@ const FOV_DEG: f32 = 30.0;
 /// the middle of the face (between nose and eyes) and the middle of the mouth.
 const FACE_POINT: Vec3 = Vec3::new(0.0, -0.04, 0.08);
 const MOUTH_POINT: Vec3 = Vec3::new(0.0, -0.076, 0.068);
-/// The ellipsoid behind the avatar's face (head space, metres): centre and radii.
-const SHELL_CENTRE: Vec3 = Vec3::new(0.0, 0.005, -0.025);
-const SHELL_RADII: Vec3 = Vec3::new(0.082, 0.12, 0.082);
 /// Seconds of silence before the line is said again (in a window).
 const PAUSE_SECS: f64 = 1.0;
 
@@ -219,10 +216,19 @@ fn set_up(
             return;
         }
     };
-    let shell = meshes.add(Sphere::new(1.0));
-    let hair = materials.add(StandardMaterial {
-        base_color: Color::srgb(0.52, 0.42, 0.28),
-        perceptual_roughness: 0.9,
+    // The rest of the head (skull and hair): the file's second mesh, coloured per vertex.
+    let shell: Handle<Mesh> = preload(
+        &assets,
+        &mut preload_list,
+        &GltfAssetLabel::Primitive {
+            mesh: 1,
+            primitive: 0,
+        }
+        .from_asset(AVATAR_PATH)
+        .to_string(),
+    );
+    let shell_material = materials.add(StandardMaterial {
+        unlit: true,
         ..default()
     });
     commands
@@ -248,13 +254,9 @@ fn set_up(
                 MeshMorphWeights::Reference(face),
                 ChildOf(face),
             ));
-            // The glTF is a face only: a shell behind it stands in for the skull and hair.
-            avatar.commands().spawn((
-                Mesh3d(shell),
-                MeshMaterial3d(hair),
-                Transform::from_translation(SHELL_CENTRE).with_scale(SHELL_RADII),
-                ChildOf(face),
-            ));
+            avatar
+                .commands()
+                .spawn((Mesh3d(shell), MeshMaterial3d(shell_material), ChildOf(face)));
         });
 
     let line = ScriptLine {

@@ -16,6 +16,7 @@ use bevy_talking_head::identity::gltf::{
     arkit_head_glb_from_portrait,
 };
 use bevy_talking_head::identity::landmarks::landmark_index as lm;
+use bevy_talking_head::identity::triangulation::FaceMesh;
 use bevy_talking_head::identity::{BuiltHead, IdentityError, head_from_portrait};
 use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::motion::{ARKIT_NAMES, arkit_index};
@@ -161,7 +162,18 @@ fn shipped_glb_is_valid_gltf_with_the_52_arkit_targets_in_order() {
     let glb = parse_glb(&bytes).expect("a valid .glb container");
     let json = &glb.json;
     assert_eq!(json["asset"]["version"], "2.0");
-    assert_eq!(json["meshes"].as_array().map(Vec::len), Some(1));
+    // The face (with the targets) and the shell behind it (skull and hair, colours per vertex, no targets).
+    assert_eq!(json["meshes"].as_array().map(Vec::len), Some(2));
+    assert_eq!(json["scenes"][0]["nodes"], serde_json::json!([0, 1]));
+    let shell = &json["meshes"][1]["primitives"][0];
+    assert!(shell["targets"].is_null(), "the shell has no targets");
+    for attribute in ["POSITION", "NORMAL", "COLOR_0"] {
+        let accessor = shell["attributes"][attribute].as_u64().expect(attribute) as usize;
+        assert!(
+            glb.floats(accessor).iter().all(|v| v.is_finite()),
+            "{attribute}"
+        );
+    }
     let mesh = &json["meshes"][0];
     let primitive = glb.primitive();
     assert_eq!(primitive["mode"], 4, "triangles");
@@ -385,6 +397,28 @@ fn a_fresh_export_matches_the_shipped_head_and_bad_input_is_a_clear_error() {
         "jawOpen is {:.2} mm off a fresh export",
         worst * 1e3
     );
+    let shipped_shell = shipped.vec3s(
+        shipped.json["meshes"][1]["primitives"][0]["attributes"]["POSITION"]
+            .as_u64()
+            .expect("the shell's POSITION") as usize,
+    );
+    assert_eq!(
+        shipped_shell.len(),
+        mesh.shell.positions.len(),
+        "shell vertices"
+    );
+    let worst = mesh
+        .shell
+        .positions
+        .iter()
+        .zip(&shipped_shell)
+        .map(|(a, b)| a.distance(*b))
+        .fold(0.0, f32::max);
+    assert!(
+        worst < 0.001,
+        "the shipped shell is {:.2} mm off",
+        worst * 1e3
+    );
     for (name, source) in ARKIT_NAMES.iter().zip(mesh.sources) {
         let moves = mesh.targets[arkit_index(name).expect("name")]
             .iter()
@@ -395,6 +429,87 @@ fn a_fresh_export_matches_the_shipped_head_and_bad_input_is_a_clear_error() {
     assert!(
         posed.pixels().filter(|p| p.0[3] == 255).count() > 64 * 64 / 3,
         "the face fills the preview"
+    );
+
+    // The shell: a closed surface (every edge between exactly two triangles, in opposite directions) round the
+    // whole head, behind the face where the face is, hair-coloured above it.
+    let shell = &mesh.shell;
+    assert!(
+        shell.triangles.len() > 1000,
+        "{} triangles",
+        shell.triangles.len()
+    );
+    let mut edges = std::collections::HashMap::<(u32, u32), i32>::new();
+    for t in &shell.triangles {
+        for k in 0..3 {
+            let (a, b) = (t[k], t[(k + 1) % 3]);
+            *edges.entry((a.min(b), a.max(b))).or_default() += if a < b { 1 } else { -1 };
+        }
+    }
+    let mut counts = std::collections::HashMap::<(u32, u32), usize>::new();
+    for t in &shell.triangles {
+        for k in 0..3 {
+            let (a, b) = (t[k], t[(k + 1) % 3]);
+            *counts.entry((a.min(b), a.max(b))).or_default() += 1;
+        }
+    }
+    assert!(
+        counts.values().all(|c| *c == 2) && edges.values().all(|d| *d == 0),
+        "the shell is not closed and consistently wound"
+    );
+    let (lo, hi) = shell.positions.iter().fold(
+        (Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)),
+        |(lo, hi), p| (lo.min(*p), hi.max(*p)),
+    );
+    let (face_lo, face_hi) = mesh.positions.iter().fold(
+        (Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)),
+        |(lo, hi), p| (lo.min(*p), hi.max(*p)),
+    );
+    println!("shell {lo} .. {hi}, face {face_lo} .. {face_hi}");
+    assert!(
+        hi.y > face_hi.y + 0.03 && lo.z < face_lo.z - 0.08,
+        "the shell does not reach over the crown and round the back"
+    );
+    // Where the face is, the shell's front lies behind it (the face mesh's depth at the same x, y).
+    let face_mesh = FaceMesh::delaunay(&mesh.positions);
+    let mut gaps = Vec::new();
+    for q in shell.positions.iter().step_by(2) {
+        if let [Some(face_z)] = face_mesh.depth_grid(1, 1, q.truncate(), Vec2::splat(1e-4))[..] {
+            gaps.push(face_z - q.z);
+        }
+    }
+    let closest = gaps.iter().copied().fold(f32::MAX, f32::min);
+    println!(
+        "{} shell points under the face, closest {:.2} mm behind it",
+        gaps.len(),
+        closest * 1e3
+    );
+    assert!(
+        gaps.len() > 200 && closest > 0.0,
+        "the shell shows through the face"
+    );
+    // Above the forehead, on the front, the shell has the portrait's hair colour (darker and more saturated than
+    // the skin; the astronaut's hair is light brown).
+    let skin = mesh
+        .texture
+        .get_pixel(mesh.texture.width() / 2, mesh.texture.height() / 2)
+        .0;
+    let (hair_sum, hair_n) = shell
+        .positions
+        .iter()
+        .zip(&shell.colours)
+        .filter(|(q, _)| q.x.abs() < 0.02 && q.y > face_hi.y + 0.01 && q.z > 0.0)
+        .fold(([0.0f32; 3], 0), |(sum, n), (_, c)| {
+            ([sum[0] + c[0], sum[1] + c[1], sum[2] + c[2]], n + 1)
+        });
+    assert!(hair_n > 0, "no shell above the forehead");
+    let hair = hair_sum.map(|v| v / hair_n as f32);
+    let srgb = |linear: f32| linear.powf(1.0 / 2.2) * 255.0;
+    println!("hair (sRGB) {:?}, skin {skin:?}", hair.map(srgb));
+    assert!(
+        srgb(hair[2]) < f32::from(skin[2]) - 20.0,
+        "the shell above the forehead is not hair-coloured: {:?} vs skin {skin:?}",
+        hair.map(srgb)
     );
 
     // Bad input.

@@ -386,6 +386,64 @@ pub fn build_head(
     (asset, frame)
 }
 
+/// A constructed head's front and back surfaces and their colours, read back from its tri-plane, where plane 0
+/// holds them exactly (see the module docs): what a mesh exporter needs to give the head a skull and hair.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadSurfaces {
+    /// Texels per side of the grid (the tri-plane's resolution); row 0 is the top (+y).
+    pub resolution: usize,
+    /// The head box's half size, metres.
+    pub half_extent: Vec3,
+    /// Per texel (row-major): front and back depth (metres, +z towards the face's viewer), `None` outside the head.
+    pub depths: Vec<Option<(f32, f32)>>,
+    /// Per texel: linear RGB of the front and back surfaces.
+    pub colours: Vec<([f32; 3], [f32; 3])>,
+}
+
+impl HeadSurfaces {
+    /// Reads the surfaces back from `asset`; `None` unless it was made by [`build_head`] (its channels and
+    /// decoder).
+    pub fn of(asset: &HeadAsset) -> Option<Self> {
+        if asset.channels != CHANNELS || asset.decoder != decoder() || asset.validate().is_err() {
+            return None;
+        }
+        let r = asset.triplane_resolution;
+        let (mut depths, mut colours) = (Vec::with_capacity(r * r), Vec::with_capacity(r * r));
+        let sigmoid = |logit: f32| 1.0 / (1.0 + (-logit).exp());
+        for row in 0..r {
+            for col in 0..r {
+                // Plane 0 stores rows from the bottom (see `encode_triplane`).
+                let texel = ((r - 1 - row) * r + col) * CHANNELS;
+                let f = |c: usize| asset.triplane[texel + c].to_f32();
+                let (front, back, mid) = (f(0), -f(1), -f(2));
+                depths.push(
+                    (front > back)
+                        .then_some((front * asset.half_extent.z, back * asset.half_extent.z)),
+                );
+                colours.push((
+                    std::array::from_fn(|c| sigmoid(f(3 + c) + COLOUR_SLOPE * mid)),
+                    std::array::from_fn(|c| sigmoid(f(6 + c) - COLOUR_SLOPE * mid)),
+                ));
+            }
+        }
+        Some(Self {
+            resolution: r,
+            half_extent: asset.half_extent,
+            depths,
+            colours,
+        })
+    }
+
+    /// Head-space x, y (metres) of texel (`row`, `col`).
+    pub fn point(&self, row: usize, col: usize) -> Vec2 {
+        Grid {
+            r: self.resolution,
+            half_extent: self.half_extent,
+        }
+        .point(row, col)
+    }
+}
+
 fn texel_centre(index: usize, resolution: usize) -> f32 {
     (index as f32 + 0.5) / resolution as f32 * 2.0 - 1.0
 }

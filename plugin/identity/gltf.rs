@@ -22,14 +22,19 @@
 //!   `browOuterUp*`, `cheekPuff`, `noseSneer*`, `eyeWide*`.
 //! - **Hand-built from landmark regions** (geometry the tri-plane rig makes by colour, or has no basis for):
 //!   `eyeBlink*` — each upper-lid contour landmark moves onto its lower-lid partner, the lid above it follows
-//!   (the rig's blink basis draws the closed lid's colour instead); `eyeLookDown*`/`eyeLookUp*` — the upper lid follows the gaze by 25 %/15 % of the opening
-//!   (the mesh has no eyeballs to turn); `jawForward` — the jaw below the lips moves 4 mm forward; `jawLeft`/
-//!   `jawRight` — 4 mm sideways; `mouthLeft`/`mouthRight` — the lips move 3 mm sideways; `mouthDimple*` — the
-//!   corner moves 1.5 mm out and 2 mm back; `mouthShrugLower`/`mouthShrugUpper` — the lower lip and chin push
-//!   up by 2 mm / the upper lip rises 1.5 mm. ("Left" and "right" are the subject's; the subject's left is +X.)
+//!   (the rig's blink basis draws the closed lid's colour instead); `eyeLookDown*`/`eyeLookUp*` — the upper lid
+//!   follows the gaze by 25 %/15 % of the opening (the mesh has no eyeballs to turn); `jawForward` — the jaw
+//!   below the lips moves 4 mm forward; `jawLeft`/`jawRight` — 4 mm sideways; `mouthLeft`/`mouthRight` — the
+//!   lips move 3 mm sideways; `mouthDimple*` — the corner moves 1.5 mm out and 2 mm back; `mouthShrugLower`/
+//!   `mouthShrugUpper` — the lower lip and chin push up by 2 mm / the upper lip rises 1.5 mm. ("Left" and "right"
+//!   are the subject's; the subject's left is +X.)
 //! - **Zero** (nothing in a face mesh to move): `eyeLookIn*`, `eyeLookOut*`, `tongueOut`.
 //!
-//! [`ArkitHeadMesh::rasterise`] draws the mesh on the CPU (an orthographic front view), for previews and tests
+//!
+//! Behind the face, a second mesh without targets holds the rest of the head ([`HeadShell`]): the constructed
+//! head's surfaces with their colours per vertex, so that the avatar has the tri-plane head's skull and hair.
+//!
+//! [`ArkitHeadMesh::rasterise`] draws the face mesh on the CPU (an orthographic front view), for previews and tests
 //! without a GPU.
 
 use std::io::Cursor;
@@ -39,7 +44,7 @@ use image::{DynamicImage, RgbImage, RgbaImage};
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use super::construct::bases;
+use super::construct::{HeadSurfaces, bases};
 use super::head_asset::{BASIS_COMPONENTS, HeadAsset, HeadAssetError, PLANES};
 use super::landmarks::{LANDMARK_COUNT, landmark_index as lm};
 use super::triangulation::FaceMesh;
@@ -156,6 +161,147 @@ pub struct ArkitHeadMesh {
     pub unresolved: [usize; bases::COUNT],
     /// The portrait cropped round the face.
     pub texture: RgbImage,
+    /// The rest of the head (skull and hair) behind the face.
+    pub shell: HeadShell,
+}
+
+/// The head behind the face mesh: the constructed head's front and back surfaces ([`HeadSurfaces`]) sampled every
+/// [`SHELL_STEP`] texels, joined round the silhouette, with their colours per vertex. Under the face mesh its front
+/// sits [`SHELL_RECESS_M`] further back, so the face (and the skin under an opening jaw) covers it.
+#[derive(Clone, Debug, Default)]
+pub struct HeadShell {
+    /// Vertex positions, metres, head space (as the face mesh's).
+    pub positions: Vec<Vec3>,
+    /// Unit vertex normals.
+    pub normals: Vec<Vec3>,
+    /// Linear RGB per vertex.
+    pub colours: Vec<[f32; 3]>,
+    /// Triangles, counter-clockwise seen from outside.
+    pub triangles: Vec<[u32; 3]>,
+}
+
+/// Tri-plane texels between two samples of the shell.
+pub const SHELL_STEP: usize = 4;
+/// Passes of smoothing along the shell's silhouette (each moves a rim vertex half way to its neighbours' mean).
+const RIM_SMOOTHING_PASSES: usize = 4;
+/// How far the shell's front lies behind the face mesh, metres.
+pub const SHELL_RECESS_M: f32 = 0.003;
+
+impl HeadShell {
+    /// The shell of `asset` behind the face mesh `face` (its Delaunay triangulation in head space); an empty
+    /// shell when `asset` was not made by [`build_head`](super::build_head).
+    pub fn new(asset: &HeadAsset, face: &FaceMesh) -> Self {
+        let Some(surfaces) = HeadSurfaces::of(asset) else {
+            return Self::default();
+        };
+        let n = surfaces.resolution / SHELL_STEP;
+        let texel = |row: usize, col: usize| {
+            let (row, col) = (
+                row * SHELL_STEP + SHELL_STEP / 2,
+                col * SHELL_STEP + SHELL_STEP / 2,
+            );
+            (row * surfaces.resolution + col, surfaces.point(row, col))
+        };
+        let (_, origin) = texel(0, 0);
+        let (_, next) = texel(1, 1);
+        let under_face = face.depth_grid(n, n, origin, next - origin);
+        let mut shell = Self::default();
+        // Front and back vertex of each sample inside the head.
+        let mut index = vec![None; n * n];
+        for row in 0..n {
+            for col in 0..n {
+                let (t, p) = texel(row, col);
+                let Some((front, back)) = surfaces.depths[t] else {
+                    continue;
+                };
+                let recess = if under_face[row * n + col].is_some() {
+                    SHELL_RECESS_M.min(0.5 * (front - back))
+                } else {
+                    0.0
+                };
+                let (front_colour, back_colour) = surfaces.colours[t];
+                index[row * n + col] = Some(shell.positions.len() as u32);
+                shell.positions.push(p.extend(front - recess));
+                shell.positions.push(p.extend(back));
+                shell.colours.push(front_colour);
+                shell.colours.push(back_colour);
+            }
+        }
+        let at = |row: usize, col: usize| -> Option<u32> {
+            (row < n && col < n).then(|| index[row * n + col]).flatten()
+        };
+        let cell = |row: usize, col: usize| -> Option<[u32; 4]> {
+            // Corners top-left, top-right, bottom-right, bottom-left (rows go down, -y).
+            Some([
+                at(row, col)?,
+                at(row, col + 1)?,
+                at(row + 1, col + 1)?,
+                at(row + 1, col)?,
+            ])
+        };
+        let mut rim = Vec::new();
+        for row in 0..n {
+            for col in 0..n {
+                let Some([a, b, c, d]) = cell(row, col) else {
+                    continue;
+                };
+                // Front (+1: back vertices): counter-clockwise from +Z is a, d, c then a, c, b.
+                shell.triangles.push([a, d, c]);
+                shell.triangles.push([a, c, b]);
+                shell.triangles.push([a + 1, c + 1, d + 1]);
+                shell.triangles.push([a + 1, b + 1, c + 1]);
+                // Where a neighbouring cell is missing, a wall facing out joins front and back along the
+                // shared edge (its corners in clockwise order round this cell, seen from +Z).
+                let row_above = row.checked_sub(1).and_then(|r| cell(r, col));
+                let col_left = col.checked_sub(1).and_then(|c| cell(row, c));
+                for (missing, p, q) in [
+                    (row_above.is_none(), a, b),
+                    (cell(row, col + 1).is_none(), b, c),
+                    (cell(row + 1, col).is_none(), c, d),
+                    (col_left.is_none(), d, a),
+                ] {
+                    if missing {
+                        shell.triangles.push([p, q, q + 1]);
+                        shell.triangles.push([p, q + 1, p + 1]);
+                        rim.push((p, q));
+                    }
+                }
+            }
+        }
+        // The silhouette follows the sample grid in steps: smooth it along the rim (front and back together).
+        let mut neighbours = std::collections::HashMap::<u32, Vec<u32>>::new();
+        for (p, q) in rim {
+            neighbours.entry(p).or_default().push(q);
+            neighbours.entry(q).or_default().push(p);
+        }
+        for _ in 0..RIM_SMOOTHING_PASSES {
+            let moved: Vec<(u32, Vec2)> = neighbours
+                .iter()
+                .filter_map(|(&v, around)| match around[..] {
+                    [a, b] => {
+                        let xy = |i: u32| shell.positions[i as usize].truncate();
+                        Some((v, xy(v) * 0.5 + (xy(a) + xy(b)) * 0.25))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for (v, xy) in moved {
+                for i in [v as usize, v as usize + 1] {
+                    let z = shell.positions[i].z;
+                    shell.positions[i] = xy.extend(z);
+                }
+            }
+        }
+        // A rim vertex that moved under the face goes behind it too.
+        for &v in neighbours.keys() {
+            let front = &mut shell.positions[v as usize];
+            if let [Some(face_z)] = face.depth_grid(1, 1, front.truncate(), Vec2::splat(1e-4))[..] {
+                front.z = front.z.min(face_z - SHELL_RECESS_M);
+            }
+        }
+        shell.normals = vertex_normals(&shell.positions, &shell.triangles);
+        shell
+    }
 }
 
 /// The whole portrait → `.glb` step: landmarks, head, mesh, morph targets, binary glTF.
@@ -299,6 +445,7 @@ impl ArkitHeadMesh {
             targets.push(target);
         }
         let normals = vertex_normals(&positions, &triangles);
+        let shell = HeadShell::new(&head.asset, &mesh);
         Ok(Self {
             positions,
             normals,
@@ -308,6 +455,7 @@ impl ArkitHeadMesh {
             sources,
             unresolved,
             texture,
+            shell,
         })
     }
 
@@ -439,6 +587,36 @@ impl ArkitHeadMesh {
             };
             targets.push(json!({ "POSITION": accessor }));
         }
+        let mut shell = None;
+        if !self.shell.triangles.is_empty() {
+            let colours: Vec<Vec3> = self
+                .shell
+                .colours
+                .iter()
+                .map(|c| Vec3::from_array(*c))
+                .collect();
+            let position = vec3_accessor(&mut bin, &self.shell.positions, &mut accessors);
+            let normal = vec3_accessor(&mut bin, &self.shell.normals, &mut accessors);
+            let colour = vec3_accessor(&mut bin, &colours, &mut accessors);
+            let index_bytes: Vec<u8> = self
+                .shell
+                .triangles
+                .iter()
+                .flatten()
+                .flat_map(|i| i.to_le_bytes())
+                .collect();
+            let index_view = view(&mut bin, &index_bytes, Some(ELEMENT_ARRAY_BUFFER));
+            accessors.push(json!({
+                "bufferView": index_view, "componentType": UNSIGNED_INT,
+                "count": self.shell.triangles.len() * 3, "type": "SCALAR",
+            }));
+            shell = Some(json!({
+                "attributes": { "POSITION": position, "NORMAL": normal, "COLOR_0": colour },
+                "indices": accessors.len() - 1,
+                "material": 1,
+                "mode": 4,
+            }));
+        }
         let uv_bytes: Vec<u8> = self
             .uvs
             .iter()
@@ -467,33 +645,46 @@ impl ArkitHeadMesh {
             bin.push(0);
         }
 
+        let mut nodes = vec![json!({ "name": "arkit_head", "mesh": 0 })];
+        let mut meshes = vec![json!({
+            "name": "arkit_head",
+            "primitives": [{
+                "attributes": { "POSITION": position, "NORMAL": normal, "TEXCOORD_0": uv },
+                "indices": indices,
+                "material": 0,
+                "mode": 4,
+                "targets": targets,
+            }],
+            "weights": vec![0.0; ARKIT_WEIGHT_COUNT],
+            "extras": { "targetNames": &ARKIT_NAMES[..] },
+        })];
+        let mut materials = vec![json!({
+            "name": "portrait",
+            "pbrMetallicRoughness": {
+                "baseColorTexture": { "index": 0 },
+                "metallicFactor": 0.0,
+                "roughnessFactor": 0.9,
+            },
+            "extensions": { "KHR_materials_unlit": {} },
+        })];
+        if let Some(primitive) = shell {
+            // The shell: a second node and mesh, no morph targets, its colours per vertex (unlit, like the face).
+            nodes.push(json!({ "name": "head_shell", "mesh": 1 }));
+            meshes.push(json!({ "name": "head_shell", "primitives": [primitive] }));
+            materials.push(json!({
+                "name": "head_shell",
+                "pbrMetallicRoughness": { "metallicFactor": 0.0, "roughnessFactor": 0.9 },
+                "extensions": { "KHR_materials_unlit": {} },
+            }));
+        }
         let document = json!({
             "asset": { "version": "2.0", "generator": "bevy_talking_head identity::gltf" },
             "extensionsUsed": ["KHR_materials_unlit"],
             "scene": 0,
-            "scenes": [{ "name": "arkit_head", "nodes": [0] }],
-            "nodes": [{ "name": "arkit_head", "mesh": 0 }],
-            "meshes": [{
-                "name": "arkit_head",
-                "primitives": [{
-                    "attributes": { "POSITION": position, "NORMAL": normal, "TEXCOORD_0": uv },
-                    "indices": indices,
-                    "material": 0,
-                    "mode": 4,
-                    "targets": targets,
-                }],
-                "weights": vec![0.0; ARKIT_WEIGHT_COUNT],
-                "extras": { "targetNames": &ARKIT_NAMES[..] },
-            }],
-            "materials": [{
-                "name": "portrait",
-                "pbrMetallicRoughness": {
-                    "baseColorTexture": { "index": 0 },
-                    "metallicFactor": 0.0,
-                    "roughnessFactor": 0.9,
-                },
-                "extensions": { "KHR_materials_unlit": {} },
-            }],
+            "scenes": [{ "name": "arkit_head", "nodes": (0..nodes.len()).collect::<Vec<_>>() }],
+            "nodes": nodes,
+            "meshes": meshes,
+            "materials": materials,
             "textures": [{ "sampler": 0, "source": 0 }],
             "samplers": [{ "magFilter": 9729, "minFilter": 9987, "wrapS": 33071, "wrapT": 33071 }],
             "images": [{ "name": "portrait", "bufferView": image_view, "mimeType": "image/png" }],
