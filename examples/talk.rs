@@ -540,7 +540,7 @@ fn wait(
     mut done: impl FnMut(&App) -> bool,
 ) -> Result<(), String> {
     for _ in 0..max_updates {
-        app.update();
+        bevy_talking_head::offline::step(app);
         if done(app) {
             return Ok(());
         }

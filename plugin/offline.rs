@@ -77,6 +77,21 @@ pub fn finish_headless_app(app: &mut App) -> Result<(), OfflineError> {
     }
 }
 
+/// Runs one update and waits until the GPU has finished that frame's work, read-backs included, so that what a
+/// frame reads back arrives in the next update, however fast or slow frames are. Without the wait, the number of
+/// read-backs in flight grows when frames are cheap (e.g. when heads hold still and are not re-rendered), and
+/// "the N-th read-back after a change" no longer shows the change.
+pub fn step(app: &mut App) {
+    app.update();
+    if let Some(device) = app.world().get_resource::<RenderDevice>() {
+        // A lost device or a timeout shows up as missing read-backs, which callers already wait for.
+        let _ = device.poll(bevy::render::render_resource::PollType::Wait {
+            submission_index: None,
+            timeout: Some(std::time::Duration::from_secs(30)),
+        });
+    }
+}
+
 /// One frame read back from a head's texture, rows top to bottom.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CapturedFrame {

@@ -8,7 +8,9 @@ use bevy_talking_head::identity::portrait_head::PortraitHead;
 use bevy_talking_head::identity::procedural::{CHEEK_PUFF, JAW_OPEN, SMILE, procedural_head};
 use bevy_talking_head::offline::{CapturedFrame, capture_head};
 use bevy_talking_head::prelude::*;
-use bevy_talking_head::render::{HeadRenderJob, linear_to_srgb, render_reference};
+use bevy_talking_head::render::{
+    HeadRenderCounts, HeadRenderJob, linear_to_srgb, render_reference,
+};
 use common::{
     coverage, first_visible_frame, fresh_frame, headless_app, run_until, save_png,
     spawn_captured_head, wait_until_ready,
@@ -79,6 +81,39 @@ fn gpu_matches_cpu_reference_from_three_views_and_two_motion_codes() {
             );
         }
     }
+}
+
+#[test]
+fn a_head_that_holds_still_is_not_redrawn_and_still_shows_its_picture() {
+    let mut app = headless_app();
+    let asset = procedural_head(64, 32);
+    let (head, capture) = spawn_captured_head(&mut app, asset.clone(), orbit_settings(20.0, 0.0));
+    let counts = |app: &App| {
+        *app.get_sub_app(bevy::render::RenderApp)
+            .expect("a render app")
+            .world()
+            .resource::<HeadRenderCounts>()
+    };
+    let before = counts(&app);
+    let still = fresh_frame(&mut app, &capture, 5);
+    let after = counts(&app);
+    println!("holding still: {before:?} -> {after:?}");
+    assert_eq!(
+        after.rendered, before.rendered,
+        "a still head was drawn again"
+    );
+    assert!(after.unchanged >= before.unchanged + 5, "{after:?}");
+    // What it shows is still the picture of its current inputs.
+    assert_gpu_matches_cpu(&app, head, &asset, &still, "still");
+
+    // Any change draws it again, once.
+    app.world_mut()
+        .entity_mut(head)
+        .insert(MotionCode(vec![1.0, 0.0, 0.0]));
+    let moved = fresh_frame(&mut app, &capture, 3);
+    let drawn = counts(&app);
+    assert_eq!(drawn.rendered, after.rendered + 1, "{after:?} -> {drawn:?}");
+    assert_gpu_matches_cpu(&app, head, &asset, &moved, "moved");
 }
 
 #[test]

@@ -790,7 +790,7 @@ fn wait_for(
         if done(app)? {
             return Ok(());
         }
-        app.update();
+        bevy_talking_head::offline::step(app);
         if let Some(failure) = app.world().get_resource::<Failure>() {
             return Err(failure.0.clone());
         }

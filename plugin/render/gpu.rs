@@ -49,6 +49,7 @@ impl Plugin for TalkingHeadRenderPlugin {
             return;
         };
         render_app
+            .init_resource::<HeadRenderCounts>()
             .add_systems(RenderStartup, init_head_pipeline)
             .add_systems(
                 Render,
@@ -168,6 +169,28 @@ struct HeadBuffers {
     displacement: Buffer,
     motion_len: usize,
     displacement_texels: u32,
+    /// What the head's texture was last rendered from.
+    rendered: Option<RenderedInputs>,
+}
+
+/// Everything a head's picture depends on: when a frame's inputs equal the last rendered ones, the texture already
+/// holds that picture and the compute passes are skipped (a head that holds still costs nothing).
+#[derive(Clone, PartialEq)]
+struct RenderedInputs {
+    march: MarchUniform,
+    motion_code: Vec<f32>,
+    /// The GPU buffers of the head asset and the target texture (new ones when either asset changes).
+    triplane: BufferId,
+    target: TextureId,
+}
+
+/// Render-world counters of the volume renderer's work, per head and frame (read them from the render sub-app).
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeadRenderCounts {
+    /// Head frames drawn (both compute passes ran).
+    pub rendered: u64,
+    /// Head frames skipped because nothing the picture depends on had changed since the last one drawn.
+    pub unchanged: u64,
 }
 
 /// The bind group of one head for this frame, with its dispatch sizes.
@@ -176,6 +199,8 @@ struct HeadBindGroup {
     bind_group: BindGroup,
     blend_groups: u32,
     march_groups: UVec2,
+    /// The texture already shows this frame's inputs.
+    unchanged: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -187,9 +212,17 @@ fn prepare_head_bind_groups(
     queue: Res<RenderQueue>,
     assets: Res<RenderAssets<GpuHeadAsset>>,
     images: Res<RenderAssets<GpuImage>>,
-    mut heads: Query<(Entity, &HeadRenderJob, Option<&HeadBuffers>)>,
+    mut heads: Query<(Entity, &HeadRenderJob, Option<&mut HeadBuffers>)>,
+    mut counts: ResMut<HeadRenderCounts>,
 ) {
-    for (entity, job, buffers) in &mut heads {
+    // Nothing is drawn while the shader compiles, so nothing counts as rendered either.
+    let pipelines_ready = pipeline_cache
+        .get_compute_pipeline(pipeline.blend)
+        .is_some()
+        && pipeline_cache
+            .get_compute_pipeline(pipeline.march)
+            .is_some();
+    for (entity, job, mut buffers) in &mut heads {
         let (Some(asset), Some(image)) = (assets.get(job.asset), images.get(job.target)) else {
             commands.entity(entity).remove::<HeadBindGroup>();
             continue;
@@ -205,17 +238,37 @@ fn prepare_head_bind_groups(
             );
             continue;
         }
-        let reuse = buffers.filter(|b| {
+        let inputs = RenderedInputs {
+            march: job.march,
+            motion_code: job.motion_code.clone(),
+            triplane: asset.triplane.id(),
+            target: image.texture.id(),
+        };
+        let reuse = buffers.as_deref_mut().filter(|b| {
             b.motion_len == job.motion_code.len() && b.displacement_texels == asset.motion_texels
         });
-        let fresh = reuse
+        let unchanged = reuse
+            .as_ref()
+            .is_some_and(|b| b.rendered.as_ref() == Some(&inputs));
+        let mut fresh = reuse
             .is_none()
             .then(|| create_head_buffers(&device, job.motion_code.len(), asset.motion_texels));
-        let Some(buffers) = reuse.or(fresh.as_ref()) else {
+        let Some(buffers) = reuse.or(fresh.as_mut()) else {
             continue;
         };
-        queue.write_buffer(&buffers.uniform, 0, bytemuck::bytes_of(&job.march));
-        queue.write_buffer(&buffers.motion, 0, bytemuck::cast_slice(&job.motion_code));
+        if !unchanged {
+            queue.write_buffer(&buffers.uniform, 0, bytemuck::bytes_of(&job.march));
+            queue.write_buffer(&buffers.motion, 0, bytemuck::cast_slice(&job.motion_code));
+        }
+        buffers.rendered = pipelines_ready.then_some(inputs);
+        if pipelines_ready {
+            if unchanged {
+                counts.unchanged += 1;
+            } else {
+                counts.rendered += 1;
+            }
+        }
+        let buffers = &*buffers;
         let storage_view = image.texture.create_view(&TextureViewDescriptor {
             label: Some("talking_head:view:storage"),
             format: Some(HEAD_TEXTURE_FORMAT),
@@ -239,6 +292,7 @@ fn prepare_head_bind_groups(
             bind_group,
             blend_groups: asset.motion_texels.div_ceil(BLEND_WORKGROUP),
             march_groups: size.map(|s| s.div_ceil(MARCH_WORKGROUP)),
+            unchanged,
         };
         let mut entity = commands.entity(entity);
         entity.insert(group);
@@ -279,6 +333,7 @@ fn create_head_buffers(
         ),
         motion_len,
         displacement_texels,
+        rendered: None,
     }
 }
 
@@ -300,7 +355,7 @@ fn march_heads(
         return;
     }
     let encoder = render_context.command_encoder();
-    for head in &heads {
+    for head in heads.iter().filter(|head| !head.unchanged) {
         {
             let mut pass = encoder.begin_compute_pass(&ComputePassDescriptor {
                 label: Some("talking_head:pass:blend"),

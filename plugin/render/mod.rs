@@ -13,7 +13,7 @@ use bevy::prelude::*;
 use bevy::render::extract_component::{ExtractComponent, ExtractComponentPlugin};
 use bevy::render::sync_component::SyncComponent;
 
-pub use gpu::{HEAD_TEXTURE_FORMAT, TalkingHeadRenderPlugin};
+pub use gpu::{HEAD_TEXTURE_FORMAT, HeadRenderCounts, TalkingHeadRenderPlugin};
 pub use march::{HeadCamera, MarchUniform, STOP_TRANSMITTANCE};
 pub use pixels::{linear_to_srgb, premultiplied_to_srgba8};
 pub use reference::{blend_bases, decode, render_reference};

@@ -65,10 +65,11 @@ pub fn spawn_captured_head(
     (head, capture)
 }
 
-/// Steps the app until `done` holds, at most `max_frames` updates; returns whether it held.
+/// Steps the app (waiting for each frame's GPU work, see `offline::step`) until `done` holds, at most
+/// `max_frames` updates; returns whether it held.
 pub fn run_until(app: &mut App, max_frames: usize, mut done: impl FnMut(&mut App) -> bool) -> bool {
     for _ in 0..max_frames {
-        app.update();
+        bevy_talking_head::offline::step(app);
         if done(app) {
             return true;
         }
