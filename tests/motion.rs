@@ -58,6 +58,76 @@ fn face_coefficients_follow_the_clock() {
 }
 
 #[test]
+fn a_new_line_restarts_the_clock_and_the_same_line_can_be_said_again() {
+    use bevy::time::TimeUpdateStrategy;
+    use bevy_kira_audio::AudioSource;
+    use bevy_talking_head::ClockSource;
+
+    let mut app = headless_app();
+    app.insert_resource(TimeUpdateStrategy::ManualDuration(
+        std::time::Duration::from_millis(40),
+    ));
+    let server = app.world().resource::<AssetServer>().clone();
+    let asset = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(procedural_head(16, 8));
+    let (first, second): (Handle<AudioSource>, Handle<AudioSource>) = (
+        server.load("speech/hello.wav"),
+        server.load("speech/hello_stereo_44k.wav"),
+    );
+    let head = app
+        .world_mut()
+        .spawn((
+            TalkingHead::from_asset(asset),
+            Speech::silent(first.clone()),
+        ))
+        .id();
+    let clock = |app: &App| {
+        app.world()
+            .get::<PlaybackClock>(head)
+            .cloned()
+            .expect("clock")
+    };
+    assert!(
+        run_until(&mut app, 600, |app| clock(app).time_secs > 0.8),
+        "the first line did not play: {:?}",
+        clock(&app)
+    );
+    let first_duration = clock(&app).duration_secs.expect("duration");
+
+    // Another line: it starts from its beginning once loaded (not where the first one was).
+    app.world_mut()
+        .entity_mut(head)
+        .insert(Speech::silent(second.clone()));
+    let started = run_until(&mut app, 600, |app| {
+        let c = clock(app);
+        c.source == ClockSource::Virtual
+            && c.duration_secs
+                .is_some_and(|d| (d - first_duration).abs() > 1e-3)
+    });
+    let c = clock(&app);
+    assert!(started, "the second line did not start: {c:?}");
+    assert!(
+        c.time_secs < 0.2,
+        "the second line started at {} s",
+        c.time_secs
+    );
+
+    // The same line again, after it ended: said again from the start.
+    assert!(run_until(&mut app, 600, |app| clock(app).finished()));
+    app.world_mut()
+        .entity_mut(head)
+        .insert(Speech::silent(second));
+    app.update();
+    let c = clock(&app);
+    assert!(
+        !c.finished() && c.time_secs < 0.2,
+        "the repeated line did not start over: {c:?}"
+    );
+}
+
+#[test]
 fn a_portrait_head_speaks_its_clip() {
     use bevy_talking_head::identity::construct::bases;
     use bevy_talking_head::motion::{MotionEncoding, SpeechMotion};

@@ -660,9 +660,8 @@ fn play_script(
     } else {
         Speech::clip(line.clip.clone())
     };
-    commands
-        .entity(line.speaker)
-        .insert((speech, PlaybackClock::default()));
+    // A new Speech restarts the head's clock (and the same clip is said again).
+    commands.entity(line.speaker).insert(speech);
     println!(
         "{}: line {} at {now:.2} s: {} ({} {:.1}): {}",
         script.example,

@@ -10,7 +10,8 @@ use bevy_kira_audio::{Audio, AudioControl, AudioInstance, AudioSource, PlaybackS
 use super::SpeechStream;
 use crate::inference::SPEECH_LOOKAHEAD_SECS;
 
-/// A voice clip the head speaks, played through bevy_kira_audio from the moment the head appears.
+/// A voice clip the head speaks, played through bevy_kira_audio from the moment the head appears. Insert another
+/// `Speech` to say another line (or the same one again): the clip playing stops and the clock starts over.
 #[derive(Component, Clone, Debug)]
 #[require(PlaybackClock)]
 pub struct Speech {
@@ -137,13 +138,31 @@ pub(crate) fn follow_speech_streams(
     }
 }
 
-/// Starts playback of each head's clip once it has loaded.
+/// Starts playback of each head's clip once it has loaded. A [`Speech`] inserted (or changed) while the head's clock
+/// runs starts over: the clip playing stops, and the new one plays from its start once loaded (the same clip again
+/// is said again).
 pub(crate) fn start_speech(
     audio: Option<Res<Audio>>,
     sources: Res<Assets<AudioSource>>,
-    mut heads: Query<(&Speech, &mut PlaybackClock)>,
+    mut instances: Option<ResMut<Assets<AudioInstance>>>,
+    mut heads: Query<(Ref<Speech>, &mut PlaybackClock)>,
 ) {
     for (speech, mut clock) in &mut heads {
+        if speech.is_changed()
+            && matches!(
+                clock.source,
+                ClockSource::Virtual | ClockSource::AudioDevice
+            )
+        {
+            if let Some(mut instance) = clock
+                .instance
+                .take()
+                .and_then(|handle| instances.as_mut()?.get_mut(&handle))
+            {
+                instance.stop(default());
+            }
+            *clock = PlaybackClock::default();
+        }
         let Some(source) = sources.get(&speech.clip) else {
             continue;
         };
