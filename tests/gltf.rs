@@ -374,51 +374,34 @@ fn a_fresh_export_matches_the_shipped_head_and_bad_input_is_a_clear_error() {
     let (portrait, head) = astronaut_head(&registry);
     let mesh = ArkitHeadMesh::new(&portrait, &head, GltfSettings::default()).expect("mesh");
     let shipped = parse_glb(&shipped_bytes()).expect("valid .glb");
-    let positions = shipped.positions();
-    let worst = mesh
-        .positions
-        .iter()
-        .zip(&positions)
-        .map(|(a, b)| a.distance(*b))
-        .fold(0.0, f32::max);
+    // Largest distance between matching points, metres.
+    let worst = |a: &[Vec3], b: &[Vec3]| {
+        assert_eq!(a.len(), b.len(), "point counts");
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| a.distance(*b))
+            .fold(0.0, f32::max)
+    };
+    let off = worst(&mesh.positions, &shipped.positions());
     assert!(
-        worst < 0.001,
+        off < 0.001,
         "the shipped head is {:.2} mm off a fresh export: rerun tools/export_arkit_head.sh",
-        worst * 1e3
+        off * 1e3
     );
     let jaw = arkit_index("jawOpen").expect("jawOpen");
-    let worst = mesh.targets[jaw]
-        .iter()
-        .zip(&shipped.target("jawOpen"))
-        .map(|(a, b)| a.distance(*b))
-        .fold(0.0, f32::max);
+    let off = worst(&mesh.targets[jaw], &shipped.target("jawOpen"));
     assert!(
-        worst < 0.001,
+        off < 0.001,
         "jawOpen is {:.2} mm off a fresh export",
-        worst * 1e3
+        off * 1e3
     );
     let shipped_shell = shipped.vec3s(
         shipped.json["meshes"][1]["primitives"][0]["attributes"]["POSITION"]
             .as_u64()
             .expect("the shell's POSITION") as usize,
     );
-    assert_eq!(
-        shipped_shell.len(),
-        mesh.shell.positions.len(),
-        "shell vertices"
-    );
-    let worst = mesh
-        .shell
-        .positions
-        .iter()
-        .zip(&shipped_shell)
-        .map(|(a, b)| a.distance(*b))
-        .fold(0.0, f32::max);
-    assert!(
-        worst < 0.001,
-        "the shipped shell is {:.2} mm off",
-        worst * 1e3
-    );
+    let off = worst(&mesh.shell.positions, &shipped_shell);
+    assert!(off < 0.001, "the shipped shell is {:.2} mm off", off * 1e3);
     for (name, source) in ARKIT_NAMES.iter().zip(mesh.sources) {
         let moves = mesh.targets[arkit_index(name).expect("name")]
             .iter()

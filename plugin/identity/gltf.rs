@@ -557,7 +557,6 @@ impl ArkitHeadMesh {
         const ARRAY_BUFFER: u32 = 34962;
         const ELEMENT_ARRAY_BUFFER: u32 = 34963;
         const FLOAT: u32 = 5126;
-        const UNSIGNED_INT: u32 = 5125;
         let mut vec3_accessor = |bin: &mut Vec<u8>, values: &[Vec3], accessors: &mut Vec<Value>| {
             let bytes: Vec<u8> = values
                 .iter()
@@ -598,18 +597,12 @@ impl ArkitHeadMesh {
             let position = vec3_accessor(&mut bin, &self.shell.positions, &mut accessors);
             let normal = vec3_accessor(&mut bin, &self.shell.normals, &mut accessors);
             let colour = vec3_accessor(&mut bin, &colours, &mut accessors);
-            let index_bytes: Vec<u8> = self
-                .shell
-                .triangles
-                .iter()
-                .flatten()
-                .flat_map(|i| i.to_le_bytes())
-                .collect();
-            let index_view = view(&mut bin, &index_bytes, Some(ELEMENT_ARRAY_BUFFER));
-            accessors.push(json!({
-                "bufferView": index_view, "componentType": UNSIGNED_INT,
-                "count": self.shell.triangles.len() * 3, "type": "SCALAR",
-            }));
+            let index_view = view(
+                &mut bin,
+                &triangle_bytes(&self.shell.triangles),
+                Some(ELEMENT_ARRAY_BUFFER),
+            );
+            accessors.push(index_accessor(index_view, &self.shell.triangles));
             shell = Some(json!({
                 "attributes": { "POSITION": position, "NORMAL": normal, "COLOR_0": colour },
                 "indices": accessors.len() - 1,
@@ -628,17 +621,12 @@ impl ArkitHeadMesh {
             "bufferView": uv_view, "componentType": FLOAT, "count": self.uvs.len(), "type": "VEC2",
         }));
         let uv = accessors.len() - 1;
-        let index_bytes: Vec<u8> = self
-            .triangles
-            .iter()
-            .flatten()
-            .flat_map(|i| i.to_le_bytes())
-            .collect();
-        let index_view = view(&mut bin, &index_bytes, Some(ELEMENT_ARRAY_BUFFER));
-        accessors.push(json!({
-            "bufferView": index_view, "componentType": UNSIGNED_INT, "count": self.triangles.len() * 3,
-            "type": "SCALAR",
-        }));
+        let index_view = view(
+            &mut bin,
+            &triangle_bytes(&self.triangles),
+            Some(ELEMENT_ARRAY_BUFFER),
+        );
+        accessors.push(index_accessor(index_view, &self.triangles));
         let indices = accessors.len() - 1;
         let image_view = view(&mut bin, &png, None);
         while !bin.len().is_multiple_of(4) {
@@ -709,6 +697,23 @@ impl ArkitHeadMesh {
         glb.extend_from_slice(&bin);
         Ok(glb)
     }
+}
+
+/// Triangle indices as little-endian u32s (a glTF index buffer).
+fn triangle_bytes(triangles: &[[u32; 3]]) -> Vec<u8> {
+    triangles
+        .iter()
+        .flatten()
+        .flat_map(|i| i.to_le_bytes())
+        .collect()
+}
+
+/// The accessor of an index buffer view holding `triangles`.
+fn index_accessor(view: usize, triangles: &[[u32; 3]]) -> Value {
+    const UNSIGNED_INT: u32 = 5125;
+    json!({
+        "bufferView": view, "componentType": UNSIGNED_INT, "count": triangles.len() * 3, "type": "SCALAR",
+    })
 }
 
 /// The portrait cropped round the landmarks (plus margin) and scaled down to fit, and each landmark's texture
