@@ -34,9 +34,9 @@ use std::time::{Duration, Instant};
 use bevy::input::ButtonState;
 use bevy::input::keyboard::{Key, KeyboardInput};
 use bevy::prelude::*;
+use bevy_talking_head::MotionTrack;
 use bevy_talking_head::audio::SpeechStream;
 use bevy_talking_head::prelude::*;
-use bevy_talking_head::{MotionTrack, SpeechMotion};
 use common::{Mode, Options, Preload, SceneCamera, Showtime, preload};
 
 const USAGE: &str = "usage: live_tts [options]
@@ -477,11 +477,9 @@ fn feed_speech(
                 lagging_frames: 0,
                 reported: false,
             });
-            // A fresh stream, clock and motion for the new utterance (a finished stream takes no more audio).
-            commands
-                .entity(head)
-                .remove::<SpeechMotion>()
-                .insert((SpeechStream::new(), PlaybackClock::default()));
+            // A fresh stream for the new utterance (a finished stream takes no more audio); the head's clock and
+            // motion start over with it.
+            commands.entity(head).insert(SpeechStream::new());
         }
         return;
     };

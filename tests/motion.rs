@@ -115,7 +115,20 @@ fn a_new_line_restarts_the_clock_and_the_same_line_can_be_said_again() {
     );
 
     // The same line again, after it ended: said again from the start.
-    assert!(run_until(&mut app, 600, |app| clock(app).finished()));
+    assert!(run_until(&mut app, 600, |app| clock(app).finished()
+        && app
+            .world()
+            .get::<MotionTrack>(head)
+            .is_some_and(MotionTrack::is_finished)));
+    let full = app
+        .world()
+        .get::<MotionTrack>(head)
+        .expect("track")
+        .frames_produced();
+    assert!(
+        full >= 12,
+        "{full} frames of motion for the second line (0.5 s)"
+    );
     app.world_mut()
         .entity_mut(head)
         .insert(Speech::silent(second));
@@ -124,6 +137,88 @@ fn a_new_line_restarts_the_clock_and_the_same_line_can_be_said_again() {
     assert!(
         !c.finished() && c.time_secs < 0.2,
         "the repeated line did not start over: {c:?}"
+    );
+    // Its motion is computed again (the first time's frames are gone from the track once played): the track
+    // starts empty and fills up to the whole clip again.
+    let track = |app: &App| {
+        app.world()
+            .get::<MotionTrack>(head)
+            .expect("track")
+            .frames_produced()
+    };
+    assert!(
+        track(&app) < full,
+        "the track was not started over ({} frames)",
+        track(&app)
+    );
+    assert!(
+        run_until(&mut app, 600, |app| track(app) == full),
+        "the repeated line's motion stopped at {} of {full} frames",
+        track(&app)
+    );
+}
+
+#[test]
+fn a_new_stream_starts_the_clock_and_motion_over() {
+    use bevy::time::TimeUpdateStrategy;
+    use bevy_talking_head::ClockSource;
+    use bevy_talking_head::audio::SpeechStream;
+
+    let mut app = headless_app();
+    app.insert_resource(TimeUpdateStrategy::ManualDuration(
+        std::time::Duration::from_millis(40),
+    ));
+    let asset = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(procedural_head(16, 8));
+    // Half a second of a 200 Hz tone, then the end of the stream.
+    let tone: Vec<f32> = (0..8000)
+        .map(|i| 0.3 * (i as f32 * 200.0 * std::f32::consts::TAU / 16_000.0).sin())
+        .collect();
+    let said = |stream: &mut SpeechStream| {
+        stream.push(&tone, 1, 16_000).expect("push");
+        stream.finish().expect("finish");
+    };
+    let mut stream = SpeechStream::new();
+    said(&mut stream);
+    let head = app
+        .world_mut()
+        .spawn((TalkingHead::from_asset(asset), stream))
+        .id();
+    let clock = |app: &App| {
+        app.world()
+            .get::<PlaybackClock>(head)
+            .cloned()
+            .expect("clock")
+    };
+    assert!(
+        run_until(&mut app, 600, |app| clock(app).finished()),
+        "the first stream did not play: {:?}",
+        clock(&app)
+    );
+
+    // A new, still empty stream: the clock waits for its audio from 0 s.
+    app.world_mut().entity_mut(head).insert(SpeechStream::new());
+    app.update();
+    let c = clock(&app);
+    assert_eq!(
+        (c.source, c.time_secs, c.duration_secs),
+        (ClockSource::Idle, 0.0, None),
+        "{c:?}"
+    );
+    // Its audio arrives: it plays to its end, with its own motion.
+    if let Some(mut stream) = app.world_mut().get_mut::<SpeechStream>(head) {
+        said(&mut stream);
+    }
+    assert!(
+        run_until(&mut app, 600, |app| clock(app).finished()
+            && app
+                .world()
+                .get::<MotionTrack>(head)
+                .is_some_and(MotionTrack::is_finished)),
+        "the second stream did not play: {:?}",
+        clock(&app)
     );
 }
 

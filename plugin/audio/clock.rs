@@ -63,6 +63,11 @@ pub struct PlaybackClock {
     /// Length of the clip in seconds, once known.
     pub duration_secs: Option<f64>,
     instance: Option<Handle<AudioInstance>>,
+    /// Counts the times the head's speech started over (a new [`Speech`] or [`SpeechStream`]): motion computed
+    /// for an earlier utterance is not reused.
+    utterance: u64,
+    /// The stream the clock follows ([`SpeechStream`]'s id).
+    stream: Option<u64>,
 }
 
 impl PlaybackClock {
@@ -70,6 +75,19 @@ impl PlaybackClock {
     pub fn manual() -> Self {
         Self {
             source: ClockSource::Manual,
+            ..default()
+        }
+    }
+
+    /// Which utterance of the head the clock times (see the field).
+    pub(crate) fn utterance(&self) -> u64 {
+        self.utterance
+    }
+
+    /// The clock of the next utterance: at its start, waiting for it.
+    fn start_over(&self) -> Self {
+        Self {
+            utterance: self.utterance + 1,
             ..default()
         }
     }
@@ -132,6 +150,13 @@ pub(crate) fn follow_speech_streams(
     mut heads: Query<(&SpeechStream, &mut PlaybackClock)>,
 ) {
     for (stream, mut clock) in &mut heads {
+        if clock.stream != Some(stream.id()) {
+            // Another stream: the clock starts over with it (a clock the app sets stays the app's).
+            if clock.stream.is_some() && clock.source != ClockSource::Manual {
+                *clock = clock.start_over();
+            }
+            clock.stream = Some(stream.id());
+        }
         let finished = stream.is_finished().then(|| stream.duration_secs());
         let playable = finished.unwrap_or(stream.resampled_secs() - SPEECH_LOOKAHEAD_SECS);
         follow_stream(&mut clock, time.delta_secs_f64(), playable, finished);
@@ -161,7 +186,7 @@ pub(crate) fn start_speech(
             {
                 instance.stop(default());
             }
-            *clock = PlaybackClock::default();
+            *clock = clock.start_over();
         }
         let Some(source) = sources.get(&speech.clip) else {
             continue;

@@ -32,9 +32,11 @@ use crate::contract::SAMPLE_RATE_HZ;
 /// assert_eq!(stream.received_16k().len(), 160);
 /// # Ok::<(), bevy_talking_head::audio::AudioError>(())
 /// ```
-#[derive(Component, Default)]
+#[derive(Component)]
 #[require(super::clock::PlaybackClock)]
 pub struct SpeechStream {
+    /// Unique per stream made: a head given a new stream starts its clock and motion over.
+    id: u64,
     resampler: Option<StreamingResampler>,
     mono: Vec<f32>,
     /// 16 kHz samples not yet consumed.
@@ -46,10 +48,32 @@ pub struct SpeechStream {
     repairs: SampleRepairs,
 }
 
+impl Default for SpeechStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SpeechStream {
-    /// An empty, open stream.
+    /// An empty, open stream. Insert it on a head (replacing a finished one) to start a new utterance: the head's
+    /// clock and motion start over with it.
     pub fn new() -> Self {
-        Self::default()
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            resampler: None,
+            mono: Vec::new(),
+            received: Vec::new(),
+            consumed: 0,
+            flushed_secs: 0.0,
+            finished: false,
+            repairs: SampleRepairs::default(),
+        }
+    }
+
+    /// This stream's id, unique among the streams made in this process.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Appends interleaved samples (`channels` per frame, `sample_rate_hz` in Hz, any supported rate).

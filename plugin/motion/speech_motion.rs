@@ -31,8 +31,10 @@ pub struct SpeechMotion {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum MotionSource {
-    Clip(AssetId<AudioSource>),
-    Stream,
+    /// A clip, in one utterance of the head (saying the same clip again computes its motion again).
+    Clip(AssetId<AudioSource>, u64),
+    /// A stream, by id.
+    Stream(u64),
 }
 
 enum MotionState {
@@ -213,8 +215,8 @@ pub(crate) fn generate_speech_motion(
 ) {
     for (entity, speech, stream, clock, mut track, motion) in &mut heads {
         let source = match (speech, &stream) {
-            (Some(speech), _) => MotionSource::Clip(speech.clip.id()),
-            (None, Some(_)) => MotionSource::Stream,
+            (Some(speech), _) => MotionSource::Clip(speech.clip.id(), clock.utterance()),
+            (None, Some(stream)) => MotionSource::Stream(stream.id()),
             (None, None) => continue,
         };
         let Some(mut motion) = motion.filter(|motion| motion.source == source) else {
@@ -222,14 +224,14 @@ pub(crate) fn generate_speech_motion(
                 continue;
             };
             let job = match source {
-                MotionSource::Clip(id) => {
+                MotionSource::Clip(id, _) => {
                     let Some(audio) = sources.get(id) else {
                         continue;
                     };
                     ClipReader::new(&audio.sound)
                         .and_then(|clip| MotionJob::new(models, Some(clip)))
                 }
-                MotionSource::Stream => MotionJob::new(models, None),
+                MotionSource::Stream(_) => MotionJob::new(models, None),
             };
             *track = MotionTrack::default();
             commands.entity(entity).insert(match job {
@@ -275,7 +277,7 @@ pub(crate) fn generate_speech_motion(
             continue;
         };
         let (samples, finished) = match stream {
-            Some(mut stream) if source == MotionSource::Stream => {
+            Some(mut stream) if matches!(source, MotionSource::Stream(_)) => {
                 let samples = stream.received_16k().to_vec();
                 stream.consume_16k(samples.len());
                 let finished = stream.is_finished();
