@@ -57,21 +57,33 @@ fn face_coefficients_follow_the_clock() {
     assert!(held < 20, "{held} frames still held at 1.5 s");
 }
 
-#[test]
-fn a_new_line_restarts_the_clock_and_the_same_line_can_be_said_again() {
-    use bevy::time::TimeUpdateStrategy;
-    use bevy_kira_audio::AudioSource;
-    use bevy_talking_head::ClockSource;
-
+/// A headless app whose time moves 40 ms per update, and a small procedural head asset in it.
+fn app_with_40ms_updates() -> (App, Handle<HeadAsset>) {
     let mut app = headless_app();
-    app.insert_resource(TimeUpdateStrategy::ManualDuration(
+    app.insert_resource(bevy::time::TimeUpdateStrategy::ManualDuration(
         std::time::Duration::from_millis(40),
     ));
-    let server = app.world().resource::<AssetServer>().clone();
     let asset = app
         .world_mut()
         .resource_mut::<Assets<HeadAsset>>()
         .add(procedural_head(16, 8));
+    (app, asset)
+}
+
+fn clock_of(app: &App, head: Entity) -> PlaybackClock {
+    app.world()
+        .get::<PlaybackClock>(head)
+        .cloned()
+        .expect("clock")
+}
+
+#[test]
+fn a_new_line_restarts_the_clock_and_the_same_line_can_be_said_again() {
+    use bevy_kira_audio::AudioSource;
+    use bevy_talking_head::ClockSource;
+
+    let (mut app, asset) = app_with_40ms_updates();
+    let server = app.world().resource::<AssetServer>().clone();
     let (first, second): (Handle<AudioSource>, Handle<AudioSource>) = (
         server.load("speech/hello.wav"),
         server.load("speech/hello_stereo_44k.wav"),
@@ -83,12 +95,7 @@ fn a_new_line_restarts_the_clock_and_the_same_line_can_be_said_again() {
             Speech::silent(first.clone()),
         ))
         .id();
-    let clock = |app: &App| {
-        app.world()
-            .get::<PlaybackClock>(head)
-            .cloned()
-            .expect("clock")
-    };
+    let clock = |app: &App| clock_of(app, head);
     assert!(
         run_until(&mut app, 600, |app| clock(app).time_secs > 0.8),
         "the first line did not play: {:?}",
@@ -160,18 +167,10 @@ fn a_new_line_restarts_the_clock_and_the_same_line_can_be_said_again() {
 
 #[test]
 fn a_new_stream_starts_the_clock_and_motion_over() {
-    use bevy::time::TimeUpdateStrategy;
     use bevy_talking_head::ClockSource;
     use bevy_talking_head::audio::SpeechStream;
 
-    let mut app = headless_app();
-    app.insert_resource(TimeUpdateStrategy::ManualDuration(
-        std::time::Duration::from_millis(40),
-    ));
-    let asset = app
-        .world_mut()
-        .resource_mut::<Assets<HeadAsset>>()
-        .add(procedural_head(16, 8));
+    let (mut app, asset) = app_with_40ms_updates();
     // Half a second of a 200 Hz tone, then the end of the stream.
     let tone: Vec<f32> = (0..8000)
         .map(|i| 0.3 * (i as f32 * 200.0 * std::f32::consts::TAU / 16_000.0).sin())
@@ -186,12 +185,7 @@ fn a_new_stream_starts_the_clock_and_motion_over() {
         .world_mut()
         .spawn((TalkingHead::from_asset(asset), stream))
         .id();
-    let clock = |app: &App| {
-        app.world()
-            .get::<PlaybackClock>(head)
-            .cloned()
-            .expect("clock")
-    };
+    let clock = |app: &App| clock_of(app, head);
     assert!(
         run_until(&mut app, 600, |app| clock(app).finished()),
         "the first stream did not play: {:?}",
