@@ -175,13 +175,23 @@ struct HeadBuffers {
 
 /// Everything a head's picture depends on: when a frame's inputs equal the last rendered ones, the texture already
 /// holds that picture and the compute passes are skipped (a head that holds still costs nothing).
-#[derive(Clone, PartialEq)]
 struct RenderedInputs {
     march: MarchUniform,
     motion_code: Vec<f32>,
     /// The GPU buffers of the head asset and the target texture (new ones when either asset changes).
     triplane: BufferId,
     target: TextureId,
+}
+
+impl RenderedInputs {
+    /// Whether a frame of `job`, drawn from the asset buffer `triplane` into the texture `target`, would show
+    /// the same picture.
+    fn shows(&self, job: &HeadRenderJob, triplane: BufferId, target: TextureId) -> bool {
+        self.march == job.march
+            && self.motion_code == job.motion_code
+            && self.triplane == triplane
+            && self.target == target
+    }
 }
 
 /// Render-world counters of the volume renderer's work, per head and frame (read them from the render sub-app).
@@ -199,8 +209,6 @@ struct HeadBindGroup {
     bind_group: BindGroup,
     blend_groups: u32,
     march_groups: UVec2,
-    /// The texture already shows this frame's inputs.
-    unchanged: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -238,35 +246,36 @@ fn prepare_head_bind_groups(
             );
             continue;
         }
-        let inputs = RenderedInputs {
-            march: job.march,
-            motion_code: job.motion_code.clone(),
-            triplane: asset.triplane.id(),
-            target: image.texture.id(),
-        };
         let reuse = buffers.as_deref_mut().filter(|b| {
             b.motion_len == job.motion_code.len() && b.displacement_texels == asset.motion_texels
         });
-        let unchanged = reuse
+        let (triplane, target) = (asset.triplane.id(), image.texture.id());
+        if reuse
             .as_ref()
-            .is_some_and(|b| b.rendered.as_ref() == Some(&inputs));
+            .and_then(|b| b.rendered.as_ref())
+            .is_some_and(|last| last.shows(job, triplane, target))
+        {
+            // The texture already holds this picture: nothing to bind or dispatch.
+            counts.unchanged += 1;
+            commands.entity(entity).remove::<HeadBindGroup>();
+            continue;
+        }
         let mut fresh = reuse
             .is_none()
             .then(|| create_head_buffers(&device, job.motion_code.len(), asset.motion_texels));
         let Some(buffers) = reuse.or(fresh.as_mut()) else {
             continue;
         };
-        if !unchanged {
-            queue.write_buffer(&buffers.uniform, 0, bytemuck::bytes_of(&job.march));
-            queue.write_buffer(&buffers.motion, 0, bytemuck::cast_slice(&job.motion_code));
-        }
-        buffers.rendered = pipelines_ready.then_some(inputs);
+        queue.write_buffer(&buffers.uniform, 0, bytemuck::bytes_of(&job.march));
+        queue.write_buffer(&buffers.motion, 0, bytemuck::cast_slice(&job.motion_code));
+        buffers.rendered = pipelines_ready.then(|| RenderedInputs {
+            march: job.march,
+            motion_code: job.motion_code.clone(),
+            triplane,
+            target,
+        });
         if pipelines_ready {
-            if unchanged {
-                counts.unchanged += 1;
-            } else {
-                counts.rendered += 1;
-            }
+            counts.rendered += 1;
         }
         let buffers = &*buffers;
         let storage_view = image.texture.create_view(&TextureViewDescriptor {
@@ -292,7 +301,6 @@ fn prepare_head_bind_groups(
             bind_group,
             blend_groups: asset.motion_texels.div_ceil(BLEND_WORKGROUP),
             march_groups: size.map(|s| s.div_ceil(MARCH_WORKGROUP)),
-            unchanged,
         };
         let mut entity = commands.entity(entity);
         entity.insert(group);
@@ -355,7 +363,7 @@ fn march_heads(
         return;
     }
     let encoder = render_context.command_encoder();
-    for head in heads.iter().filter(|head| !head.unchanged) {
+    for head in &heads {
         {
             let mut pass = encoder.begin_compute_pass(&ComputePassDescriptor {
                 label: Some("talking_head:pass:blend"),
