@@ -448,7 +448,8 @@ fn texel_centre(index: usize, resolution: usize) -> f32 {
     (index as f32 + 0.5) / resolution as f32 * 2.0 - 1.0
 }
 
-fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
+/// Hermite step: 0 at `edge0`, 1 at `edge1`, smooth in between.
+pub(super) fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
     let t = ((x - edge0) / (edge1 - edge0)).clamp(0.0, 1.0);
     t * t * (3.0 - 2.0 * t)
 }
@@ -1228,7 +1229,7 @@ fn decoder() -> DecoderMlp {
 }
 
 /// A smooth bump: 1 at distance 0, 0 from `radius` on.
-fn bump(distance: f32, radius: f32) -> f32 {
+pub(super) fn bump(distance: f32, radius: f32) -> f32 {
     1.0 - smoothstep(0.0, radius, distance)
 }
 

@@ -44,7 +44,7 @@ use image::{DynamicImage, RgbImage, RgbaImage};
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use super::construct::{HeadSurfaces, bases};
+use super::construct::{HeadSurfaces, bases, bump, smoothstep};
 use super::head_asset::{BASIS_COMPONENTS, HeadAsset, HeadAssetError, PLANES};
 use super::landmarks::{LANDMARK_COUNT, landmark_index as lm};
 use super::triangulation::FaceMesh;
@@ -962,15 +962,6 @@ struct HandBuilt<'a> {
     points: &'a [Vec3],
     mouth_centre: Vec3,
     mouth_half_width: f32,
-}
-
-fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
-    let t = ((x - edge0) / (edge1 - edge0)).clamp(0.0, 1.0);
-    t * t * (3.0 - 2.0 * t)
-}
-
-fn bump(distance: f32, radius: f32) -> f32 {
-    1.0 - smoothstep(0.0, radius, distance)
 }
 
 impl<'a> HandBuilt<'a> {
