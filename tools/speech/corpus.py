@@ -146,6 +146,31 @@ SENTENCES = {
         "Babička vaří polévku z brambor.",
         "Venku prší, takže zůstaneme doma.",
     ],
+    # fi and ru: festival voices only (festival.py); espeak-ng's data does not use them (not in VOICES).
+    "fi": [
+        "Hyvää huomenta, minä olen puhuva pää.",
+        "Äiti leipoo pullaa joka maanantai.",
+        "Koira juo vettä kupista aidan vieressä.",
+        "Anna minulle paperi ja kynä, kiitos.",
+        "Huomenna menemme junalla Helsinkiin.",
+        "Lapset leikkivät puistossa koulun jälkeen.",
+        "Mummo keittää perunakeittoa.",
+        "Ulkona sataa, joten jäämme kotiin.",
+        "Pekka maalaa punaisen veneen.",
+        "Me näemme meren ja pilvet.",
+    ],
+    "ru": [
+        "Доброе утро, я говорящая голова.",
+        "Мама печёт пироги каждый понедельник.",
+        "Собака пьёт воду из миски у забора.",
+        "Передай мне, пожалуйста, бумагу и ручку.",
+        "Завтра мы поедем на поезде в Москву.",
+        "Дети играют в парке после школы.",
+        "Бабушка варит борщ и компот.",
+        "На улице дождь, поэтому мы остаёмся дома.",
+        "Папа купил большую белую лодку.",
+        "Мы видим море и облака.",
+    ],
     "pt": [
         "Bom dia, eu sou uma cabeça que fala.",
         "A minha mãe faz pão de manhã.",
@@ -189,6 +214,10 @@ WORDS = {
           "svart stor liten bra ett två tre fyra fem hus dörr fönster bok cykel båt",
     "cs": "jablko hruška strom květina voda oheň země nebe slunce měsíc ruka ústa noha hlava červený "
           "zelený modrý bílý černý velký malý dobrý jedna dva tři čtyři pět dům okno kniha",
+    "fi": "omena päärynä puu kukka vesi tuli maa taivas aurinko kuu käsi suu jalka pää punainen vihreä sininen "
+          "valkoinen musta iso pieni hyvä yksi kaksi kolme neljä viisi talo ovi ikkuna kirja pallo mamma pappa",
+    "ru": "яблоко груша дерево цветок вода огонь земля небо солнце луна рука рот нога голова красный зелёный "
+          "синий белый чёрный большой маленький хороший один два три четыре пять дом дверь окно книга мяч",
     "pt": "maçã pera árvore flor água fogo terra céu sol lua mão boca pé cabeça vermelho verde azul "
           "branco preto grande pequeno bom um dois três quatro cinco casa porta janela livro barco",
 }

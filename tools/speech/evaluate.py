@@ -131,6 +131,47 @@ def markdown(results: dict, sets: dict[str, list[dict]]) -> str:
     return "\n".join(lines) + f"\n\n{datetime.date.today().isoformat()}; sets: {sizes}"
 
 
+def wins(results: dict, trained: str, sets) -> dict[str, list[str]]:
+    """Rows where `trained` beats both baselines (unrounded) per set."""
+    out = {}
+    for s in sets:
+        out[s] = [row for row in metrics.ROWS if relative_margin(results, trained, s, row) > 0]
+    return out
+
+
+def relative_margin(results: dict, trained: str, s: str, row: str) -> float:
+    """How far `trained` is ahead of the better baseline on `row` of set `s`, relative to that baseline (> 0:
+    it beats both; for the A/V offset, distance to 0 is compared)."""
+    v = results[(trained, s)][row]
+    others = [results[(b, s)][row] for b in (baselines.EnergyJaw.name, baselines.MfccTemplates.name)]
+    better = metrics.BETTER[row]
+    if better == "higher":
+        best = max(others)
+        return (v - best) / abs(best)
+    if better == "lower":
+        best = min(others)
+        return (best - v) / abs(best)
+    best = min(abs(o) for o in others)
+    return (best - abs(v)) / max(best, 1e-9)
+
+
+def print_wins(results: dict, trained: str, sets) -> None:
+    """Rows won per set, the total, and the selection rule's tie-break: the smallest relative margin on bilabial
+    closure recall and vowel false closure over the sets (assets/models/speech_to_motion.md)."""
+    won = wins(results, trained, sets)
+    margin = min(relative_margin(results, trained, s, row) for s in sets
+                 for row in ("bilabial closure recall", "vowel false closure"))
+    print(f"{trained}: beats both baselines on {sum(len(r) for r in won.values())} of {6 * len(won)} rows, "
+          f"min margin {margin:+.3f}: " + ", ".join(
+              f"{s} {len(r)}/6 (not: {', '.join(x for x in metrics.ROWS if x not in r) or '-'})"
+              for s, r in won.items()))
+
+
+def print_precise(results: dict) -> None:
+    for k, r in results.items():
+        print(k, {row: round(r[row], 5) for row in metrics.ROWS})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=make_dataset.DEFAULT_OUT)
@@ -147,6 +188,7 @@ def main() -> None:
     ap.add_argument("--calibration", type=int, default=60, help="train utterances for the MFCC templates")
     ap.add_argument("--flite-minutes", type=float, default=10.0)
     ap.add_argument("--rebuild-flite", action="store_true")
+    ap.add_argument("--precise", action="store_true", help="also print unrounded values and the rows won")
     args = ap.parse_args()
     if args.sets is None:
         set_names = list(SETS)
@@ -171,6 +213,11 @@ def main() -> None:
     predictors = make_predictors(args.predictor or default, args.data, args.calibration, model_dir)
     results = evaluate(predictors, sets)
     print(markdown(results, sets))
+    if args.precise:
+        print_precise(results)
+        if model_dir and "trained" in (args.predictor or default):
+            from . import model
+            print_wins(results, model.OnnxModel.name, sets)
 
 
 if __name__ == "__main__":

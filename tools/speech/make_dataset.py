@@ -8,6 +8,9 @@ Splits (written into every shard's metadata and into <out>/dataset.json):
   test_voices    training languages, HELD_OUT_VARIANTS only (never in train), held-out sentences + new random words;
                  clean (no augmentation)
   test_language  HELD_OUT_LANGUAGE (Portuguese: voices pt, pt-br) with any variant; clean
+  festival       festival's voices (festival.py) in --festival-languages (default en / it / cs; English weighted
+                 x3), training sentences and random words, tempo x0.8-1.3, augmented like train;
+                 festival.VAL_VOICES are the val_festival validation view, the others go into training beside train
 Held-out sentences: the last HELD_OUT_SENTENCES sentences of each language's list are used in test sets only.
 Per utterance: language (English weighted x3), base voice, variant (or none), rate 120-260 wpm, pitch 20-80,
 pitch range 20-90, word gap 0-3 (x10 ms), all drawn from a generator seeded by (seed, split, index).
@@ -25,12 +28,12 @@ import time
 
 import numpy as np
 
-from . import augment, corpus, espeak, shards, targets, visemes
+from . import augment, corpus, espeak, festival, shards, targets, visemes
 
 HELD_OUT_LANGUAGE = "pt"
 HELD_OUT_VARIANTS = ["m6", "f4", "klatt4", "Alicia", "Hugo", "edward", "grandma", "Storm"]
 HELD_OUT_SENTENCES = 2
-SPLITS = ("train", "test_voices", "test_language")
+SPLITS = ("train", "test_voices", "test_language", "festival")
 DEFAULT_OUT = "/root/.cache/bevy_talking_head/speech_data"
 
 
@@ -47,6 +50,8 @@ def split_definition() -> dict:
         "frame_rate": targets.FPS,
         "sample_rate": augment.TARGET_SR,
         "visemes": list(visemes.NAMES),
+        "festival_voices": festival.VOICES,
+        "festival_validation_voices": list(festival.VAL_VOICES),
     }
 
 
@@ -62,10 +67,36 @@ def _text(lang: str, split: str, rng: np.random.Generator) -> str:
     return corpus.random_sequence(lang, rng)
 
 
-def make_utterance(job: tuple[int, str, int, float]) -> dict:
-    """One utterance for (seed, split, index, augment_share); deterministic."""
-    seed, split, index, augment_share = job
+def make_festival_utterance(rng: np.random.Generator, index: int, augment_share: float,
+                            languages: tuple[str, ...]) -> dict:
+    """One utterance of the festival split (see the module doc); deterministic given rng and languages."""
+    langs = [l for l in festival.VOICES if l in languages]
+    weights = np.array([3.0 if l == "en" else 1.0 for l in langs])
+    lang = langs[int(rng.choice(len(langs), p=weights / weights.sum()))]
+    voice = festival.VOICES[lang][int(rng.integers(len(festival.VOICES[lang])))]
+    stretch = float(rng.uniform(0.8, 1.3))
+    text = _text(lang, "train", rng)
+    audio, sr, raw = festival.synthesize(text, voice, stretch)
+    chain = augment.random_chain(rng, 1.0 if rng.random() < augment_share else 0.0)
+    aug_seed = int(rng.integers(1 << 31))
+    audio, scale, offset = augment.apply_chain(audio, sr, chain, aug_seed)
+    phones = [espeak.Phone(p.name, p.start * scale + offset, p.end * scale + offset) for p in raw]
+    tg = targets.make_targets(phones, len(audio) / augment.TARGET_SR, festival.phone_visemes(lang))
+    return {
+        "audio": audio, "face": tg.face, "labels": tg.labels,
+        "phones": [(p.name, p.start, p.end, p.start) for p in phones],
+        "meta": {"index": index, "lang": lang, "voice": "festival:" + voice, "variant": voice,
+                 "duration_stretch": stretch, "text": text, "augment": chain, "augment_seed": aug_seed,
+                 "seconds": len(audio) / augment.TARGET_SR},
+    }
+
+
+def make_utterance(job: tuple) -> dict:
+    """One utterance for (seed, split, index, augment_share[, festival languages]); deterministic."""
+    seed, split, index, augment_share, *festival_languages = job
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
+    if split == "festival":
+        return make_festival_utterance(rng, index, augment_share, tuple(festival_languages))
     definition = split_definition()
     if split == "test_language":
         lang = HELD_OUT_LANGUAGE
@@ -101,20 +132,22 @@ def make_utterance(job: tuple[int, str, int, float]) -> dict:
 BLOCK = 16  # utterances per worker process (see espeak.py: a fresh process per block keeps output reproducible)
 
 
-def make_block(job: tuple[int, str, int, float]) -> list[dict]:
-    seed, split, start, augment_share = job
-    return [make_utterance((seed, split, start + k, augment_share)) for k in range(BLOCK)]
+def make_block(job: tuple) -> list[dict]:
+    seed, split, start, augment_share, festival_languages = job
+    return [make_utterance((seed, split, start + k, augment_share, *festival_languages)) for k in range(BLOCK)]
 
 
 def generate(out: str, split: str, seconds: float, seed: int, workers: int, augment_share: float,
-             shard_seconds: float, stats: dict) -> None:
+             shard_seconds: float, stats: dict, festival_languages: tuple[str, ...] = festival.LANGUAGES) -> None:
     """Makes utterances of `split` until `seconds` of audio, writing a shard every `shard_seconds`."""
     definition = {**split_definition(), "seed": seed, "augment_share": augment_share}
+    if split == "festival":
+        definition["festival_languages"] = list(festival_languages)
     buf, buf_s, total, shard_no, start = [], 0.0, 0.0, 0, 0
     # maxtasksperchild=1: every block of utterances starts in a new process with a fresh libespeak-ng.
     with multiprocessing.Pool(workers, maxtasksperchild=1) as pool:
         while total < seconds:
-            jobs = [(seed, split, start + k * BLOCK, augment_share) for k in range(2 * workers)]
+            jobs = [(seed, split, start + k * BLOCK, augment_share, festival_languages) for k in range(2 * workers)]
             start += len(jobs) * BLOCK
             for u in (u for block in pool.imap(make_block, jobs) for u in block):
                 if total >= seconds:
@@ -144,8 +177,9 @@ def _count(stats: dict, split: str, u: dict) -> None:
     st["augmented"] += int(len(m["augment"]) > 2 or m["augment"][0].get("mid_sr") != 16000)
     st["viseme_frames"].update(visemes.NAMES[i] for i in u["labels"])
     before = dict(visemes.UNKNOWN)
+    mapper = festival.phone_visemes(m["lang"]) if split == "festival" else visemes.espeak_visemes
     for name, *_ in u["phones"]:
-        visemes.espeak_visemes(name)
+        mapper(name)
     for k, v in visemes.UNKNOWN.items():
         if v != before.get(k, 0):
             st["unknown"][k] += v - before.get(k, 0)
@@ -170,6 +204,9 @@ def main() -> None:
     ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default %(default)s; not inside the repo)")
     ap.add_argument("--hours", type=float, default=1.0, help="hours of training audio")
     ap.add_argument("--test-minutes", type=float, default=10.0, help="minutes of audio per test split")
+    ap.add_argument("--festival-minutes", type=float, default=90.0, help="minutes of festival audio")
+    ap.add_argument("--festival-languages", default=",".join(festival.LANGUAGES),
+                    help="languages of the festival split (of " + ",".join(festival.VOICES) + ")")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
     ap.add_argument("--augment-share", type=float, default=0.7, help="share of train utterances augmented")
@@ -179,18 +216,26 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     stats: dict = {}
     t0 = time.time()
+    if "festival" in args.splits.split(",") and not festival.available():
+        raise SystemExit("festival not found: apt-get install " + " ".join(festival.PACKAGES))
     for split in args.splits.split(","):
         for old in shards.shard_paths(args.out, split):
             os.remove(old)
-        seconds = args.hours * 3600 if split == "train" else args.test_minutes * 60
+        seconds = {"train": args.hours * 3600, "festival": args.festival_minutes * 60}.get(split,
+                                                                                     args.test_minutes * 60)
         generate(args.out, split, seconds, args.seed, args.workers, args.augment_share, args.shard_minutes * 60,
-                 stats)
+                 stats, tuple(args.festival_languages.split(",")))
         print(f"{split}: done after {time.time() - t0:.0f} s", flush=True)
-    with open(os.path.join(args.out, "dataset.json"), "w") as f:
+    path = os.path.join(args.out, "dataset.json")
+    old_stats = {}
+    if os.path.exists(path):  # splits not made this time keep their stats
+        with open(path) as f:
+            old_stats = json.load(f).get("stats", {})
+    new_stats = {k: {kk: (dict(vv) if isinstance(vv, collections.Counter) else vv) for kk, vv in v.items()}
+                 for k, v in stats.items()}
+    with open(path, "w") as f:
         json.dump({"split": split_definition(), "seed": args.seed, "augment_share": args.augment_share,
-                   "stats": {k: {kk: (dict(vv) if isinstance(vv, collections.Counter) else vv)
-                                 for kk, vv in v.items()} for k, v in stats.items()}}, f, indent=1,
-                  ensure_ascii=False)
+                   "stats": {**old_stats, **new_stats}}, f, indent=1, ensure_ascii=False)
     print_stats(stats)
 
 

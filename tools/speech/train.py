@@ -11,7 +11,8 @@ cross-entropy of the 15-way viseme head against the frame labels (or, with --sof
 one-hot label and the target face's viseme weights, soft_posteriors) (open vowels x --vowel-ce) + --open-weight *
 relu(--open-margin - lip_opening(regression)) on open-vowel frames + --close-weight * relu(lip_opening(regression)
 - --close-margin) on /p b m/ frames (lip_opening = metrics.lip_opening).  The voice variants of
-validate.VAL_VARIANTS are left out of training (the validation split; the per-epoch "val" numbers are on them).  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
+validate.VAL_VARIANTS are left out of training (the validation split; the per-epoch "val" numbers are on them).
+With --festival (the default) the festival split's voices other than festival.VAL_VOICES are trained on too.  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
 i.e. its real left/right context).  Augmentation on top of the shards' own: a stationary noise floor on
 --floor-noise of the utterances (computed once, before the front end), a random smooth spectral tilt per segment
 (--eq), a random warp of the band axis per segment (--warp: band b reads band b * alpha, a formant shift), Gaussian
@@ -294,6 +295,10 @@ def main() -> None:
                          "imposed by rule, not a dominance blend)")
     ap.add_argument("--warp", type=float, default=0.08, help="band-axis warp per segment, std of ln(alpha)")
     ap.add_argument("--max-utterances", type=int, default=None)
+    ap.add_argument("--festival", action=argparse.BooleanOptionalAction, default=True,
+                    help="also train on the festival split (festival.VAL_VOICES left out); --no-festival: "
+                         "version 4's data")
+    ap.add_argument("--festival-repeat", type=int, default=1, help="festival utterances per epoch, times")
     ap.add_argument("--no-shape", action="store_true", help="leave out the spectral-shape rows (80 inputs, not 158)")
     ap.add_argument("--floor-noise", type=float, default=0.5, help="share of train utterances given a noise floor")
     args = ap.parse_args()
@@ -303,6 +308,11 @@ def main() -> None:
     rows, faces, labels = load(args.data, "train", args.max_utterances, args.segment, shape, args.floor_noise,
                                args.seed, tuple(float(v) for v in args.floor_snr.split(",")),
                                keep=lambda u: not validate.is_val(u))
+    if args.festival:
+        more = load(args.data, "festival", None, args.segment, shape, args.floor_noise, args.seed + 1000,
+                    tuple(float(v) for v in args.floor_snr.split(",")), keep=lambda u: not validate.is_val(u))
+        rows = rows + more[0] * args.festival_repeat
+        faces, labels = faces + more[1] * args.festival_repeat, labels + more[2] * args.festival_repeat
     vrows, vfaces, vlabels = load(args.data, "train", None, 1, shape, keep=validate.is_val)
     allrows = np.concatenate(rows)
     mean = allrows.mean(0).astype(np.float32)

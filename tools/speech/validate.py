@@ -17,6 +17,9 @@ Sets (all from <data>/train-*.npz, utterances whose espeak variant is in VAL_VAR
              1.12-1.25 and played at 16 kHz (formants, pitch and tempo move together; targets remade from the
              rescaled phones), a first-order spectral tilt, a 3.8 kHz low-pass on half of them (8 kHz voices), a
              noise floor 35-60 dB under the speech (seeded per utterance)
+  val_festival  <data>/festival-*.npz utterances of festival.VAL_VOICES (pc_diphone, Italian male; czech_krb,
+             Czech child), as stored: voices of another synthesizer, built from recorded human diphones, that
+             train.py leaves out (the other festival voices are trained on); only when the festival split exists
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import itertools
 
 import numpy as np
 
-from . import augment, baselines, evaluate, make_dataset, metrics, model, shards, targets, visemes
+from . import augment, baselines, evaluate, festival, make_dataset, model, shards, targets, visemes
 
 # 12 of the 94 training variants (~13 % of the training utterances, every language), chosen for spread: male,
 # female, robotic, breathy/whispery, klatt, creaky.
@@ -37,7 +40,7 @@ CLEAN_OPS = {"via_rate", "gain"}
 
 
 def is_val(u: dict) -> bool:
-    return u["meta"].get("variant") in VAL_VARIANTS
+    return u["meta"].get("variant") in VAL_VARIANTS or u["meta"].get("variant") in festival.VAL_VOICES
 
 
 def validation_sets(data: str, floor_snr=(25.0, 60.0), seed: int = 5) -> dict[str, list[dict]]:
@@ -51,7 +54,11 @@ def validation_sets(data: str, floor_snr=(25.0, 60.0), seed: int = 5) -> dict[st
         audio = (u["audio"] + level * augment.colored_noise(len(u["audio"]), rng, colour)).astype(np.float32)
         floor.append({**u, "audio": audio})
     clean = [u for u in val if {c["op"] for c in u["meta"].get("augment", [])} <= CLEAN_OPS]
-    return {"val_clean": clean, "val": val, "val_floor": floor, "val_voice": voice_set(val, seed)}
+    sets = {"val_clean": clean, "val": val, "val_floor": floor, "val_voice": voice_set(val, seed)}
+    other = [u for u in shards.iter_split(data, "festival") if is_val(u)]
+    if other:
+        sets["val_festival"] = other
+    return sets
 
 
 def voice_set(val: list[dict], seed: int = 5) -> list[dict]:
@@ -95,27 +102,6 @@ class NpzModel:
         return self.m(audio)
 
 
-def wins(results: dict, trained: str, sets) -> dict[str, list[str]]:
-    """Rows where `trained` beats both baselines (unrounded) per set."""
-    out = {}
-    for s in sets:
-        won = []
-        for row in metrics.ROWS:
-            v = results[(trained, s)][row]
-            others = [results[(b, s)][row] for b in (baselines.EnergyJaw.name, baselines.MfccTemplates.name)]
-            better = metrics.BETTER[row]
-            if better == "higher":
-                ok = all(v > o for o in others)
-            elif better == "lower":
-                ok = all(v < o for o in others)
-            else:
-                ok = all(abs(v) < abs(o) for o in others)
-            if ok:
-                won.append(row)
-        out[s] = won
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=make_dataset.DEFAULT_OUT)
@@ -139,14 +125,10 @@ def main() -> None:
     results = evaluate.evaluate(preds, sets)
     print(evaluate.markdown(results, sets))
     if args.precise:
-        for k, r in results.items():
-            print(k, {row: round(r[row], 5) for row in metrics.ROWS})
+        evaluate.print_precise(results)
     if not args.no_baselines:
         for w in args.weights:
-            won = wins(results, w, sets)
-            print(f"{w}: beats both baselines on " + ", ".join(
-                f"{s} {len(r)}/6 (not: {', '.join(x for x in metrics.ROWS if x not in r) or '-'})"
-                for s, r in won.items()))
+            evaluate.print_wins(results, w, sets)
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ ARPABET = {
 UNKNOWN: collections.Counter = collections.Counter()
 
 
-def _ids(names) -> list[int]:
+def viseme_ids(names) -> list[int]:
     if isinstance(names, str):
         names = (names,)
     return [TRANSPARENT if n == "transparent" else ID[n] for n in names]
@@ -164,21 +164,21 @@ def espeak_visemes(name: str) -> list[int]:
     candidate = name
     while candidate:
         if candidate in _CONSONANTS:
-            return _ids(_CONSONANTS[candidate])
+            return viseme_ids(_CONSONANTS[candidate])
         if candidate in _VOWELS:
-            return _ids(_VOWELS[candidate])
+            return viseme_ids(_VOWELS[candidate])
         if candidate[-1] in _MODIFIERS and len(candidate) > 1:
             candidate = candidate[:-1]
         else:
             break
     vowels = _split_vowels(name) or _split_vowels(name.rstrip(_MODIFIERS))
     if vowels:
-        return _ids(vowels)
+        return viseme_ids(vowels)
     UNKNOWN[name] += 1
     first = name.lstrip("_'\",%=")[:1]
     for table in (_CONSONANTS, _VOWELS):
         if first in table:
-            return _ids(table[first])
+            return viseme_ids(table[first])
     return [ID["E"]]
 
 
@@ -186,7 +186,7 @@ def arpabet_visemes(name: str) -> list[int]:
     """Viseme ids for one CMU ARPAbet phone (flite), stress digits ignored."""
     key = name.lower().rstrip("012")
     if key in ARPABET:
-        return _ids(ARPABET[key])
+        return viseme_ids(ARPABET[key])
     UNKNOWN["arpabet:" + name] += 1
     return [ID["E"]]
 
