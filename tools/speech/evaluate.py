@@ -147,12 +147,14 @@ def relative_margin(results: dict, trained: str, s: str, row: str) -> float:
     better = metrics.BETTER[row]
     if better == "higher":
         best = max(others)
-        return (v - best) / abs(best)
-    if better == "lower":
+        ahead = v - best
+    elif better == "lower":
         best = min(others)
-        return (best - v) / abs(best)
-    best = min(abs(o) for o in others)
-    return (best - abs(v)) / max(best, 1e-9)
+        ahead = best - v
+    else:
+        best = min(abs(o) for o in others)
+        ahead = best - abs(v)
+    return ahead / max(abs(best), 1e-9)  # a baseline at exactly 0 (e.g. no false closures) must not divide by 0
 
 
 def print_wins(results: dict, trained: str, sets) -> None:

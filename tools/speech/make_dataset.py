@@ -91,12 +91,12 @@ def make_festival_utterance(rng: np.random.Generator, index: int, augment_share:
     }
 
 
-def make_utterance(job: tuple) -> dict:
-    """One utterance for (seed, split, index, augment_share[, festival languages]); deterministic."""
-    seed, split, index, augment_share, *festival_languages = job
+def make_utterance(job: tuple[int, str, int, float, tuple[str, ...]]) -> dict:
+    """One utterance for (seed, split, index, augment_share, festival languages); deterministic."""
+    seed, split, index, augment_share, festival_languages = job
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     if split == "festival":
-        return make_festival_utterance(rng, index, augment_share, tuple(festival_languages))
+        return make_festival_utterance(rng, index, augment_share, festival_languages)
     definition = split_definition()
     if split == "test_language":
         lang = HELD_OUT_LANGUAGE
@@ -132,9 +132,9 @@ def make_utterance(job: tuple) -> dict:
 BLOCK = 16  # utterances per worker process (see espeak.py: a fresh process per block keeps output reproducible)
 
 
-def make_block(job: tuple) -> list[dict]:
+def make_block(job: tuple[int, str, int, float, tuple[str, ...]]) -> list[dict]:
     seed, split, start, augment_share, festival_languages = job
-    return [make_utterance((seed, split, start + k, augment_share, *festival_languages)) for k in range(BLOCK)]
+    return [make_utterance((seed, split, start + k, augment_share, festival_languages)) for k in range(BLOCK)]
 
 
 def generate(out: str, split: str, seconds: float, seed: int, workers: int, augment_share: float,

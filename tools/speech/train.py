@@ -305,12 +305,12 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     t_start = time.time()
     shape = not args.no_shape
+    floor_snr = tuple(float(v) for v in args.floor_snr.split(","))
     rows, faces, labels = load(args.data, "train", args.max_utterances, args.segment, shape, args.floor_noise,
-                               args.seed, tuple(float(v) for v in args.floor_snr.split(",")),
-                               keep=lambda u: not validate.is_val(u))
+                               args.seed, floor_snr, keep=lambda u: not validate.is_val(u))
     if args.festival:
-        more = load(args.data, "festival", None, args.segment, shape, args.floor_noise, args.seed + 1000,
-                    tuple(float(v) for v in args.floor_snr.split(",")), keep=lambda u: not validate.is_val(u))
+        more = load(args.data, "festival", None, args.segment, shape, args.floor_noise, args.seed + 1000, floor_snr,
+                    keep=lambda u: not validate.is_val(u))
         rows = rows + more[0] * args.festival_repeat
         faces, labels = faces + more[1] * args.festival_repeat, labels + more[2] * args.festival_repeat
     vrows, vfaces, vlabels = load(args.data, "train", None, 1, shape, keep=validate.is_val)
