@@ -171,6 +171,18 @@ SENTENCES = {
         "Папа купил большую белую лодку.",
         "Мы видим море и облака.",
     ],
+    "ca": [
+        "Bon dia, sóc un cap que parla.",
+        "La mare fa pa de pessic cada dilluns.",
+        "El gos beu aigua d'un bol prop de la porta.",
+        "Em pots passar el paper i la ploma, si us plau?",
+        "Demà anirem amb tren a Barcelona.",
+        "Els nens juguen al parc després de l'escola.",
+        "L'àvia prepara una sopa de peix i patates.",
+        "Plou molt, així que ens quedem a casa.",
+        "El pare ha comprat una barca blanca i blava.",
+        "Mirem el mar, les muntanyes i els núvols.",
+    ],
     "pt": [
         "Bom dia, eu sou uma cabeça que fala.",
         "A minha mãe faz pão de manhã.",
@@ -218,6 +230,8 @@ WORDS = {
           "valkoinen musta iso pieni hyvä yksi kaksi kolme neljä viisi talo ovi ikkuna kirja pallo mamma pappa",
     "ru": "яблоко груша дерево цветок вода огонь земля небо солнце луна рука рот нога голова красный зелёный "
           "синий белый чёрный большой маленький хороший один два три четыре пять дом дверь окно книга мяч",
+    "ca": "poma pera arbre flor aigua foc terra cel sol lluna mà boca peu cap vermell verd blau blanc negre "
+          "gran petit bo u dos tres quatre cinc casa porta finestra llibre vaixell pipa mama papa bombolla",
     "pt": "maçã pera árvore flor água fogo terra céu sol lua mão boca pé cabeça vermelho verde azul "
           "branco preto grande pequeno bom um dois três quatro cinco casa porta janela livro barco",
 }

@@ -10,8 +10,10 @@ speaker's spectrum. Debian ships these voices in the languages of our corpus (`V
   cs  czech_dita, czech_krb, czech_machac, czech_ph           Czech, female / child / male / male
   fi  suo_fi_lj_diphone, hy_fi_mv_diphone (festvox-suopuhe-*)  Finnish, female / male
   ru  msu_ru_nsh_clunits (festvox-ru)                         Russian, male (unit selection from a recorded corpus)
+  ca  upc_ca_ona_hts (festvox-ca-ona-hts)                     Catalan, female; HTS (statistical parametric):
+                                                              validation only (`HTS_VOICES`, the val_hts view)
 
-fi and ru sentences are in corpus.py for these voices only (espeak-ng's data does not use those languages).
+fi, ru and ca sentences are in corpus.py for these voices only (espeak-ng's data does not use those languages).
 
 Not used: kal_diphone (the same recordings as flite's kal voices, which the evaluation uses) and us_slt_hts (the
 speaker of flite's slt). `VAL_VOICES` never go into training: they are the `val_festival` validation view.
@@ -19,8 +21,9 @@ speaker of flite's slt). `VAL_VOICES` never go into training: they are the `val_
 Phone timings are the utterance's Segment relation (end times in seconds, the same structure the waveform is
 built from). English uses the radio phone set (ARPAbet, `visemes.ARPABET`); the others their own sets, mapped in
 `PHONES` below from the voices' phone-set definitions (/usr/share/festival/italian_scm/italian_phoneset.scm,
-/usr/share/festival/czech.scm, .../finnish/suopuhe.common/finnish_phones.scm, .../msu_ru_nsh_phoneset.scm). The
-Italian, Finnish and Czech front ends read ISO-8859-1 / -2 text, the Russian one UTF-8.
+/usr/share/festival/czech.scm, .../finnish/suopuhe.common/finnish_phones.scm, .../msu_ru_nsh_phoneset.scm,
+/usr/share/festival/upc_catalan/upc_catalan_phones-central.scm). The Italian, Finnish, Catalan and Czech front ends
+read ISO-8859-1 / -2 text, the Russian one UTF-8.
 
     python -m tools.speech.festival "Podej mi prosím papír a pero." --voice czech_dita   # phones + times
 """
@@ -45,10 +48,14 @@ VOICES = {
     "fi": ["suo_fi_lj_diphone", "hy_fi_mv_diphone"],
     "ru": ["msu_ru_nsh_clunits"],
 }
+# A statistical parametric voice (HMM-generated vocoder parameters, like flite's clustergen voices): never trained
+# on, it is the `val_hts` validation view (make_dataset's "hts" split).
+HTS_VOICES = {"ca": ["upc_ca_ona_hts"]}
 VAL_VOICES = ("pc_diphone", "czech_krb")
 LANGUAGES = ("en", "it", "cs")  # make_dataset's default; version 5 was trained on these (fi, ru: tried, not chosen)
-ENCODING = {"en": "ascii", "it": "iso-8859-1", "cs": "iso-8859-2", "fi": "iso-8859-1", "ru": "utf-8"}
-PACKAGES = ("festival", "festvox-kdlpc16k", "festvox-italp16k", "festvox-itapc16k", "festvox-czech-dita",
+ENCODING = {"en": "ascii", "it": "iso-8859-1", "cs": "iso-8859-2", "fi": "iso-8859-1", "ru": "utf-8",
+            "ca": "iso-8859-1"}
+PACKAGES = ("festival", "festival-ca", "festvox-ca-ona-hts", "festvox-kdlpc16k", "festvox-italp16k", "festvox-itapc16k", "festvox-czech-dita",
             "festvox-czech-krb", "festvox-czech-machac", "festvox-czech-ph", "festvox-suopuhe-lj",
             "festvox-suopuhe-mv", "festvox-ru")
 
@@ -86,6 +93,12 @@ PHONES = {
         "ch": "CH", "sh": "CH", "sch": "CH", "zh": "CH", "n": "nn", "nn": "nn", "l": "nn", "ll": "nn",
         "r": "RR", "rr": "RR",
     },
+    "ca": {  # upc_catalan-central; ax: [ə]; J, L: [ɲ ʎ]; S, Z: [ʃ ʒ]; trailing 1 = stressed
+        "pau": "sil", "#": "sil", "_": "transparent", "a": "aa", "ax": "E", "e": "E", "E": "E", "i": "ih",
+        "j": "ih", "o": "oh", "O": "oh", "u": "ou", "w": "ou", "p": "PP", "b": "PP", "m": "PP", "f": "FF",
+        "t": "DD", "d": "DD", "k": "kk", "g": "kk", "s": "SS", "z": "SS", "S": "CH", "Z": "CH", "n": "nn",
+        "l": "nn", "J": "nn", "L": "nn", "r": "RR", "rr": "RR",
+    },
 }
 
 
@@ -94,7 +107,7 @@ def available() -> bool:
 
 
 def language_of(voice: str) -> str:
-    return next(lang for lang, vs in VOICES.items() if voice in vs)
+    return next(lang for table in (VOICES, HTS_VOICES) for lang, vs in table.items() if voice in vs)
 
 
 def phone_visemes(lang: str):

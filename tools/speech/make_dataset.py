@@ -11,6 +11,8 @@ Splits (written into every shard's metadata and into <out>/dataset.json):
   festival       festival's voices (festival.py) in --festival-languages (default en / it / cs; English weighted
                  x3), training sentences and random words, tempo x0.8-1.3, augmented like train;
                  festival.VAL_VOICES are the val_festival validation view, the others go into training beside train
+  hts            festival's statistical parametric voice (festival.HTS_VOICES: Catalan), made like festival;
+                 validation only (the val_hts view), --hts-minutes
 Held-out sentences: the last HELD_OUT_SENTENCES sentences of each language's list are used in test sets only.
 Per utterance: language (English weighted x3), base voice, variant (or none), rate 120-260 wpm, pitch 20-80,
 pitch range 20-90, word gap 0-3 (x10 ms), all drawn from a generator seeded by (seed, split, index).
@@ -33,7 +35,7 @@ from . import augment, corpus, espeak, festival, shards, targets, visemes
 HELD_OUT_LANGUAGE = "pt"
 HELD_OUT_VARIANTS = ["m6", "f4", "klatt4", "Alicia", "Hugo", "edward", "grandma", "Storm"]
 HELD_OUT_SENTENCES = 2
-SPLITS = ("train", "test_voices", "test_language", "festival")
+SPLITS = ("train", "test_voices", "test_language", "festival", "hts")
 DEFAULT_OUT = "/root/.cache/bevy_talking_head/speech_data"
 
 
@@ -52,6 +54,7 @@ def split_definition() -> dict:
         "visemes": list(visemes.NAMES),
         "festival_voices": festival.VOICES,
         "festival_validation_voices": list(festival.VAL_VOICES),
+        "festival_hts_voices": festival.HTS_VOICES,
     }
 
 
@@ -68,12 +71,12 @@ def _text(lang: str, split: str, rng: np.random.Generator) -> str:
 
 
 def make_festival_utterance(rng: np.random.Generator, index: int, augment_share: float,
-                            languages: tuple[str, ...]) -> dict:
-    """One utterance of the festival split (see the module doc); deterministic given rng and languages."""
-    langs = [l for l in festival.VOICES if l in languages]
+                            languages: tuple[str, ...], voices: dict = festival.VOICES) -> dict:
+    """One utterance of the festival (or hts) split (see the module doc); deterministic given rng and languages."""
+    langs = [l for l in voices if l in languages]
     weights = np.array([3.0 if l == "en" else 1.0 for l in langs])
     lang = langs[int(rng.choice(len(langs), p=weights / weights.sum()))]
-    voice = festival.VOICES[lang][int(rng.integers(len(festival.VOICES[lang])))]
+    voice = voices[lang][int(rng.integers(len(voices[lang])))]
     stretch = float(rng.uniform(0.8, 1.3))
     text = _text(lang, "train", rng)
     audio, sr, raw = festival.synthesize(text, voice, stretch)
@@ -97,6 +100,8 @@ def make_utterance(job: tuple[int, str, int, float, tuple[str, ...]]) -> dict:
     rng = np.random.default_rng([seed, SPLITS.index(split), index])
     if split == "festival":
         return make_festival_utterance(rng, index, augment_share, festival_languages)
+    if split == "hts":
+        return make_festival_utterance(rng, index, augment_share, tuple(festival.HTS_VOICES), festival.HTS_VOICES)
     definition = split_definition()
     if split == "test_language":
         lang = HELD_OUT_LANGUAGE
@@ -177,7 +182,7 @@ def _count(stats: dict, split: str, u: dict) -> None:
     st["augmented"] += int(len(m["augment"]) > 2 or m["augment"][0].get("mid_sr") != 16000)
     st["viseme_frames"].update(visemes.NAMES[i] for i in u["labels"])
     before = dict(visemes.UNKNOWN)
-    mapper = festival.phone_visemes(m["lang"]) if split == "festival" else visemes.espeak_visemes
+    mapper = festival.phone_visemes(m["lang"]) if split in ("festival", "hts") else visemes.espeak_visemes
     for name, *_ in u["phones"]:
         mapper(name)
     for k, v in visemes.UNKNOWN.items():
@@ -207,6 +212,7 @@ def main() -> None:
     ap.add_argument("--festival-minutes", type=float, default=90.0, help="minutes of festival audio")
     ap.add_argument("--festival-languages", default=",".join(festival.LANGUAGES),
                     help="languages of the festival split (of " + ",".join(festival.VOICES) + ")")
+    ap.add_argument("--hts-minutes", type=float, default=15.0, help="minutes of the hts split (validation)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
     ap.add_argument("--augment-share", type=float, default=0.7, help="share of train utterances augmented")
@@ -216,13 +222,13 @@ def main() -> None:
     os.makedirs(args.out, exist_ok=True)
     stats: dict = {}
     t0 = time.time()
-    if "festival" in args.splits.split(",") and not festival.available():
+    if {"festival", "hts"} & set(args.splits.split(",")) and not festival.available():
         raise SystemExit("festival not found: apt-get install " + " ".join(festival.PACKAGES))
     for split in args.splits.split(","):
         for old in shards.shard_paths(args.out, split):
             os.remove(old)
-        seconds = {"train": args.hours * 3600, "festival": args.festival_minutes * 60}.get(split,
-                                                                                     args.test_minutes * 60)
+        seconds = {"train": args.hours * 3600, "festival": args.festival_minutes * 60,
+                   "hts": args.hts_minutes * 60}.get(split, args.test_minutes * 60)
         generate(args.out, split, seconds, args.seed, args.workers, args.augment_share, args.shard_minutes * 60,
                  stats, tuple(args.festival_languages.split(",")))
         print(f"{split}: done after {time.time() - t0:.0f} s", flush=True)

@@ -10,7 +10,10 @@ silence frames x --sil-weight, /p b m/ frames x --pp-weight, open vowels aa/E/oh
 cross-entropy of the 15-way viseme head against the frame labels (or, with --soft, against a blend of the
 one-hot label and the target face's viseme weights, soft_posteriors) (open vowels x --vowel-ce) + --open-weight *
 relu(--open-margin - lip_opening(regression)) on open-vowel frames + --close-weight * relu(lip_opening(regression)
-- --close-margin) on /p b m/ frames (lip_opening = metrics.lip_opening).  The voice variants of
+- --close-margin) on /p b m/ frames (lip_opening = metrics.lip_opening); optional (default off, tried for version 6,
+not shipped): --rest-weight * relu(|speech weights of the regression| - --rest-margin) on interior silence frames,
+and --mix-open / --mix-close: the two lip hinges again on the exported output (model.mix_output at --mix-tau, back-
+propagated through the mix into both heads, mix_backward).  The voice variants of
 validate.VAL_VARIANTS are left out of training (the validation split; the per-epoch "val" numbers are on them).
 With --festival (the default) the festival split's voices other than festival.VAL_VOICES are trained on too.  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
 i.e. its real left/right context).  Augmentation on top of the shards' own: a stationary noise floor on
@@ -135,6 +138,7 @@ for _n, _g in (("jawOpen", 1.0), ("mouthClose", -1.0), ("mouthLowerDownLeft", 0.
     _LIP_GRAD[arkit.idx(_n)] = _g
 
 
+_SPEECH = list(arkit.SPEECH)
 _LIP_REST = _LIP_GRAD.copy()
 _LIP_REST[[arkit.idx("jawOpen"), arkit.idx("mouthClose")]] = 0.0
 
@@ -144,10 +148,30 @@ def lip_opening(y: np.ndarray) -> np.ndarray:
     return np.maximum(0.0, y[..., arkit.idx("jawOpen")] - y[..., arkit.idx("mouthClose")]) + y @ _LIP_REST
 
 
+def mix_backward(y: np.ndarray, logits: np.ndarray, g_out: np.ndarray, lam: float, tau: float):
+    """Gradients of model.mix_output with respect to y and the logits, given the gradient g_out of its output."""
+    z = logits / tau
+    prob = np.exp(z - z.max(-1, keepdims=True))
+    prob /= prob.sum(-1, keepdims=True)
+    shape = prob @ visemes.SHAPES
+    ny = np.linalg.norm(y, axis=-1, keepdims=True)
+    nshape = np.linalg.norm(shape, axis=-1, keepdims=True)
+    ns = nshape + model.MIX_EPS
+    g_c = lam * g_out * (shape * ny / ns < 1.0)
+    gcs = (g_c * shape).sum(-1, keepdims=True)
+    g_y = (1 - lam) * g_out + gcs * y / (np.maximum(ny, 1e-12) * ns)
+    g_shape = g_c * ny / ns - gcs * ny * shape / (ns * ns * np.maximum(nshape, 1e-12))
+    g_p = g_shape @ visemes.SHAPES.T
+    g_z = prob * (g_p - (g_p * prob).sum(-1, keepdims=True))
+    return g_y.astype(np.float32), (g_z / tau).astype(np.float32)
+
+
 def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, aux: float, pp_weight: float = 1.0,
                      sil_weight: float = 1.0, vowel_weight: float = 1.0, open_margin: float = 0.0,
                      open_weight: float = 0.0, vowel_ce: float = 1.0, close_weight: float = 0.0,
-                     close_margin: float = 0.05, soft: np.ndarray | None = None):
+                     close_margin: float = 0.05, soft: np.ndarray | None = None, rest_weight: float = 0.0,
+                     rest_margin: float = 0.05, mix_open: float = 0.0, mix_close: float = 0.0,
+                     mix: tuple[float, float] = (model.MIX_LAMBDA, model.MIX_TAU)):
     b, s = tgt.shape[:2]
     c: dict = {}
     f = model.encoder_forward(p, xn, c)
@@ -188,8 +212,34 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
         dy[..., arkit.idx("jawOpen")] *= jaw_over
         dy[..., arkit.idx("mouthClose")] *= jaw_over
         da4 = da4 + dy * y * (1 - y)
+    if rest_weight:
+        # interior silence (sil with sil on both sides, metrics' definition) must be at rest: rest_weight *
+        # relu(|speech weights of y| - rest_margin); the output's speech weights are <= that norm (mix_output
+        # keeps the regression's norm), so a margin under metrics.REST keeps the face at rest there
+        inner = np.zeros_like(vowel)
+        inner[:, 1:-1] = (lab[:, 1:-1] == visemes.SIL) & (lab[:, :-2] == visemes.SIL) & (lab[:, 2:] == visemes.SIL)
+        ys = y[..., _SPEECH]
+        norm = np.sqrt((ys * ys).sum(-1)) + 1e-9
+        over = inner & (norm > rest_margin)
+        hinge += rest_weight * float((norm - rest_margin)[over].sum()) / n
+        dy = np.zeros_like(y)
+        dy[..., _SPEECH] = rest_weight * over[..., None] * ys / norm[..., None] / n
+        da4 = da4 + dy * y * (1 - y)
     cw = np.where(vowel, np.float32(vowel_ce), np.float32(1.0))[..., None]
     dav = aux * cw * (prob - onehot) / n
+    if mix_open or mix_close:
+        # the same two hinges on the exported output (model.mix_output), so that the viseme head learns them too
+        out = model.mix_output(y, logits, *mix)
+        lip = lip_opening(out)
+        short = vowel & (lip < open_margin)
+        wide = (lab == visemes.PP) & (lip > close_margin)
+        hinge += (mix_open * float((open_margin - lip)[short].sum()) + mix_close * float((lip - close_margin)[wide].sum())) / n
+        jaw_over = (out[..., arkit.idx("jawOpen")] > out[..., arkit.idx("mouthClose")])[..., None]
+        lip_grad = np.where(jaw_over, _LIP_GRAD, _LIP_REST)
+        g_out = ((-mix_open * short + mix_close * wide)[..., None] * lip_grad / n).astype(np.float32)
+        dy, dlogits = mix_backward(y, logits, g_out, *mix)
+        da4 = da4 + dy * y * (1 - y)
+        dav = dav + dlogits
     h2, z = c["h2"], c["z"]
     g["W4"] = _outer(h2, da4)
     g["b4"] = da4.sum((0, 1))
@@ -281,6 +331,13 @@ def main() -> None:
     ap.add_argument("--close-weight", type=float, default=1.0,
                     help="weight of the penalty relu(lip_opening - close-margin) on /p b m/ frames")
     ap.add_argument("--close-margin", type=float, default=0.05)
+    ap.add_argument("--rest-weight", type=float, default=0.0,
+                    help="weight of the penalty relu(|speech weights| - rest-margin) on interior silence frames")
+    ap.add_argument("--rest-margin", type=float, default=0.05)
+    ap.add_argument("--mix-open", type=float, default=0.0,
+                    help="weight of the open-vowel penalty on the exported output (model.mix_output at --mix-tau)")
+    ap.add_argument("--mix-close", type=float, default=0.0, help="the same for the /p b m/ penalty")
+    ap.add_argument("--mix-tau", type=float, default=1.15, help="softmax temperature of those two penalties")
     ap.add_argument("--eq", type=float, default=1.0, help="random smooth EQ per segment, ln-power units (std)")
     ap.add_argument("--floor-snr", default="25,60", help="noise floor range, dB below the speech level")
     ap.add_argument("--input-noise", type=float, default=0.1)
@@ -347,7 +404,9 @@ def main() -> None:
                 xb = band_warp(rng, xb, args.warp, mean, inv_std)
             losses, grads = forward_backward(p, xb, tb, lb, args.aux, args.pp_weight, args.sil_weight,
                                              args.vowel_weight, args.open_margin, args.open_weight, args.vowel_ce,
-                                             args.close_weight, args.close_margin, qb)
+                                             args.close_weight, args.close_margin, qb, args.rest_weight,
+                                             args.rest_margin, args.mix_open, args.mix_close,
+                                             (model.MIX_LAMBDA, args.mix_tau))
             opt.step(p, grads, lr)
             acc.append([losses["bce"], losses["mse"], losses["ce"]])
             step += 1

@@ -20,6 +20,9 @@ Sets (all from <data>/train-*.npz, utterances whose espeak variant is in VAL_VAR
   val_festival  <data>/festival-*.npz utterances of festival.VAL_VOICES (pc_diphone, Italian male; czech_krb,
              Czech child), as stored: voices of another synthesizer, built from recorded human diphones, that
              train.py leaves out (the other festival voices are trained on); only when the festival split exists
+  val_hts    <data>/hts-*.npz: festival's HTS voice (festival.HTS_VOICES, Catalan, female), as stored: a statistical
+             parametric synthesizer (vocoded speech, like flite's clustergen voices) whose voice, language and
+             synthesis method no training data has; only when the hts split exists
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ def validation_sets(data: str, floor_snr=(25.0, 60.0), seed: int = 5) -> dict[st
     other = [u for u in shards.iter_split(data, "festival") if is_val(u)]
     if other:
         sets["val_festival"] = other
+    hts = list(shards.iter_split(data, "hts"))
+    if hts:
+        sets["val_hts"] = hts
     return sets
 
 
