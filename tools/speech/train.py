@@ -13,7 +13,8 @@ relu(--open-margin - lip_opening(regression)) on open-vowel frames + --close-wei
 - --close-margin) on /p b m/ frames (lip_opening = metrics.lip_opening); optional (default off, tried for version 6,
 not shipped): --rest-weight * relu(|speech weights of the regression| - --rest-margin) on interior silence frames,
 and --mix-open / --mix-close: the two lip hinges again on the exported output (model.mix_output at --mix-tau, back-
-propagated through the mix into both heads, mix_backward).  The voice variants of
+propagated through the mix into both heads, mix_backward); --band-masks: SpecAugment-like frequency masks
+(band_mask).  The voice variants of
 validate.VAL_VARIANTS are left out of training (the validation split; the per-epoch "val" numbers are on them).
 With --festival (the default) the festival split's voices other than festival.VAL_VOICES are trained on too.  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
 i.e. its real left/right context).  Augmentation on top of the shards' own: a stationary noise floor on
@@ -284,6 +285,21 @@ def random_eq(rng, xb: np.ndarray, mean: np.ndarray, inv_std: np.ndarray, amount
     return out
 
 
+def band_mask(rng, xb: np.ndarray, n_masks: int, width: int) -> np.ndarray:
+    """SpecAugment-like frequency masking: per segment, n_masks runs of 1..width mel bands set to the training mean
+    (0 after the affine map) in both band blocks, so that no narrow band decides alone."""
+    out = xb.copy()
+    b = model.BANDS
+    nband = 2 if xb.shape[2] == model.d_in(True) else 1
+    for i in range(len(xb)):
+        for _ in range(n_masks):
+            w = int(rng.integers(1, width + 1))
+            lo = int(rng.integers(0, b - w + 1))
+            for s in range(nband):
+                out[i, :, s * b + lo:s * b + lo + w] = 0.0
+    return out
+
+
 def batches(rng, rows, faces, labels, seg, bsz, softs=None):
     cand = [(u, t0) for u in range(len(faces)) for t0 in range(0, len(faces[u]) - seg + 1, seg)]
     order = rng.permutation(len(cand))
@@ -351,6 +367,8 @@ def main() -> None:
                     help="with --soft: /p b m/ frames keep their one-hot label (their target faces are closures "
                          "imposed by rule, not a dominance blend)")
     ap.add_argument("--warp", type=float, default=0.08, help="band-axis warp per segment, std of ln(alpha)")
+    ap.add_argument("--band-masks", type=int, default=0, help="frequency masks per segment (band_mask)")
+    ap.add_argument("--band-mask-width", type=int, default=8, help="widest frequency mask, mel bands")
     ap.add_argument("--max-utterances", type=int, default=None)
     ap.add_argument("--festival", action=argparse.BooleanOptionalAction, default=True,
                     help="also train on the festival split (festival.VAL_VOICES left out); --no-festival: "
@@ -402,6 +420,8 @@ def main() -> None:
                 xb = random_eq(rng, xb, mean, inv_std, args.eq)
             if args.warp:
                 xb = band_warp(rng, xb, args.warp, mean, inv_std)
+            if args.band_masks:
+                xb = band_mask(rng, xb, args.band_masks, args.band_mask_width)
             losses, grads = forward_backward(p, xb, tb, lb, args.aux, args.pp_weight, args.sil_weight,
                                              args.vowel_weight, args.open_margin, args.open_weight, args.vowel_ce,
                                              args.close_weight, args.close_margin, qb, args.rest_weight,
