@@ -171,6 +171,18 @@ SENTENCES = {
         "Папа купил большую белую лодку.",
         "Мы видим море и облака.",
     ],
+    "hi": [
+        "नमस्ते, मैं एक बोलने वाला सिर हूँ।",
+        "माँ हर सोमवार को रोटी बनाती है।",
+        "कुत्ता घर के पास कटोरे से पानी पीता है।",
+        "कृपया मुझे पत्र और कलम दीजिए।",
+        "कल हम बस से दिल्ली जाएँगे।",
+        "बच्चे स्कूल के बाद पार्क में खेलते हैं।",
+        "दादी मीठी खीर और पूरी बना रही हैं।",
+        "बाहर बारिश हो रही है, इसलिए हम घर पर हैं।",
+        "पापा ने एक लाल नाव ली।",
+        "हम समुद्र और बादल देखते हैं।",
+    ],
     "ca": [
         "Bon dia, sóc un cap que parla.",
         "La mare fa pa de pessic cada dilluns.",
@@ -230,6 +242,8 @@ WORDS = {
           "valkoinen musta iso pieni hyvä yksi kaksi kolme neljä viisi talo ovi ikkuna kirja pallo mamma pappa",
     "ru": "яблоко груша дерево цветок вода огонь земля небо солнце луна рука рот нога голова красный зелёный "
           "синий белый чёрный большой маленький хороший один два три четыре пять дом дверь окно книга мяч",
+    "hi": "पानी फूल आग धरती आसमान सूरज चाँद हाथ मुँह पैर सिर लाल हरा नीला काला छोटा अच्छा "
+          "एक दो तीन चार पाँच घर बादल नदी किताब गेंद मामा पापा बाबा बम्बई",
     "ca": "poma pera arbre flor aigua foc terra cel sol lluna mà boca peu cap vermell verd blau blanc negre "
           "gran petit bo u dos tres quatre cinc casa porta finestra llibre vaixell pipa mama papa bombolla",
     "pt": "maçã pera árvore flor água fogo terra céu sol lua mão boca pé cabeça vermelho verde azul "

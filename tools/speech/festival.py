@@ -10,10 +10,11 @@ speaker's spectrum. Debian ships these voices in the languages of our corpus (`V
   cs  czech_dita, czech_krb, czech_machac, czech_ph           Czech, female / child / male / male
   fi  suo_fi_lj_diphone, hy_fi_mv_diphone (festvox-suopuhe-*)  Finnish, female / male
   ru  msu_ru_nsh_clunits (festvox-ru)                         Russian, male (unit selection from a recorded corpus)
+  hi  hindi_NSK_diphone (festvox-hi-nsk)                      Hindi, male (tried for version 6, not chosen)
   ca  upc_ca_ona_hts (festvox-ca-ona-hts)                     Catalan, female; HTS (statistical parametric):
                                                               validation only (`HTS_VOICES`, the val_hts view)
 
-fi, ru and ca sentences are in corpus.py for these voices only (espeak-ng's data does not use those languages).
+fi, ru, hi and ca sentences are in corpus.py for these voices only (espeak-ng's data does not use those languages).
 
 Not used: kal_diphone (the same recordings as flite's kal voices, which the evaluation uses) and us_slt_hts (the
 speaker of flite's slt). `VAL_VOICES` never go into training: they are the `val_festival` validation view.
@@ -47,6 +48,7 @@ VOICES = {
     "cs": ["czech_dita", "czech_krb", "czech_machac", "czech_ph"],
     "fi": ["suo_fi_lj_diphone", "hy_fi_mv_diphone"],
     "ru": ["msu_ru_nsh_clunits"],
+    "hi": ["hindi_NSK_diphone"],
 }
 # A statistical parametric voice (HMM-generated vocoder parameters, like flite's clustergen voices): never trained
 # on, it is the `val_hts` validation view (make_dataset's "hts" split).
@@ -54,10 +56,10 @@ HTS_VOICES = {"ca": ["upc_ca_ona_hts"]}
 VAL_VOICES = ("pc_diphone", "czech_krb")
 LANGUAGES = ("en", "it", "cs")  # make_dataset's default; version 5 was trained on these (fi, ru: tried, not chosen)
 ENCODING = {"en": "ascii", "it": "iso-8859-1", "cs": "iso-8859-2", "fi": "iso-8859-1", "ru": "utf-8",
-            "ca": "iso-8859-1"}
-PACKAGES = ("festival", "festival-ca", "festvox-ca-ona-hts", "festvox-kdlpc16k", "festvox-italp16k", "festvox-itapc16k", "festvox-czech-dita",
-            "festvox-czech-krb", "festvox-czech-machac", "festvox-czech-ph", "festvox-suopuhe-lj",
-            "festvox-suopuhe-mv", "festvox-ru")
+            "ca": "iso-8859-1", "hi": "utf-8"}
+PACKAGES = ("festival", "festvox-kdlpc16k", "festvox-italp16k", "festvox-itapc16k", "festvox-czech-dita",
+            "festvox-czech-krb", "festvox-czech-machac", "festvox-czech-ph", "festvox-suopuhe-lj", "festvox-suopuhe-mv",
+            "festvox-ru", "festival-hi", "festvox-hi-nsk", "festival-ca", "festvox-ca-ona-hts")
 
 # Phone names of each language's phone set -> viseme names (IPA in the comments where the symbol is not obvious).
 # English uses the radio phone set, i.e. ARPAbet (visemes.ARPABET). Stress digits ("o1") and length marks (":")
@@ -92,6 +94,16 @@ PHONES = {
         "h": "kk", "hh": "kk", "c": "SS", "s": "SS", "ss": "SS", "z": "SS", "zz": "SS",  # h: [x]; c: [ts]
         "ch": "CH", "sh": "CH", "sch": "CH", "zh": "CH", "n": "nn", "nn": "nn", "l": "nn", "ll": "nn",
         "r": "RR", "rr": "RR",
+    },
+    "hi": {  # /usr/share/festival/hindi_scm/hindi_phones.scm; a: [ə]; ay, aw: [ɛ ɔ]; th dh tth ddh: dental stops;
+        # T D td: retroflex stops; N: [ɳ]; L: [ɭ]; R: [ɽ]; v: [ʋ]; x: the set's placeholder
+        "pau": "sil", "a": "E", "aa": "aa", "ih": "ih", "iy": "ih", "uh": "ou", "uw": "ou", "eh": "E", "ee": "E",
+        "ay": "E", "oh": "oh", "oo": "oh", "aw": "oh", "y": "ih", "w": "ou",
+        "p": "PP", "b": "PP", "bh": "PP", "m": "PP", "f": "FF", "v": "FF",
+        "t": "DD", "d": "DD", "th": "DD", "dh": "DD", "tth": "DD", "ddh": "DD", "T": "DD", "D": "DD", "td": "DD",
+        "k": "kk", "g": "kk", "kh": "kk", "gh": "kk", "x": "kk", "ch": "CH", "j": "CH", "sh": "CH", "zh": "CH",
+        "ksh": ("kk", "CH"), "sri": ("CH", "RR", "ih"), "s": "SS", "n": "nn", "N": "nn", "l": "nn", "L": "nn",
+        "r": "RR", "R": "RR", "h": "transparent",
     },
     "ca": {  # upc_catalan-central; ax: [ə]; J, L: [ɲ ʎ]; S, Z: [ʃ ʒ]; trailing 1 = stressed
         "pau": "sil", "#": "sil", "_": "transparent", "a": "aa", "ax": "E", "e": "E", "E": "E", "i": "ih",
