@@ -135,6 +135,8 @@ def build_generator(p: dict) -> onnx.ModelProto:
     f, h2 = p["W2"].shape[1], p["W3"].shape[1]  # F learnt feature channels (+ 1 gate channel)
     lam, tau = model.mix_settings(p)
     c = _const
+    if model.window_of(p) != model.FEATURE_WINDOW:
+        raise SystemExit("export_onnx: only the +-2 feature window is exported (this npz was trained with --past)")
     w3 = np.zeros((model.FEATURE_WINDOW, f + 1, h2), np.float32)  # the gate channel is not an MLP input
     w3[:, :f] = p["W3"].reshape(model.FEATURE_WINDOW, f, h2)
     init = [numpy_helper.from_array(np.array([-1, model.FEATURE_WINDOW * (f + 1)], np.int64), "flat_shape"),

@@ -64,14 +64,22 @@ GATE_RAMP = 1.0                  # ln power: ~4.3 dB from closed to open
 GATE_WINDOW = (1, 4)             # the generator's gate = max of the window features [a, b) (2 = the centre)
 
 
-def padded(audio: np.ndarray, n_frames: int | None = None) -> tuple[np.ndarray, int]:
-    """Clip -> encoder input (zeros before and after) and T = the number of 25 fps frames."""
+def padded(audio: np.ndarray, n_frames: int | None = None, past: int = 0) -> tuple[np.ndarray, int]:
+    """Clip -> encoder input (zeros before and after) and T = the number of 25 fps frames.  past > 0 (an
+    experimental generator window of FEATURE_WINDOW + past features, the extra ones before the frame) prepends
+    320 * past more zeros, so that features 2t .. 2t+4+past are frame t's window."""
     audio = np.asarray(audio, np.float32)
     t = frontend.frame_count(len(audio)) if n_frames is None else n_frames
-    total = 640 * t + 2160          # = 160 * (4 T + 11) + 400: gives 4 T + 12 rows -> 2 T + 5 features... +1 spare
-    out = np.zeros(max(total, PAD_LEFT + len(audio)), np.float32)
-    out[PAD_LEFT:PAD_LEFT + len(audio)] = audio
+    left = PAD_LEFT + 320 * past
+    total = 640 * t + 2160 + 320 * past  # = 160 * (4 T + 11) + 400: gives 4 T + 12 rows -> 2 T + 5 features... +1 spare
+    out = np.zeros(max(total, left + len(audio)), np.float32)
+    out[left:left + len(audio)] = audio
     return out, t
+
+
+def window_of(p: dict) -> int:
+    """Generator window (features) of a weights dict: FEATURE_WINDOW, or more with --past."""
+    return p["W3"].shape[0] // p["W2"].shape[1]
 
 
 def sanitize(x: np.ndarray) -> np.ndarray:
@@ -121,13 +129,13 @@ def front_end(x: np.ndarray, shape: bool = True) -> np.ndarray:
 # ---------------------------------------------------------------- trainable part (NumPy forward, used by train.py)
 
 def init_params(rng: np.random.Generator, h1: int = 128, f: int = 64, h2: int = 256, n_vis: int = 15,
-                d: int = D_IN) -> dict:
+                d: int = D_IN, window: int = FEATURE_WINDOW) -> dict:
     def he(fan_in, shape, gain=2.0):
         return (rng.standard_normal(shape) * np.sqrt(gain / fan_in)).astype(np.float32)
     return {
         "W1": he(4 * d, (4 * d, h1)), "b1": np.zeros(h1, np.float32),
         "W2": he(3 * h1, (3 * h1, f), 1.0), "b2": np.zeros(f, np.float32),
-        "W3": he(FEATURE_WINDOW * f, (FEATURE_WINDOW * f, h2)), "b3": np.zeros(h2, np.float32),
+        "W3": he(window * f, (window * f, h2)), "b3": np.zeros(h2, np.float32),
         "W4": he(h2, (h2, 52), 1.0) * 0.1, "b4": np.full(52, -4.0, np.float32),
         "Wv": he(h2, (h2, n_vis), 1.0) * 0.1, "bv": np.zeros(n_vis, np.float32),
     }
@@ -147,8 +155,10 @@ def encoder_forward(p: dict, xn: np.ndarray, cache: dict | None = None) -> np.nd
 
 
 def generator_forward(p: dict, f: np.ndarray, n_frames: int, cache: dict | None = None):
-    """features [B, >= 2 S + 3, F] -> (weights [B, S, 52], viseme logits [B, S, 15]); frame s uses 2s .. 2s+4."""
-    z = np.concatenate([f[:, k:k + 2 * n_frames:2] for k in range(FEATURE_WINDOW)], 2)  # [B, S, 5F]
+    """features [B, >= 2 S + 3, F] -> (weights [B, S, 52], viseme logits [B, S, 15]); frame s uses 2s .. 2s+4
+    (2s .. 2s+4+past for a window of 5 + past features, window_of)."""
+    window = p["W3"].shape[0] // f.shape[2]
+    z = np.concatenate([f[:, k:k + 2 * n_frames:2] for k in range(window)], 2)  # [B, S, window F]
     h2 = np.maximum(z @ p["W3"] + p["b3"], 0.0)
     y = 1.0 / (1.0 + np.exp(-(h2 @ p["W4"] + p["b4"])))
     logits = h2 @ p["Wv"] + p["bv"]
@@ -224,10 +234,11 @@ class NumpyModel:
         z = np.load(npz)
         self.p = {k: z[k] for k in z.files}
         self.shape = has_shape(self.p)
+        self.past = window_of(self.p) - FEATURE_WINDOW
 
     def features(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
         """[T50, F + 1]: the learnt features and the gate (last channel), as audio_encoder.onnx outputs them."""
-        x, t = padded(audio)
+        x, t = padded(audio, past=self.past)
         raw = front_end(x, self.shape)
         rows = (raw - self.p["mean"]) * self.p["inv_std"]
         f = encoder_forward(self.p, rows[None])[0]
@@ -236,7 +247,8 @@ class NumpyModel:
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         f, t = self.features(audio)
         y, logits = generator_forward(self.p, f[None, :, :-1], t)
-        gate = window_gate(np.stack([f[k:k + 2 * t:2, -1] for k in range(FEATURE_WINDOW)], 1))[:, None]
+        gate = window_gate(np.stack([f[k:k + 2 * t:2, -1] for k in range(self.past, self.past + FEATURE_WINDOW)],
+                                    1))[:, None]
         return mix_output(y[0], logits[0], *mix_settings(self.p)) * gate
 
 

@@ -39,7 +39,8 @@ DEFAULT_OUT = "/root/.cache/bevy_talking_head/speech_model/model.npz"
 
 
 def load(data: str, split: str, limit: int | None = None, seg: int = 32, shape: bool = True,
-         floor_p: float = 0.0, seed: int = 0, floor_snr: tuple[float, float] = (35.0, 70.0), keep=None):
+         floor_p: float = 0.0, seed: int = 0, floor_snr: tuple[float, float] = (35.0, 70.0), keep=None,
+         past: int = 0):
     """Front-end rows, targets, labels per utterance.  floor_p: share of utterances that get a stationary noise
     floor (white/pink/brown, floor_snr dB below the active speech level) added over the whole clip, padding included
     (flite-like floors; the shards' own augmentation mostly keeps digital silence in pauses)."""
@@ -52,7 +53,7 @@ def load(data: str, split: str, limit: int | None = None, seg: int = 32, shape: 
         if limit is not None and i >= limit:
             break
         t = len(u["labels"])
-        x, tt = model.padded(u["audio"], max(t, seg))
+        x, tt = model.padded(u["audio"], max(t, seg), past)
         if rng.random() < floor_p:
             snr = float(rng.uniform(*floor_snr))
             colour = ("white", "pink", "brown")[int(rng.integers(3))]
@@ -62,7 +63,7 @@ def load(data: str, split: str, limit: int | None = None, seg: int = 32, shape: 
         face[:t] = u["face"]
         lab = np.full(tt, visemes.SIL, np.int64)
         lab[:t] = u["labels"]
-        rows.append(model.front_end(x, shape)[:4 * tt + 12])
+        rows.append(model.front_end(x, shape)[:4 * tt + 12 + 2 * past])
         faces.append(face)
         labels.append(lab)
     return rows, faces, labels
@@ -252,7 +253,7 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
     dz = dh2 @ p["W3"].T
     fdim = f.shape[2]
     df = np.zeros_like(f)
-    for k in range(model.FEATURE_WINDOW):
+    for k in range(p["W3"].shape[0] // fdim):
         df[:, k:k + 2 * s:2] += dz[..., k * fdim:(k + 1) * fdim]
     da2 = df * (1 - f * f)
     g["W2"] = _outer(c["c2"], da2)
@@ -300,7 +301,7 @@ def band_mask(rng, xb: np.ndarray, n_masks: int, width: int) -> np.ndarray:
     return out
 
 
-def batches(rng, rows, faces, labels, seg, bsz, softs=None):
+def batches(rng, rows, faces, labels, seg, bsz, softs=None, past: int = 0):
     cand = [(u, t0) for u in range(len(faces)) for t0 in range(0, len(faces[u]) - seg + 1, seg)]
     order = rng.permutation(len(cand))
     for i in range(0, len(order) - bsz + 1, bsz):
@@ -308,7 +309,7 @@ def batches(rng, rows, faces, labels, seg, bsz, softs=None):
         for j in order[i:i + bsz]:
             u, t0 = cand[j]
             t0 = min(t0 + int(rng.integers(seg)), len(faces[u]) - seg)  # random phase
-            xs.append(rows[u][4 * t0:4 * t0 + 4 * seg + 12])
+            xs.append(rows[u][4 * t0:4 * t0 + 4 * seg + 12 + 2 * past])
             ts.append(faces[u][t0:t0 + seg])
             ls.append(labels[u][t0:t0 + seg])
             if softs is not None:
@@ -369,6 +370,9 @@ def main() -> None:
     ap.add_argument("--warp", type=float, default=0.08, help="band-axis warp per segment, std of ln(alpha)")
     ap.add_argument("--band-masks", type=int, default=0, help="frequency masks per segment (band_mask)")
     ap.add_argument("--band-mask-width", type=int, default=8, help="widest frequency mask, mel bands")
+    ap.add_argument("--past", type=int, default=0,
+                    help="experimental: the generator also reads this many 50 Hz features before its +-2 window "
+                         "(more history, no more look-ahead; export_onnx and the plugin support 0 only)")
     ap.add_argument("--max-utterances", type=int, default=None)
     ap.add_argument("--festival", action=argparse.BooleanOptionalAction, default=True,
                     help="also train on the festival split (festival.VAL_VOICES left out); --no-festival: "
@@ -382,13 +386,13 @@ def main() -> None:
     shape = not args.no_shape
     floor_snr = tuple(float(v) for v in args.floor_snr.split(","))
     rows, faces, labels = load(args.data, "train", args.max_utterances, args.segment, shape, args.floor_noise,
-                               args.seed, floor_snr, keep=lambda u: not validate.is_val(u))
+                               args.seed, floor_snr, keep=lambda u: not validate.is_val(u), past=args.past)
     if args.festival:
         more = load(args.data, "festival", None, args.segment, shape, args.floor_noise, args.seed + 1000, floor_snr,
-                    keep=lambda u: not validate.is_val(u))
+                    keep=lambda u: not validate.is_val(u), past=args.past)
         rows = rows + more[0] * args.festival_repeat
         faces, labels = faces + more[1] * args.festival_repeat, labels + more[2] * args.festival_repeat
-    vrows, vfaces, vlabels = load(args.data, "train", None, 1, shape, keep=validate.is_val)
+    vrows, vfaces, vlabels = load(args.data, "train", None, 1, shape, keep=validate.is_val, past=args.past)
     allrows = np.concatenate(rows)
     mean = allrows.mean(0).astype(np.float32)
     inv_std = (1.0 / (allrows.std(0) + 1e-3)).astype(np.float32)
@@ -405,14 +409,15 @@ def main() -> None:
                           ).astype(np.float32))
     print(f"loaded {len(rows)} utterances, {sum(len(f) for f in faces)} frames in {time.time() - t_start:.1f} s",
           flush=True)
-    p = model.init_params(rng, args.h1, args.features, args.h2, d=model.d_in(shape))
+    p = model.init_params(rng, args.h1, args.features, args.h2, d=model.d_in(shape),
+                          window=model.FEATURE_WINDOW + args.past)
     opt = Adam(p, args.lr, args.wd)
     n_steps = args.epochs * sum(1 for _ in range(0, sum(len(f) // args.segment for f in faces) - args.batch + 1,
                                                   args.batch))
     step = 0
     for epoch in range(args.epochs):
         t0, acc = time.time(), []
-        for xb, tb, lb, qb in batches(rng, rows, faces, labels, args.segment, args.batch, softs):
+        for xb, tb, lb, qb in batches(rng, rows, faces, labels, args.segment, args.batch, softs, args.past):
             if args.input_noise:
                 xb = xb + rng.normal(0, args.input_noise, xb.shape).astype(np.float32)
             lr = args.lr * 0.5 * (1 + np.cos(np.pi * min(step / max(n_steps, 1), 1.0)))
