@@ -157,8 +157,7 @@ def encoder_forward(p: dict, xn: np.ndarray, cache: dict | None = None) -> np.nd
 def generator_forward(p: dict, f: np.ndarray, n_frames: int, cache: dict | None = None):
     """features [B, >= 2 S + 3, F] -> (weights [B, S, 52], viseme logits [B, S, 15]); frame s uses 2s .. 2s+4
     (2s .. 2s+4+past for a window of 5 + past features, window_of)."""
-    window = p["W3"].shape[0] // f.shape[2]
-    z = np.concatenate([f[:, k:k + 2 * n_frames:2] for k in range(window)], 2)  # [B, S, window F]
+    z = np.concatenate([f[:, k:k + 2 * n_frames:2] for k in range(window_of(p))], 2)  # [B, S, window F]
     h2 = np.maximum(z @ p["W3"] + p["b3"], 0.0)
     y = 1.0 / (1.0 + np.exp(-(h2 @ p["W4"] + p["b4"])))
     logits = h2 @ p["Wv"] + p["bv"]

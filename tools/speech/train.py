@@ -150,6 +150,20 @@ def lip_opening(y: np.ndarray) -> np.ndarray:
     return np.maximum(0.0, y[..., arkit.idx("jawOpen")] - y[..., arkit.idx("mouthClose")]) + y @ _LIP_REST
 
 
+def lip_hinges(face: np.ndarray, vowel: np.ndarray, pp: np.ndarray, open_weight: float, open_margin: float,
+               close_weight: float, close_margin: float, n: int) -> tuple[float, np.ndarray]:
+    """open_weight * relu(open_margin - lip_opening) on open-vowel frames + close_weight * relu(lip_opening -
+    close_margin) on /p b m/ frames, summed over frames / n, and its gradient with respect to `face` [..., 52]."""
+    lip = lip_opening(face)
+    short = vowel & (lip < open_margin)
+    wide = pp & (lip > close_margin)
+    hinge = (open_weight * float((open_margin - lip)[short].sum())
+             + close_weight * float((lip - close_margin)[wide].sum())) / n
+    jaw_over = face[..., arkit.idx("jawOpen")] > face[..., arkit.idx("mouthClose")]
+    grad = np.where(jaw_over[..., None], _LIP_GRAD, _LIP_REST)  # d lip_opening / d face
+    return hinge, (close_weight * wide - open_weight * short)[..., None] * grad / n
+
+
 def mix_backward(y: np.ndarray, logits: np.ndarray, g_out: np.ndarray, lam: float, tau: float):
     """Gradients of model.mix_output with respect to y and the logits, given the gradient g_out of its output."""
     z = logits / tau
@@ -196,23 +210,10 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
                            np.where(vowel, np.float32(vowel_weight), np.float32(1.0))))[..., None]  # frame weights
     da4 = fw * (y - tgt) / (n * 52)
     hinge = 0.0
-    if open_weight:
-        # open vowels (aa E oh) must not close the lips: open_weight * relu(open_margin - lip_opening(y))
-        short = vowel & (lip_opening(y) < open_margin)
-        hinge = open_weight * float((open_margin - lip_opening(y))[short].sum()) / n
-        dy = -open_weight * short[..., None] * _LIP_GRAD / n
-        jaw_over = y[..., arkit.idx("jawOpen")] > y[..., arkit.idx("mouthClose")]
-        dy[..., arkit.idx("jawOpen")] *= jaw_over
-        dy[..., arkit.idx("mouthClose")] *= jaw_over
-        da4 = da4 + dy * y * (1 - y)
-    if close_weight:
-        # bilabial frames must close: close_weight * relu(lip_opening(y) - close_margin)
-        wide = (lab == visemes.PP) & (lip_opening(y) > close_margin)
-        hinge += close_weight * float((lip_opening(y) - close_margin)[wide].sum()) / n
-        dy = close_weight * wide[..., None] * _LIP_GRAD / n
-        jaw_over = y[..., arkit.idx("jawOpen")] > y[..., arkit.idx("mouthClose")]
-        dy[..., arkit.idx("jawOpen")] *= jaw_over
-        dy[..., arkit.idx("mouthClose")] *= jaw_over
+    pp = lab == visemes.PP
+    if open_weight or close_weight:
+        # open vowels (aa E oh) must not close the lips, bilabial frames must close them (lip_hinges)
+        hinge, dy = lip_hinges(y, vowel, pp, open_weight, open_margin, close_weight, close_margin, n)
         da4 = da4 + dy * y * (1 - y)
     if rest_weight:
         # interior silence (sil with sil on both sides, metrics' definition) must be at rest: rest_weight *
@@ -231,15 +232,10 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
     dav = aux * cw * (prob - onehot) / n
     if mix_open or mix_close:
         # the same two hinges on the exported output (model.mix_output), so that the viseme head learns them too
-        out = model.mix_output(y, logits, *mix)
-        lip = lip_opening(out)
-        short = vowel & (lip < open_margin)
-        wide = (lab == visemes.PP) & (lip > close_margin)
-        hinge += (mix_open * float((open_margin - lip)[short].sum()) + mix_close * float((lip - close_margin)[wide].sum())) / n
-        jaw_over = (out[..., arkit.idx("jawOpen")] > out[..., arkit.idx("mouthClose")])[..., None]
-        lip_grad = np.where(jaw_over, _LIP_GRAD, _LIP_REST)
-        g_out = ((-mix_open * short + mix_close * wide)[..., None] * lip_grad / n).astype(np.float32)
-        dy, dlogits = mix_backward(y, logits, g_out, *mix)
+        mix_hinge, g_out = lip_hinges(model.mix_output(y, logits, *mix), vowel, pp, mix_open, open_margin, mix_close,
+                                      close_margin, n)
+        hinge += mix_hinge
+        dy, dlogits = mix_backward(y, logits, g_out.astype(np.float32), *mix)
         da4 = da4 + dy * y * (1 - y)
         dav = dav + dlogits
     h2, z = c["h2"], c["z"]
@@ -253,7 +249,7 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
     dz = dh2 @ p["W3"].T
     fdim = f.shape[2]
     df = np.zeros_like(f)
-    for k in range(p["W3"].shape[0] // fdim):
+    for k in range(model.window_of(p)):
         df[:, k:k + 2 * s:2] += dz[..., k * fdim:(k + 1) * fdim]
     da2 = df * (1 - f * f)
     g["W2"] = _outer(c["c2"], da2)
