@@ -13,6 +13,9 @@ Splits (written into every shard's metadata and into <out>/dataset.json):
                  festival.VAL_VOICES are the val_festival validation view, the others go into training beside train
   hts            festival's statistical parametric voice (festival.HTS_VOICES: Catalan), made like festival;
                  validation only (the val_hts view), --hts-minutes
+  kokoro         Kokoro-82M neural speech (kokoro.py; not in the default --splits: needs requirements-kokoro.txt) in
+                 kokoro.LANGUAGES (English weighted x3), training sentences and random words, one of the five voices
+                 (40 %) or a random blend of them, speed 0.8-1.25, augmented like train; --kokoro-minutes
 Held-out sentences: the last HELD_OUT_SENTENCES sentences of each language's list are used in test sets only.
 Per utterance: language (English weighted x3), base voice, variant (or none), rate 120-260 wpm, pitch 20-80,
 pitch range 20-90, word gap 0-3 (x10 ms), all drawn from a generator seeded by (seed, split, index).
@@ -30,12 +33,12 @@ import time
 
 import numpy as np
 
-from . import augment, corpus, espeak, festival, shards, targets, visemes
+from . import augment, corpus, espeak, festival, kokoro, shards, targets, visemes
 
 HELD_OUT_LANGUAGE = "pt"
 HELD_OUT_VARIANTS = ["m6", "f4", "klatt4", "Alicia", "Hugo", "edward", "grandma", "Storm"]
 HELD_OUT_SENTENCES = 2
-SPLITS = ("train", "test_voices", "test_language", "festival", "hts")
+SPLITS = ("train", "test_voices", "test_language", "festival", "hts", "kokoro")
 DEFAULT_OUT = "/root/.cache/bevy_talking_head/speech_data"
 
 
@@ -55,6 +58,8 @@ def split_definition() -> dict:
         "festival_voices": festival.VOICES,
         "festival_validation_voices": list(festival.VAL_VOICES),
         "festival_hts_voices": festival.HTS_VOICES,
+        "kokoro_voices": list(kokoro.VOICES),
+        "kokoro_languages": kokoro.LANGUAGES,
     }
 
 
@@ -94,6 +99,45 @@ def make_festival_utterance(rng: np.random.Generator, index: int, augment_share:
     }
 
 
+_KOKORO: list = []  # one kokoro.Synth per worker process
+
+
+def make_kokoro_utterance(rng: np.random.Generator, index: int, augment_share: float) -> dict:
+    """One utterance of the kokoro split (see the module doc); deterministic given rng."""
+    if not _KOKORO:
+        _KOKORO.append(kokoro.Synth())
+    synth = _KOKORO[0]
+    langs = list(kokoro.LANGUAGES)
+    weights = np.array([3.0 if l == "en" else 1.0 for l in langs])
+    lang = langs[int(rng.choice(len(langs), p=weights / weights.sum()))]
+    espeak_voice = kokoro.LANGUAGES[lang][int(rng.integers(len(kokoro.LANGUAGES[lang])))]
+    if rng.random() < 0.4:
+        mix = np.eye(len(kokoro.VOICES))[int(rng.integers(len(kokoro.VOICES)))]
+    else:
+        mix = rng.dirichlet(np.full(len(kokoro.VOICES), 0.7))
+    speed = float(rng.uniform(0.8, 1.25))
+    text = _text(lang, "train", rng)
+    symbols = synth.tokens(text, lang, espeak_voice)
+    if len(symbols) > kokoro.MAX_TOKENS:  # end at the last clause or word boundary that fits
+        cut = max(symbols.rfind(",", 0, kokoro.MAX_TOKENS), symbols.rfind(" ", 0, kokoro.MAX_TOKENS))
+        symbols = symbols[:cut if cut > 0 else kokoro.MAX_TOKENS]
+    audio, raw = synth.synthesize(symbols, synth.style(mix), speed)
+    chain = augment.random_chain(rng, 1.0 if rng.random() < augment_share else 0.0)
+    aug_seed = int(rng.integers(1 << 31))
+    audio, scale, offset = augment.apply_chain(audio, kokoro.SAMPLE_RATE, chain, aug_seed)
+    phones = [espeak.Phone(p.name, p.start * scale + offset, p.end * scale + offset) for p in raw]
+    tg = targets.make_targets(phones, len(audio) / augment.TARGET_SR, kokoro.phone_visemes)
+    name = kokoro.VOICES[int(np.argmax(mix))] if mix.max() == 1.0 else "blend"
+    return {
+        "audio": audio, "face": tg.face, "labels": tg.labels,
+        "phones": [(p.name, p.start, p.end, p.start) for p in phones],
+        "meta": {"index": index, "lang": lang, "voice": "kokoro:" + name, "variant": name,
+                 "style_weights": [float(w) for w in mix], "speed": speed, "espeak_voice": espeak_voice,
+                 "text": text, "symbols": symbols, "augment": chain, "augment_seed": aug_seed,
+                 "seconds": len(audio) / augment.TARGET_SR},
+    }
+
+
 def make_utterance(job: tuple[int, str, int, float, tuple[str, ...]]) -> dict:
     """One utterance for (seed, split, index, augment_share, festival languages); deterministic."""
     seed, split, index, augment_share, festival_languages = job
@@ -102,6 +146,8 @@ def make_utterance(job: tuple[int, str, int, float, tuple[str, ...]]) -> dict:
         return make_festival_utterance(rng, index, augment_share, festival_languages)
     if split == "hts":
         return make_festival_utterance(rng, index, augment_share, tuple(festival.HTS_VOICES), festival.HTS_VOICES)
+    if split == "kokoro":
+        return make_kokoro_utterance(rng, index, augment_share)
     definition = split_definition()
     if split == "test_language":
         lang = HELD_OUT_LANGUAGE
@@ -182,7 +228,10 @@ def _count(stats: dict, split: str, u: dict) -> None:
     st["augmented"] += int(len(m["augment"]) > 2 or m["augment"][0].get("mid_sr") != 16000)
     st["viseme_frames"].update(visemes.NAMES[i] for i in u["labels"])
     before = dict(visemes.UNKNOWN)
-    mapper = festival.phone_visemes(m["lang"]) if split in ("festival", "hts") else visemes.espeak_visemes
+    if split in ("festival", "hts"):
+        mapper = festival.phone_visemes(m["lang"])
+    else:
+        mapper = kokoro.phone_visemes if split == "kokoro" else visemes.espeak_visemes
     for name, *_ in u["phones"]:
         mapper(name)
     for k, v in visemes.UNKNOWN.items():
@@ -213,22 +262,28 @@ def main() -> None:
     ap.add_argument("--festival-languages", default=",".join(festival.LANGUAGES),
                     help="languages of the festival split (of " + ",".join(festival.VOICES) + ")")
     ap.add_argument("--hts-minutes", type=float, default=15.0, help="minutes of the hts split (validation)")
+    ap.add_argument("--kokoro-minutes", type=float, default=60.0, help="minutes of the kokoro split")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
     ap.add_argument("--augment-share", type=float, default=0.7, help="share of train utterances augmented")
     ap.add_argument("--shard-minutes", type=float, default=10.0)
-    ap.add_argument("--splits", default=",".join(SPLITS))
+    ap.add_argument("--splits", default=",".join(s for s in SPLITS if s != "kokoro"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     stats: dict = {}
     t0 = time.time()
     if {"festival", "hts"} & set(args.splits.split(",")) and not festival.available():
         raise SystemExit("festival not found: apt-get install " + " ".join(festival.PACKAGES))
+    if "kokoro" in args.splits.split(","):
+        try:
+            kokoro.check()
+        except kokoro.Missing as e:
+            raise SystemExit(str(e)) from None
     for split in args.splits.split(","):
         for old in shards.shard_paths(args.out, split):
             os.remove(old)
         seconds = {"train": args.hours * 3600, "festival": args.festival_minutes * 60,
-                   "hts": args.hts_minutes * 60}.get(split, args.test_minutes * 60)
+                   "hts": args.hts_minutes * 60, "kokoro": args.kokoro_minutes * 60}.get(split, args.test_minutes * 60)
         generate(args.out, split, seconds, args.seed, args.workers, args.augment_share, args.shard_minutes * 60,
                  stats, tuple(args.festival_languages.split(",")))
         print(f"{split}: done after {time.time() - t0:.0f} s", flush=True)

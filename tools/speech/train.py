@@ -16,7 +16,8 @@ and --mix-open / --mix-close: the two lip hinges again on the exported output (m
 propagated through the mix into both heads, mix_backward); --band-masks: SpecAugment-like frequency masks
 (band_mask).  The voice variants of
 validate.VAL_VARIANTS are left out of training (the validation split; the per-epoch "val" numbers are on them).
-With --festival (the default) the festival split's voices other than festival.VAL_VOICES are trained on too.  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
+With --festival (the default) the festival split's voices other than festival.VAL_VOICES are trained on too;
+with --kokoro the kokoro split (all of it).  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
 i.e. its real left/right context).  Augmentation on top of the shards' own: a stationary noise floor on
 --floor-noise of the utterances (computed once, before the front end), a random smooth spectral tilt per segment
 (--eq), a random warp of the band axis per segment (--warp: band b reads band b * alpha, a formant shift), Gaussian
@@ -373,6 +374,8 @@ def main() -> None:
     ap.add_argument("--festival", action=argparse.BooleanOptionalAction, default=True,
                     help="also train on the festival split (festival.VAL_VOICES left out); --no-festival: "
                          "version 4's data")
+    ap.add_argument("--kokoro", action=argparse.BooleanOptionalAction, default=False,
+                    help="also train on the kokoro split (Kokoro-82M neural speech, make_dataset --splits kokoro)")
     ap.add_argument("--festival-repeat", type=int, default=1, help="festival utterances per epoch, times")
     ap.add_argument("--no-shape", action="store_true", help="leave out the spectral-shape rows (80 inputs, not 158)")
     ap.add_argument("--floor-noise", type=float, default=0.5, help="share of train utterances given a noise floor")
@@ -388,6 +391,10 @@ def main() -> None:
                     keep=lambda u: not validate.is_val(u), past=args.past)
         rows = rows + more[0] * args.festival_repeat
         faces, labels = faces + more[1] * args.festival_repeat, labels + more[2] * args.festival_repeat
+    if args.kokoro:
+        more = load(args.data, "kokoro", None, args.segment, shape, args.floor_noise, args.seed + 2000, floor_snr,
+                    past=args.past)
+        rows, faces, labels = rows + more[0], faces + more[1], labels + more[2]
     vrows, vfaces, vlabels = load(args.data, "train", None, 1, shape, keep=validate.is_val, past=args.past)
     allrows = np.concatenate(rows)
     mean = allrows.mean(0).astype(np.float32)
