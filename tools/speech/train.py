@@ -17,7 +17,7 @@ propagated through the mix into both heads, mix_backward); --band-masks: SpecAug
 (band_mask).  The voice variants of
 validate.VAL_VARIANTS are left out of training (the validation split; the per-epoch "val" numbers are on them).
 With --festival (the default) the festival split's voices other than festival.VAL_VOICES are trained on too;
-with --kokoro the kokoro split (all of it).  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
+with --kokoro the kokoro split's voices other than kokoro.VAL_VOICES.  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
 i.e. its real left/right context).  Augmentation on top of the shards' own: a stationary noise floor on
 --floor-noise of the utterances (computed once, before the front end), a random smooth spectral tilt per segment
 (--eq), a random warp of the band axis per segment (--warp: band b reads band b * alpha, a formant shift), Gaussian
@@ -393,7 +393,7 @@ def main() -> None:
         faces, labels = faces + more[1] * args.festival_repeat, labels + more[2] * args.festival_repeat
     if args.kokoro:
         more = load(args.data, "kokoro", None, args.segment, shape, args.floor_noise, args.seed + 2000, floor_snr,
-                    past=args.past)
+                    keep=lambda u: not validate.is_val(u), past=args.past)
         rows, faces, labels = rows + more[0], faces + more[1], labels + more[2]
     vrows, vfaces, vlabels = load(args.data, "train", None, 1, shape, keep=validate.is_val, past=args.past)
     allrows = np.concatenate(rows)

@@ -23,6 +23,8 @@ Sets (all from <data>/train-*.npz, utterances whose espeak variant is in VAL_VAR
   val_hts    <data>/hts-*.npz: festival's HTS voice (festival.HTS_VOICES, Catalan, female), as stored: a statistical
              parametric synthesizer (vocoded speech, like flite's clustergen voices) whose voice, language and
              synthesis method no training data has; only when the hts split exists
+  val_kokoro <data>/kokoro-*.npz utterances of kokoro.VAL_VOICES (Kokoro-82M's jf_nezumi, never trained on, in no
+             blend), as stored: neural speech; only when the kokoro split has them
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import itertools
 
 import numpy as np
 
-from . import augment, baselines, evaluate, festival, make_dataset, model, shards, targets, visemes
+from . import augment, baselines, evaluate, festival, kokoro, make_dataset, model, shards, targets, visemes
 
 # 12 of the 94 training variants (~13 % of the training utterances, every language), chosen for spread: male,
 # female, robotic, breathy/whispery, klatt, creaky.
@@ -43,7 +45,7 @@ CLEAN_OPS = {"via_rate", "gain"}
 
 
 def is_val(u: dict) -> bool:
-    return u["meta"].get("variant") in VAL_VARIANTS or u["meta"].get("variant") in festival.VAL_VOICES
+    return u["meta"].get("variant") in VAL_VARIANTS + festival.VAL_VOICES + kokoro.VAL_VOICES
 
 
 def validation_sets(data: str, floor_snr=(25.0, 60.0), seed: int = 5) -> dict[str, list[dict]]:
@@ -64,6 +66,9 @@ def validation_sets(data: str, floor_snr=(25.0, 60.0), seed: int = 5) -> dict[st
     hts = list(shards.iter_split(data, "hts"))
     if hts:
         sets["val_hts"] = hts
+    neural = [u for u in shards.iter_split(data, "kokoro") if is_val(u)]
+    if neural:
+        sets["val_kokoro"] = neural
     return sets
 
 
