@@ -77,27 +77,38 @@ def _text(lang: str, split: str, rng: np.random.Generator) -> str:
     return corpus.random_sequence(lang, rng)
 
 
+def _language(langs: list[str], rng: np.random.Generator) -> str:
+    """One of `langs`, English weighted x3."""
+    weights = np.array([3.0 if l == "en" else 1.0 for l in langs])
+    return langs[int(rng.choice(len(langs), p=weights / weights.sum()))]
+
+
+def _augmented(rng: np.random.Generator, augmented: bool, audio: np.ndarray, sr: int, phones: list, mapper):
+    """A random augmentation chain (or none: a resampling round trip) on `audio`; returns the 16 kHz audio, the
+    phones moved with it, their targets, the chain's metadata and the (time scale, time offset) it applied."""
+    chain = augment.random_chain(rng, 1.0 if augmented else 0.0)
+    aug_seed = int(rng.integers(1 << 31))
+    audio, scale, offset = augment.apply_chain(audio, sr, chain, aug_seed)
+    moved = [espeak.Phone(p.name, p.start * scale + offset, p.end * scale + offset) for p in phones]
+    tg = targets.make_targets(moved, len(audio) / augment.TARGET_SR, mapper)
+    return audio, moved, tg, {"augment": chain, "augment_seed": aug_seed}, (scale, offset)
+
+
 def make_festival_utterance(rng: np.random.Generator, index: int, augment_share: float,
                             languages: tuple[str, ...], voices: dict = festival.VOICES) -> dict:
     """One utterance of the festival (or hts) split (see the module doc); deterministic given rng and languages."""
-    langs = [l for l in voices if l in languages]
-    weights = np.array([3.0 if l == "en" else 1.0 for l in langs])
-    lang = langs[int(rng.choice(len(langs), p=weights / weights.sum()))]
+    lang = _language([l for l in voices if l in languages], rng)
     voice = voices[lang][int(rng.integers(len(voices[lang])))]
     stretch = float(rng.uniform(0.8, 1.3))
     text = _text(lang, "train", rng)
     audio, sr, raw = festival.synthesize(text, voice, stretch)
-    chain = augment.random_chain(rng, 1.0 if rng.random() < augment_share else 0.0)
-    aug_seed = int(rng.integers(1 << 31))
-    audio, scale, offset = augment.apply_chain(audio, sr, chain, aug_seed)
-    phones = [espeak.Phone(p.name, p.start * scale + offset, p.end * scale + offset) for p in raw]
-    tg = targets.make_targets(phones, len(audio) / augment.TARGET_SR, festival.phone_visemes(lang))
+    audio, phones, tg, aug, _ = _augmented(rng, rng.random() < augment_share, audio, sr, raw,
+                                           festival.phone_visemes(lang))
     return {
         "audio": audio, "face": tg.face, "labels": tg.labels,
         "phones": [(p.name, p.start, p.end, p.start) for p in phones],
         "meta": {"index": index, "lang": lang, "voice": "festival:" + voice, "variant": voice,
-                 "duration_stretch": stretch, "text": text, "augment": chain, "augment_seed": aug_seed,
-                 "seconds": len(audio) / augment.TARGET_SR},
+                 "duration_stretch": stretch, "text": text, **aug, "seconds": len(audio) / augment.TARGET_SR},
     }
 
 
@@ -109,9 +120,7 @@ def make_kokoro_utterance(rng: np.random.Generator, index: int, augment_share: f
     if not _KOKORO:
         _KOKORO.append(kokoro.Synth())
     synth = _KOKORO[0]
-    langs = list(kokoro.LANGUAGES)
-    weights = np.array([3.0 if l == "en" else 1.0 for l in langs])
-    lang = langs[int(rng.choice(len(langs), p=weights / weights.sum()))]
+    lang = _language(list(kokoro.LANGUAGES), rng)
     espeak_voice = kokoro.LANGUAGES[lang][int(rng.integers(len(kokoro.LANGUAGES[lang])))]
     train_voices = [i for i, v in enumerate(kokoro.VOICES) if v not in kokoro.VAL_VOICES]
     val_voices = [i for i, v in enumerate(kokoro.VOICES) if v in kokoro.VAL_VOICES]
@@ -129,19 +138,15 @@ def make_kokoro_utterance(rng: np.random.Generator, index: int, augment_share: f
         cut = max(symbols.rfind(",", 0, kokoro.MAX_TOKENS), symbols.rfind(" ", 0, kokoro.MAX_TOKENS))
         symbols = symbols[:cut if cut > 0 else kokoro.MAX_TOKENS]
     audio, raw = synth.synthesize(symbols, synth.style(mix), speed)
-    chain = augment.random_chain(rng, 1.0 if rng.random() < augment_share else 0.0)
-    aug_seed = int(rng.integers(1 << 31))
-    audio, scale, offset = augment.apply_chain(audio, kokoro.SAMPLE_RATE, chain, aug_seed)
-    phones = [espeak.Phone(p.name, p.start * scale + offset, p.end * scale + offset) for p in raw]
-    tg = targets.make_targets(phones, len(audio) / augment.TARGET_SR, kokoro.phone_visemes)
+    audio, phones, tg, aug, _ = _augmented(rng, rng.random() < augment_share, audio, kokoro.SAMPLE_RATE, raw,
+                                           kokoro.phone_visemes)
     name = kokoro.VOICES[int(np.argmax(mix))] if mix.max() == 1.0 else "blend"
     return {
         "audio": audio, "face": tg.face, "labels": tg.labels,
         "phones": [(p.name, p.start, p.end, p.start) for p in phones],
         "meta": {"index": index, "lang": lang, "voice": "kokoro:" + name, "variant": name,
                  "style_weights": [float(w) for w in mix], "speed": speed, "espeak_voice": espeak_voice,
-                 "text": text, "symbols": symbols, "augment": chain, "augment_seed": aug_seed,
-                 "seconds": len(audio) / augment.TARGET_SR},
+                 "text": text, "symbols": symbols, **aug, "seconds": len(audio) / augment.TARGET_SR},
     }
 
 
@@ -160,9 +165,7 @@ def make_utterance(job: tuple[int, str, int, float, tuple[str, ...]]) -> dict:
         lang = HELD_OUT_LANGUAGE
         variants = definition["train_variants"] + HELD_OUT_VARIANTS
     else:
-        langs = definition["train_languages"]
-        weights = np.array([3.0 if l == "en" else 1.0 for l in langs])
-        lang = langs[int(rng.choice(len(langs), p=weights / weights.sum()))]
+        lang = _language(definition["train_languages"], rng)
         variants = definition["train_variants"] if split == "train" else HELD_OUT_VARIANTS
     base = corpus.VOICES[lang][int(rng.integers(len(corpus.VOICES[lang])))]
     variant = variants[int(rng.integers(len(variants)))]
@@ -173,16 +176,14 @@ def make_utterance(job: tuple[int, str, int, float, tuple[str, ...]]) -> dict:
     utt = espeak.synthesize(text, voice, **params)
     raw_starts = [p.start for p in utt.phones]
     n_fixed = targets.extend_stop_closures(utt.phones, utt.audio, utt.sample_rate, visemes.espeak_visemes)
-    chain = augment.random_chain(rng, 1.0 if (split == "train" and rng.random() < augment_share) else 0.0)
-    aug_seed = int(rng.integers(1 << 31))
-    audio, scale, offset = augment.apply_chain(utt.audio, utt.sample_rate, chain, aug_seed)
-    phones = [espeak.Phone(p.name, p.start * scale + offset, p.end * scale + offset) for p in utt.phones]
-    tg = targets.make_targets(phones, len(audio) / augment.TARGET_SR, visemes.espeak_visemes)
+    audio, phones, tg, aug, (scale, offset) = _augmented(
+        rng, split == "train" and rng.random() < augment_share, utt.audio, utt.sample_rate, utt.phones,
+        visemes.espeak_visemes)
     return {
         "audio": audio, "face": tg.face, "labels": tg.labels,
         "phones": [(p.name, p.start, p.end, r * scale + offset) for p, r in zip(phones, raw_starts)],
         "meta": {"index": index, "lang": lang, "voice": voice, "variant": variant, **params, "text": text,
-                 "augment": chain, "augment_seed": aug_seed, "closures_moved": n_fixed,
+                 **aug, "closures_moved": n_fixed,
                  "seconds": len(audio) / augment.TARGET_SR},
     }
 

@@ -37,6 +37,14 @@ def lip_opening(face: np.ndarray) -> np.ndarray:
             + 0.5 * c("mouthFunnel"))
 
 
+def interior_silence(labels: np.ndarray) -> np.ndarray:
+    """Frames labelled sil whose neighbours on both sides (last axis) are sil too: the silence-at-rest frames."""
+    inner = np.zeros(labels.shape, bool)
+    sil = labels == visemes.SIL
+    inner[..., 1:-1] = sil[..., 1:-1] & sil[..., :-2] & sil[..., 2:]
+    return inner
+
+
 def _xcorr(p: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Normalised cross-correlation for lags -MAX_LAG..MAX_LAG (pred shifted later by lag)."""
     p, t = p - p.mean(), t - t.mean()
@@ -68,9 +76,7 @@ class Accumulator:
         self.labels.append(labels)
         if n > 2 * MAX_LAG:
             self.xc += _xcorr(pred[:, JAW], face[:, JAW])
-        inner = np.zeros(n, bool)
-        inner[1:-1] = (labels[1:-1] == visemes.SIL) & (labels[:-2] == visemes.SIL) & (labels[2:] == visemes.SIL)
-        self.labels[-1] = np.where(inner, -1, labels)  # -1 marks interior silence (still class sil)
+        self.labels[-1] = np.where(interior_silence(labels), -1, labels)  # -1 marks interior silence (still class sil)
 
     def result(self) -> dict[str, float]:
         pred, face, lab = np.concatenate(self.pred), np.concatenate(self.face), np.concatenate(self.labels)

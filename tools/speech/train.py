@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from . import arkit, augment, model, shards, validate, visemes
+from . import arkit, augment, metrics, model, shards, validate, visemes
 
 DEFAULT_OUT = "/root/.cache/bevy_talking_head/speech_model/model.npz"
 
@@ -220,8 +220,7 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
         # interior silence (sil with sil on both sides, metrics' definition) must be at rest: rest_weight *
         # relu(|speech weights of y| - rest_margin); the output's speech weights are <= that norm (mix_output
         # keeps the regression's norm), so a margin under metrics.REST keeps the face at rest there
-        inner = np.zeros_like(vowel)
-        inner[:, 1:-1] = (lab[:, 1:-1] == visemes.SIL) & (lab[:, :-2] == visemes.SIL) & (lab[:, 2:] == visemes.SIL)
+        inner = metrics.interior_silence(lab)
         ys = y[..., _SPEECH]
         norm = np.sqrt((ys * ys).sum(-1)) + 1e-9
         over = inner & (norm > rest_margin)
