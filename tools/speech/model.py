@@ -26,6 +26,9 @@ Fixed noise gate (not trained; the baselines' gate made causal): per 100 Hz row
     rows around each feature as one extra channel (so features = F + 1 channels, the last one the gate) and the
     generator multiplies its output by the largest gate of window features GATE_WINDOW (the 3 centre ones; version 1:
     the centre feature's gate, per-row gates averaged: see gate_features).
+Level factor (version 8 on; the npz's "level_ramp", LR): a second channel per feature, clip((pooled level +
+    GATE_PEAK) / LR, 0, 1), and the generator also multiplies its output by the centre feature's value: the mouth
+    opens less in quiet frames (pause tails, noise), as the baselines scale by loudness (level_features).
 
 Timing / padding (all "valid" convolutions: chunked streaming gives the same numbers as offline, given the
 W rows of history for the running statistics)
@@ -166,29 +169,37 @@ def generator_forward(p: dict, f: np.ndarray, n_frames: int, cache: dict | None 
     return y, logits
 
 
-def gate_rows(raw: np.ndarray) -> np.ndarray:
-    """Noise gate per 100 Hz row from the raw front-end rows (like the baselines' gate, but causal): 0 below
-    GATE_PEAK (ln power) under the recent peak or below GATE_SNR over the recent floor, ramping to 1 over
-    GATE_RAMP."""
-    level, snr = raw[:, -2], raw[:, -1]
-    return (np.clip((level + GATE_PEAK) / GATE_RAMP, 0, 1) * np.clip((snr - GATE_SNR) / GATE_RAMP, 0, 1)
-            ).astype(np.float32)
-
-
-def gate_features(raw: np.ndarray) -> np.ndarray:
-    """[T100, D] raw rows -> [T50] gate of feature j, from the 40 ms around feature j's centre (rows 2j+2 .. 2j+5,
-    the rows whose window centres fall there): the level and SNR rows are pooled in the power domain first
-    (ln of the mean of exp: the loud part of the 40 ms dominates, like a 40 ms RMS level), then ramped like
-    gate_rows.  (Version 1 averaged the per-row gates instead, which halved the gate of every frame whose 40 ms
-    was half pause: vowel frames at pause edges, and vowels in noise, lost half their opening.)"""
+def pooled_levels(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[T100, D] raw rows -> ([T50], [T50]): the level (e - R) and SNR (e - N) rows of feature j pooled over the
+    40 ms around its centre (rows 2j+2 .. 2j+5, the rows whose window centres fall there) in the power domain
+    (ln of the mean of exp: the loud part of the 40 ms dominates, like a 40 ms RMS level)."""
     n = (len(raw) - 8) // 2 + 1
     if n <= 0:
-        return np.zeros(0, np.float32)
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
     idx = 2 * np.arange(n)[:, None] + np.arange(2, 6)[None, :]
     level = np.log(np.exp(raw[idx, -2].astype(np.float32)).mean(1))
     snr = np.log(np.exp(raw[idx, -1].astype(np.float32)).mean(1))
+    return level, snr
+
+
+def gate_features(raw: np.ndarray) -> np.ndarray:
+    """[T100, D] raw rows -> [T50] noise gate of feature j (like the baselines' gate, but causal): from its pooled
+    level and SNR (pooled_levels), 0 below GATE_PEAK (ln power) under the recent peak or below GATE_SNR over the
+    recent floor, ramping to 1 over GATE_RAMP.  (Version 1 averaged per-row gates instead, which halved the gate of
+    every frame whose 40 ms was half pause: vowel frames at pause edges, and vowels in noise, lost half their
+    opening.)"""
+    level, snr = pooled_levels(raw)
     return (np.clip((level + GATE_PEAK) / GATE_RAMP, 0, 1) * np.clip((snr - GATE_SNR) / GATE_RAMP, 0, 1)
             ).astype(np.float32)
+
+
+def level_features(raw: np.ndarray, ramp: float) -> np.ndarray:
+    """[T100, D] raw rows -> [T50] level factor of feature j: clip((pooled level + GATE_PEAK) / ramp, 0, 1), 0 where
+    the gate closes, 1 from `ramp` ln-power units higher (version 8: 3, i.e. 13 dB; 22 dB under the recent peak).
+    The generator scales its output by the centre feature's factor: the frame's own loudness, where the gate takes
+    the loudest of three features."""
+    level, _ = pooled_levels(raw)
+    return np.clip((level + GATE_PEAK) / ramp, 0, 1).astype(np.float32)
 
 
 def window_gate(gates: np.ndarray) -> np.ndarray:
@@ -203,6 +214,12 @@ def mix_settings(p: dict) -> tuple[float, float]:
     lam = float(p["mix_lambda"]) if "mix_lambda" in p else MIX_LAMBDA
     tau = float(p["mix_tau"]) if "mix_tau" in p else MIX_TAU
     return lam, tau
+
+
+def level_ramp(p: dict) -> float | None:
+    """The npz's optional "level_ramp" entry (version 8 on: the output's level factor, level_features), else None
+    (no factor; the features have no level channel)."""
+    return float(p["level_ramp"]) if "level_ramp" in p else None
 
 
 def has_shape(p: dict) -> bool:
@@ -234,21 +251,29 @@ class NumpyModel:
         self.p = {k: z[k] for k in z.files}
         self.shape = has_shape(self.p)
         self.past = window_of(self.p) - FEATURE_WINDOW
+        self.ramp = level_ramp(self.p)
 
     def features(self, audio: np.ndarray) -> tuple[np.ndarray, int]:
-        """[T50, F + 1]: the learnt features and the gate (last channel), as audio_encoder.onnx outputs them."""
+        """[T50, F + 1 (+ 1)]: the learnt features, the gate and, with a level ramp, the level factor, as
+        audio_encoder.onnx outputs them."""
         x, t = padded(audio, past=self.past)
         raw = front_end(x, self.shape)
         rows = (raw - self.p["mean"]) * self.p["inv_std"]
         f = encoder_forward(self.p, rows[None])[0]
-        return np.concatenate([f, gate_features(raw)[:len(f), None]], 1), t
+        extra = [gate_features(raw)]
+        if self.ramp is not None:
+            extra.append(level_features(raw, self.ramp))
+        return np.concatenate([f] + [c[:len(f), None] for c in extra], 1), t
 
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         f, t = self.features(audio)
-        y, logits = generator_forward(self.p, f[None, :, :-1], t)
-        gate = window_gate(np.stack([f[k:k + 2 * t:2, -1] for k in range(self.past, self.past + FEATURE_WINDOW)],
-                                    1))[:, None]
-        return mix_output(y[0], logits[0], *mix_settings(self.p)) * gate
+        n_f = self.p["W2"].shape[1]
+        y, logits = generator_forward(self.p, f[None, :, :n_f], t)
+        window = np.stack([f[k:k + 2 * t:2] for k in range(self.past, self.past + FEATURE_WINDOW)], 1)
+        out = mix_output(y[0], logits[0], *mix_settings(self.p)) * window_gate(window[..., n_f])[:, None]
+        if self.ramp is not None:
+            out = out * window[:, FEATURE_WINDOW // 2, n_f + 1, None]
+        return out
 
 
 class OnnxModel:
