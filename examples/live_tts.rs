@@ -5,9 +5,9 @@
 //! Lines come from `--text` (repeatable), `--script FILE` (one line per line; blank lines and `#` comments are
 //! skipped) and, in a window, from the keyboard (type a line, Enter). Each line is shown as a subtitle.
 //!
-//! Timing: in a window, every piece is pushed the moment it arrives and the head's clock follows the audio
-//! received (the plugin holds it 87.5 ms behind). The stream drives the face only: nothing is played through the
-//! speakers, since `SpeechStream` feeds the speech models, not the audio device.
+//! Timing: in a window, every piece is pushed the moment it arrives into an audible stream
+//! (`SpeechStream::audible`): the plugin plays it through the audio device 87.5 ms behind the audio received (the
+//! speech models' look-ahead), and the head's clock follows that playback (without a device, the audio received).
 //! Headless (`--frames N`), the pieces are still read as espeak-ng writes them, but they are pushed at the pace of
 //! the virtual clock: at show time `t` after a line began, exactly the samples up to `t + PUSH_LEAD_SECS` (the
 //! feeding system waits for espeak-ng when it has not produced them yet). So what the head has received at each
@@ -478,8 +478,14 @@ fn feed_speech(
                 reported: false,
             });
             // A fresh stream for the new utterance (a finished stream takes no more audio); the head's clock and
-            // motion start over with it.
-            commands.entity(head).insert(SpeechStream::new());
+            // motion start over with it. In a window it is heard too (the clock then follows its playback);
+            // headless runs keep the virtual clock, so they do not depend on an audio device.
+            let stream = if mode.headless {
+                SpeechStream::new()
+            } else {
+                SpeechStream::audible()
+            };
+            commands.entity(head).insert(stream);
         }
         return;
     };

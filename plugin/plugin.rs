@@ -8,6 +8,7 @@ use bevy::render::render_resource::{Extent3d, TextureDimension, TextureUsages};
 use bevy_kira_audio::{AudioPlugin, AudioSource};
 
 use crate::audio::clock::{Speech, advance_playback, follow_speech_streams, start_speech};
+use crate::audio::playback::StreamAudioOutput;
 use crate::head::{
     HeadDisplay, HeadSource, HeadView, MotionCode, TalkingHead, TalkingHeadStatus,
     TalkingHeadTexture,
@@ -64,6 +65,7 @@ impl Plugin for TalkingHeadPlugin {
                 )
                     .chain(),
             )
+            .init_non_send::<StreamAudioOutput>()
             .init_resource::<EmotionLibrary>()
             .init_resource::<MotionEncoding>()
             .add_systems(Startup, load_models)

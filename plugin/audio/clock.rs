@@ -8,6 +8,8 @@ use bevy::prelude::*;
 use bevy_kira_audio::{Audio, AudioControl, AudioInstance, AudioSource, PlaybackState};
 
 use super::SpeechStream;
+use super::playback::{StreamAudioOutput, StreamPlayback};
+use crate::contract::SAMPLE_RATE_HZ;
 use crate::inference::SPEECH_LOOKAHEAD_SECS;
 
 /// A voice clip the head speaks, played through bevy_kira_audio from the moment the head appears. Insert another
@@ -145,11 +147,25 @@ fn follow_stream(
 /// Advances the clocks of heads fed by a [`SpeechStream`]. While the stream is open, the clock stays
 /// [`SPEECH_LOOKAHEAD_SECS`] behind the 16 kHz audio received, so the motion for the clock time can already be
 /// computed: that is the latency a stream adds (plus the resampler's hold-back for rates other than 16 kHz).
+/// An audible stream is played through the audio device, never further than that, and the clock is its playback
+/// position; without a device its clock runs with app time like a silent stream's.
 pub(crate) fn follow_speech_streams(
     time: Res<Time>,
-    mut heads: Query<(&SpeechStream, &mut PlaybackClock)>,
+    mut output: NonSendMut<StreamAudioOutput>,
+    mut commands: Commands,
+    mut heads: Query<(
+        Entity,
+        &mut SpeechStream,
+        &mut PlaybackClock,
+        Option<&mut StreamPlayback>,
+    )>,
+    orphans: Query<Entity, (With<StreamPlayback>, Without<SpeechStream>)>,
 ) {
-    for (stream, mut clock) in &mut heads {
+    for entity in &orphans {
+        // The stream was taken off the head: its sound stops.
+        commands.entity(entity).remove::<StreamPlayback>();
+    }
+    for (entity, mut stream, mut clock, playback) in &mut heads {
         if clock.stream != Some(stream.id()) {
             // Another stream: the clock starts over with it (a clock the app sets stays the app's).
             if clock.stream.is_some() && clock.source != ClockSource::Manual {
@@ -158,8 +174,48 @@ pub(crate) fn follow_speech_streams(
             clock.stream = Some(stream.id());
         }
         let finished = stream.is_finished().then(|| stream.duration_secs());
-        let playable = finished.unwrap_or(stream.resampled_secs() - SPEECH_LOOKAHEAD_SECS);
-        follow_stream(&mut clock, time.delta_secs_f64(), playable, finished);
+        let playback = playback.filter(|playback| playback.stream == stream.id());
+        let plays = stream.is_audible() && clock.source != ClockSource::Manual;
+        match playback {
+            Some(mut playback) if plays => {
+                let lookahead = (SPEECH_LOOKAHEAD_SECS * f64::from(SAMPLE_RATE_HZ)).round() as u64;
+                let total = stream.total_16k();
+                let releasable = if finished.is_some() {
+                    total
+                } else {
+                    total.saturating_sub(lookahead)
+                };
+                let fed = playback.feed(stream.playback_backlog(), releasable, finished.is_some());
+                stream.drain_playback(fed);
+                clock.source = ClockSource::AudioDevice;
+                clock.duration_secs = finished;
+                clock.time_secs = match finished {
+                    Some(duration) if playback.played_all() => duration,
+                    Some(duration) => playback.position_secs().min(duration),
+                    None => playback.position_secs(),
+                };
+            }
+            _ => {
+                if playback.is_some() {
+                    // An audible stream's clock taken over by the app: stop playing it.
+                    commands.entity(entity).remove::<StreamPlayback>();
+                }
+                if plays
+                    && let Some(started) = output
+                        .manager()
+                        .and_then(|manager| StreamPlayback::start(manager, stream.id()))
+                {
+                    // Plays from the next frame on; the clock waits for it.
+                    commands.entity(entity).insert(started);
+                    continue;
+                }
+                // Nothing plays the samples kept for playback (no device, or not audible).
+                let backlog = stream.playback_backlog().len();
+                stream.drain_playback(backlog);
+                let playable = finished.unwrap_or(stream.resampled_secs() - SPEECH_LOOKAHEAD_SECS);
+                follow_stream(&mut clock, time.delta_secs_f64(), playable, finished);
+            }
+        }
     }
 }
 
@@ -230,6 +286,27 @@ pub(crate) fn advance_playback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_audible_stream_without_a_device_runs_like_a_silent_one_and_keeps_no_samples() {
+        let mut app = App::new();
+        app.init_resource::<Time>()
+            .insert_non_send(StreamAudioOutput::without_device())
+            .add_systems(Update, follow_speech_streams);
+        let mut stream = SpeechStream::audible();
+        stream.push(&[0.1; 16_000], 1, 16_000).expect("push");
+        assert_eq!(stream.playback_backlog().len(), 16_000);
+        let head = app.world_mut().spawn(stream).id();
+        app.update();
+        let clock = app.world().get::<PlaybackClock>(head).expect("clock");
+        assert_eq!(clock.source, ClockSource::Virtual);
+        let stream = app.world().get::<SpeechStream>(head).expect("stream");
+        assert!(
+            stream.playback_backlog().is_empty(),
+            "samples kept with nothing to play them"
+        );
+        assert!(app.world().get::<StreamPlayback>(head).is_none());
+    }
 
     #[test]
     fn virtual_clock_advances_and_stops_at_the_end() {

@@ -20,6 +20,12 @@ use crate::contract::SAMPLE_RATE_HZ;
 ///
 /// Until [`finish`](Self::finish), the last ~25 ms of pushed audio are held back inside the resampler.
 ///
+/// A stream made with [`audible`](Self::audible) is also played through the audio device (its 16 kHz mono
+/// samples, 87.5 ms behind what was received, as the speech models need that look-ahead), and the head's clock
+/// follows that playback, as it follows a clip's. [`new`](Self::new) streams only drive the face: right for a
+/// microphone, whose sound the room already hears. Without an audio device an audible stream behaves like a
+/// silent one.
+///
 /// Memory: samples stay in memory until consumed; a consumer that never calls `consume_16k` keeps the whole
 /// stream (about 3.7 MiB per minute).
 ///
@@ -46,6 +52,9 @@ pub struct SpeechStream {
     flushed_secs: f64,
     finished: bool,
     repairs: SampleRepairs,
+    audible: bool,
+    /// Audible streams: 16 kHz samples not yet handed to the playback.
+    playback: Vec<f32>,
 }
 
 impl Default for SpeechStream {
@@ -68,7 +77,22 @@ impl SpeechStream {
             flushed_secs: 0.0,
             finished: false,
             repairs: SampleRepairs::default(),
+            audible: false,
+            playback: Vec::new(),
         }
+    }
+
+    /// An empty, open stream that is also played through the audio device (text-to-speech, a network voice).
+    pub fn audible() -> Self {
+        Self {
+            audible: true,
+            ..Self::new()
+        }
+    }
+
+    /// Whether the stream is played through the audio device ([`audible`](Self::audible)).
+    pub fn is_audible(&self) -> bool {
+        self.audible
     }
 
     /// This stream's id, unique among the streams made in this process.
@@ -133,7 +157,28 @@ impl SpeechStream {
             }
             self.repairs.add(repairs);
         }
-        resampler.process(&self.mono, &mut self.received)
+        let start = self.received.len();
+        resampler.process(&self.mono, &mut self.received)?;
+        self.keep_for_playback(start);
+        Ok(())
+    }
+
+    /// Audible streams: copies the samples received from `start` on for the playback.
+    fn keep_for_playback(&mut self, start: usize) {
+        if self.audible {
+            self.playback.extend_from_slice(&self.received[start..]);
+        }
+    }
+
+    /// Audible streams: the 16 kHz samples not yet handed to the playback, the first being stream sample
+    /// `total_16k() - playback_backlog().len()`.
+    pub(crate) fn playback_backlog(&self) -> &[f32] {
+        &self.playback
+    }
+
+    /// Drops the first `count` samples of the playback backlog (handed over, or nothing to play them on).
+    pub(crate) fn drain_playback(&mut self, count: usize) {
+        self.playback.drain(..count.min(self.playback.len()));
     }
 
     /// Marks the end of the stream and releases the samples held back by the resampler.
@@ -152,7 +197,9 @@ impl SpeechStream {
         if let Some(mut resampler) = self.resampler.take() {
             self.flushed_secs +=
                 resampler.input_len() as f64 / f64::from(resampler.input_rate_hz());
+            let start = self.received.len();
             resampler.flush(&mut self.received)?;
+            self.keep_for_playback(start);
         }
         Ok(())
     }
@@ -242,6 +289,30 @@ mod tests {
             stream.push(&[0.0; 2], 1, 16_000),
             Err(AudioError::StreamFinished)
         ));
+    }
+
+    #[test]
+    fn audible_streams_keep_every_sample_for_playback_until_drained() {
+        let mut silent = SpeechStream::new();
+        silent.push(&[0.1; 4410], 1, 44_100).expect("push");
+        assert!(silent.playback_backlog().is_empty());
+        let mut audible = SpeechStream::audible();
+        assert!(audible.is_audible() && !silent.is_audible());
+        audible.push(&[0.1; 4410], 1, 44_100).expect("push");
+        audible
+            .push(&[0.1; 800], 1, 8_000)
+            .expect("rate change flushes");
+        audible.finish().expect("finish");
+        assert_eq!(audible.playback_backlog(), audible.received_16k());
+        assert_eq!(audible.playback_backlog().len(), 3200);
+        audible.consume_16k(1000);
+        assert_eq!(
+            audible.playback_backlog().len(),
+            3200,
+            "the models' consumption is separate"
+        );
+        audible.drain_playback(3000);
+        assert_eq!(audible.playback_backlog().len(), 200);
     }
 
     #[test]
