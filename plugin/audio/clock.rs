@@ -174,6 +174,7 @@ pub(crate) fn follow_speech_streams(
             clock.stream = Some(stream.id());
         }
         let finished = stream.is_finished().then(|| stream.duration_secs());
+        let had_playback = playback.is_some();
         let playback = playback.filter(|playback| playback.stream == stream.id());
         let plays = stream.is_audible() && clock.source != ClockSource::Manual;
         match playback {
@@ -196,8 +197,8 @@ pub(crate) fn follow_speech_streams(
                 };
             }
             _ => {
-                if playback.is_some() {
-                    // An audible stream's clock taken over by the app: stop playing it.
+                if had_playback {
+                    // An earlier stream's playback, or a clock the app took over: stop playing it.
                     commands.entity(entity).remove::<StreamPlayback>();
                 }
                 if plays
@@ -286,6 +287,24 @@ pub(crate) fn advance_playback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_earlier_streams_playback_stops_with_a_new_stream_or_without_one() {
+        use kira::backend::mock::MockBackend;
+        let mut manager =
+            kira::AudioManager::<MockBackend>::new(default()).expect("mock audio manager");
+        let mut app = App::new();
+        app.init_resource::<Time>()
+            .insert_non_send(StreamAudioOutput::without_device())
+            .add_systems(Update, follow_speech_streams);
+        let old = StreamPlayback::start(&mut manager, u64::MAX).expect("playing");
+        let new_stream = app.world_mut().spawn((SpeechStream::new(), old)).id();
+        let old = StreamPlayback::start(&mut manager, u64::MAX).expect("playing");
+        let no_stream = app.world_mut().spawn(old).id();
+        app.update();
+        assert!(app.world().get::<StreamPlayback>(new_stream).is_none());
+        assert!(app.world().get::<StreamPlayback>(no_stream).is_none());
+    }
 
     #[test]
     fn an_audible_stream_without_a_device_runs_like_a_silent_one_and_keeps_no_samples() {
