@@ -48,6 +48,7 @@ In a window, type a line and press Enter (lines from --text and --script are spo
   --script FILE       lines to speak, one per line (blank lines and # comments skipped)
   --voice NAME        espeak-ng voice (default en-us)
   --wpm N             speaking rate in words per minute, 80..450 (default 165)
+  --volume DB         how loud the voice plays, in dB, -60..24 (default 0: as espeak-ng made it)
 ";
 
 /// The line spoken headless when no `--text` or `--script` is given.
@@ -69,6 +70,7 @@ const HEAD_CENTRE: Vec3 = Vec3::new(0.0, 1.6, 0.0);
 struct TtsSettings {
     voice: String,
     wpm: u32,
+    volume: SpeechVolume,
     head_size: u32,
     steps_per_ray: u32,
 }
@@ -81,6 +83,7 @@ fn main() -> ExitCode {
     let mut lines = Vec::new();
     let mut voice = "en-us".to_string();
     let mut wpm = 165;
+    let mut volume = SpeechVolume::default();
     let options = match Options::from_env("live_tts", USAGE, |flag, value| {
         match flag {
             "--text" => {
@@ -122,6 +125,16 @@ fn main() -> ExitCode {
                         format!("--wpm expects a number within 80..450, got '{value}'")
                     })?;
             }
+            "--volume" => {
+                volume = value
+                    .parse()
+                    .ok()
+                    .filter(|db: &f32| {
+                        (SpeechVolume::MIN_DECIBELS..=SpeechVolume::MAX_DECIBELS).contains(db)
+                    })
+                    .map(SpeechVolume::new)
+                    .ok_or_else(|| format!("--volume expects dB within -60..24, got '{value}'"))?;
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -141,6 +154,7 @@ fn main() -> ExitCode {
     app.insert_resource(TtsSettings {
         voice,
         wpm,
+        volume,
         head_size: options.head_size(384, 64),
         steps_per_ray: if options.is_headless() { 48 } else { 96 },
     })
@@ -668,6 +682,7 @@ fn set_up(
             steps_per_ray: settings.steps_per_ray,
             ..HeadSettings::preset(Quality::Medium)
         }),
+        settings.volume,
         Transform::from_translation(HEAD_CENTRE),
     ));
 

@@ -422,6 +422,8 @@ fn live_tts_streams_espeak_into_the_head_while_it_speaks() {
         &[
             "--text",
             "Hi there, I talk as I hear.",
+            "--volume",
+            "-6",
             "--frames",
             "50",
             "--size",
@@ -480,6 +482,11 @@ fn live_tts_explains_bad_input() {
     let output = run("live_tts", &["--wpm", "fast"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--wpm expects a number"));
+    for volume in ["loud", "NaN", "30"] {
+        let output = run("live_tts", &["--volume", volume]);
+        assert_eq!(output.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("--volume expects dB"));
+    }
     let output = run("live_tts", &["--script", "/nonexistent/lines.txt"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read --script"));

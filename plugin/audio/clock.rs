@@ -5,7 +5,8 @@
 //! runs virtually with the app's time, so the same code drives both.
 
 use bevy::prelude::*;
-use bevy_kira_audio::{Audio, AudioControl, AudioInstance, AudioSource, PlaybackState};
+use bevy_kira_audio::{Audio, AudioControl, AudioInstance, AudioSource, AudioTween, PlaybackState};
+use kira::Decibels;
 
 use super::SpeechStream;
 use super::playback::{StreamAudioOutput, StreamPlayback};
@@ -41,6 +42,52 @@ impl Speech {
     }
 }
 
+/// How loud a head's voice plays (its [`Speech`] clip or audible [`SpeechStream`]), in decibels relative to the
+/// audio as given; without it, 0 dB. A change applies while the voice plays, within about 10 ms. Only the sound
+/// changes: the clock and the motion run the same at any volume, muted included.
+#[derive(Component, Clone, Copy, Debug, PartialEq, Reflect)]
+pub struct SpeechVolume {
+    decibels: f32,
+}
+
+impl SpeechVolume {
+    /// The quietest setting, silence (kira's silence level).
+    pub const MIN_DECIBELS: f32 = -60.0;
+    /// The loudest setting, +24 dB (16 times the amplitude).
+    pub const MAX_DECIBELS: f32 = 24.0;
+    /// No sound.
+    pub const MUTED: Self = Self {
+        decibels: Self::MIN_DECIBELS,
+    };
+
+    /// `decibels` relative to the audio, clamped to [`Self::MIN_DECIBELS`]..=[`Self::MAX_DECIBELS`]; NaN gives
+    /// 0 dB (unchanged).
+    pub fn new(decibels: f32) -> Self {
+        let decibels = if decibels.is_nan() {
+            0.0
+        } else {
+            decibels.clamp(Self::MIN_DECIBELS, Self::MAX_DECIBELS)
+        };
+        Self { decibels }
+    }
+
+    /// The setting in decibels.
+    pub fn decibels(&self) -> f32 {
+        self.decibels
+    }
+
+    /// The linear gain applied to the samples: 1 at 0 dB, 0 when muted.
+    pub fn amplitude(&self) -> f32 {
+        Decibels(self.decibels).as_amplitude()
+    }
+}
+
+impl Default for SpeechVolume {
+    fn default() -> Self {
+        Self::new(0.0)
+    }
+}
+
 /// Where a head's clock comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Reflect)]
 pub enum ClockSource {
@@ -70,6 +117,8 @@ pub struct PlaybackClock {
     utterance: u64,
     /// The stream the clock follows ([`SpeechStream`]'s id).
     stream: Option<u64>,
+    /// The volume last given to the clip's audio instance, in decibels.
+    instance_decibels: f32,
 }
 
 impl PlaybackClock {
@@ -144,6 +193,15 @@ fn follow_stream(
     clock.duration_secs = finished_secs;
 }
 
+/// What [`follow_speech_streams`] reads and moves on a head fed by a stream.
+type StreamedHead<'a> = (
+    Entity,
+    &'a mut SpeechStream,
+    &'a mut PlaybackClock,
+    Option<&'a mut StreamPlayback>,
+    Option<&'a SpeechVolume>,
+);
+
 /// Advances the clocks of heads fed by a [`SpeechStream`]. While the stream is open, the clock stays
 /// [`SPEECH_LOOKAHEAD_SECS`] behind the 16 kHz audio received, so the motion for the clock time can already be
 /// computed: that is the latency a stream adds (plus the resampler's hold-back for rates other than 16 kHz).
@@ -153,19 +211,14 @@ pub(crate) fn follow_speech_streams(
     time: Res<Time>,
     mut output: NonSendMut<StreamAudioOutput>,
     mut commands: Commands,
-    mut heads: Query<(
-        Entity,
-        &mut SpeechStream,
-        &mut PlaybackClock,
-        Option<&mut StreamPlayback>,
-    )>,
+    mut heads: Query<StreamedHead>,
     orphans: Query<Entity, (With<StreamPlayback>, Without<SpeechStream>)>,
 ) {
     for entity in &orphans {
         // The stream was taken off the head: its sound stops.
         commands.entity(entity).remove::<StreamPlayback>();
     }
-    for (entity, mut stream, mut clock, playback) in &mut heads {
+    for (entity, mut stream, mut clock, playback, volume) in &mut heads {
         if clock.stream != Some(stream.id()) {
             // Another stream: the clock starts over with it (a clock the app sets stays the app's).
             if clock.stream.is_some() && clock.source != ClockSource::Manual {
@@ -186,6 +239,7 @@ pub(crate) fn follow_speech_streams(
                 } else {
                     total.saturating_sub(lookahead)
                 };
+                playback.set_gain(volume.copied().unwrap_or_default().amplitude());
                 let fed = playback.feed(stream.playback_backlog(), releasable, finished.is_some());
                 stream.drain_playback(fed);
                 clock.source = ClockSource::AudioDevice;
@@ -227,9 +281,9 @@ pub(crate) fn start_speech(
     audio: Option<Res<Audio>>,
     sources: Res<Assets<AudioSource>>,
     mut instances: Option<ResMut<Assets<AudioInstance>>>,
-    mut heads: Query<(Ref<Speech>, &mut PlaybackClock)>,
+    mut heads: Query<(Ref<Speech>, &mut PlaybackClock, Option<&SpeechVolume>)>,
 ) {
-    for (speech, mut clock) in &mut heads {
+    for (speech, mut clock, volume) in &mut heads {
         if speech.is_changed()
             && matches!(
                 clock.source,
@@ -260,20 +314,38 @@ pub(crate) fn start_speech(
         if speech.audible
             && let Some(audio) = audio.as_ref()
         {
-            clock.instance = Some(audio.play(speech.clip.clone()).handle());
+            let decibels = volume.copied().unwrap_or_default().decibels();
+            clock.instance = Some(
+                audio
+                    .play(speech.clip.clone())
+                    .with_volume(decibels)
+                    .handle(),
+            );
+            clock.instance_decibels = decibels;
         }
     }
 }
 
-/// Advances the clock of every head speaking a clip: audio position where an instance plays, app time otherwise.
+/// Advances the clock of every head speaking a clip: audio position where an instance plays, app time otherwise;
+/// a changed [`SpeechVolume`] is passed on to the instance.
 pub(crate) fn advance_playback(
     time: Res<Time>,
-    instances: Option<Res<Assets<AudioInstance>>>,
-    mut clocks: Query<&mut PlaybackClock, With<Speech>>,
+    mut instances: Option<ResMut<Assets<AudioInstance>>>,
+    mut clocks: Query<(&mut PlaybackClock, Option<&SpeechVolume>), With<Speech>>,
 ) {
-    for mut clock in &mut clocks {
+    for (mut clock, volume) in &mut clocks {
         if matches!(clock.source, ClockSource::Idle | ClockSource::Manual) {
             continue;
+        }
+        let decibels = volume.copied().unwrap_or_default().decibels();
+        if decibels != clock.instance_decibels
+            && let Some(mut instance) = clock
+                .instance
+                .as_ref()
+                .and_then(|h| instances.as_mut()?.get_mut(h))
+        {
+            instance.set_decibels(decibels, AudioTween::default());
+            clock.instance_decibels = decibels;
         }
         let state = clock
             .instance
@@ -304,6 +376,54 @@ mod tests {
         app.update();
         assert!(app.world().get::<StreamPlayback>(new_stream).is_none());
         assert!(app.world().get::<StreamPlayback>(no_stream).is_none());
+    }
+
+    #[test]
+    fn a_volume_is_clamped_and_nan_plays_unchanged() {
+        assert_eq!(SpeechVolume::default().amplitude(), 1.0);
+        assert!((SpeechVolume::new(-6.0206).amplitude() - 0.5).abs() < 1e-4);
+        assert_eq!(
+            SpeechVolume::new(100.0).decibels(),
+            SpeechVolume::MAX_DECIBELS
+        );
+        assert_eq!(SpeechVolume::new(f32::NEG_INFINITY), SpeechVolume::MUTED);
+        assert_eq!(SpeechVolume::MUTED.amplitude(), 0.0);
+        assert_eq!(SpeechVolume::new(f32::NAN).decibels(), 0.0);
+    }
+
+    #[test]
+    fn an_audible_streams_sound_follows_the_heads_volume() {
+        use kira::backend::mock::MockBackend;
+        let mut manager =
+            kira::AudioManager::<MockBackend>::new(default()).expect("mock audio manager");
+        let mut app = App::new();
+        app.init_resource::<Time>()
+            .insert_non_send(StreamAudioOutput::without_device())
+            .add_systems(Update, follow_speech_streams);
+        let stream = SpeechStream::audible();
+        let playing = StreamPlayback::start(&mut manager, stream.id()).expect("playing");
+        let head = app
+            .world_mut()
+            .spawn((stream, playing, SpeechVolume::new(-6.0206)))
+            .id();
+        app.update();
+        let gain = |app: &App| {
+            app.world()
+                .get::<StreamPlayback>(head)
+                .expect("plays")
+                .gain()
+        };
+        assert!((gain(&app) - 0.5).abs() < 1e-4, "{}", gain(&app));
+        app.world_mut().entity_mut(head).insert(SpeechVolume::MUTED);
+        app.update();
+        assert_eq!(gain(&app), 0.0);
+        app.world_mut().entity_mut(head).remove::<SpeechVolume>();
+        app.update();
+        assert_eq!(
+            gain(&app),
+            1.0,
+            "without a volume the stream plays unchanged"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! silent stream.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use bevy::log::warn;
 use bevy::platform::cell::SyncCell;
@@ -22,7 +22,7 @@ use crate::contract::SAMPLE_RATE_HZ;
 const RING_SAMPLES: usize = 2 * SAMPLE_RATE_HZ as usize;
 
 /// What the app and the audio thread share about one playing stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Shared {
     /// 16 kHz samples played so far.
     played: AtomicU64,
@@ -30,6 +30,19 @@ struct Shared {
     closed: AtomicBool,
     /// The head let go of the stream: the sound ends now.
     stopped: AtomicBool,
+    /// The output's linear gain (`f32` bits; [`SpeechVolume`](super::clock::SpeechVolume)'s amplitude).
+    gain: AtomicU32,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            played: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            gain: AtomicU32::new(1.0f32.to_bits()),
+        }
+    }
 }
 
 /// The audio thread's side: plays the ring's 16 kHz samples at the device's rate (linear interpolation). When the
@@ -43,6 +56,8 @@ struct StreamSound {
     next: Option<f32>,
     /// Position between `current` and `next`, 0..1.
     phase: f64,
+    /// The gain the last output sample had: a new one is reached over one buffer (no clicks).
+    gain: f32,
 }
 
 impl StreamSound {
@@ -53,6 +68,7 @@ impl StreamSound {
             current: 0.0,
             next: None,
             phase: 0.0,
+            gain: 1.0,
         }
     }
 
@@ -88,9 +104,13 @@ impl Sound for StreamSound {
             return;
         }
         let step = f64::from(SAMPLE_RATE_HZ) * dt;
-        for frame in out {
-            *frame = Frame::from_mono(self.sample(step));
+        let target = f32::from_bits(self.shared.gain.load(Ordering::Relaxed));
+        let (start, count) = (self.gain, out.len() as f32);
+        for (i, frame) in out.iter_mut().enumerate() {
+            let gain = start + (target - start) * (i + 1) as f32 / count;
+            *frame = Frame::from_mono(self.sample(step) * gain);
         }
+        self.gain = target;
     }
 
     fn finished(&self) -> bool {
@@ -172,6 +192,17 @@ impl StreamPlayback {
     pub(crate) fn played_all(&self) -> bool {
         self.shared.closed.load(Ordering::Relaxed)
             && self.shared.played.load(Ordering::Relaxed) >= self.queued
+    }
+
+    /// Sets the output's linear gain (reached over the next audio buffer).
+    pub(crate) fn set_gain(&self, gain: f32) {
+        self.shared.gain.store(gain.to_bits(), Ordering::Relaxed);
+    }
+
+    /// The output's linear gain as set last.
+    #[cfg(test)]
+    pub(crate) fn gain(&self) -> f32 {
+        f32::from_bits(self.shared.gain.load(Ordering::Relaxed))
     }
 
     /// Seconds of the stream played so far.
@@ -269,6 +300,24 @@ mod tests {
         assert_eq!(sound.shared.played.load(Ordering::Relaxed), 5);
         sound.shared.closed.store(true, Ordering::Relaxed);
         assert!(sound.finished());
+    }
+
+    #[test]
+    fn a_new_gain_is_reached_over_one_buffer_and_then_held() {
+        let (mut ring, mut sound) = sound();
+        for _ in 0..12 {
+            ring.push(0.8).expect("room");
+        }
+        // Prime the interpolation (its first output sample is the silence before the stream).
+        render(&mut sound, 1, 16_000.0);
+        sound.shared.gain.store(0.5f32.to_bits(), Ordering::Relaxed);
+        let out = render(&mut sound, 4, 16_000.0);
+        let expected = [0.7, 0.6, 0.5, 0.4];
+        for (got, want) in out.iter().zip(expected) {
+            assert!((got - want).abs() < 1e-6, "{out:?}");
+        }
+        let out = render(&mut sound, 3, 16_000.0);
+        assert!(out.iter().all(|&s| (s - 0.4).abs() < 1e-6), "{out:?}");
     }
 
     #[test]
