@@ -358,17 +358,24 @@ pub(crate) fn advance_playback(
 
 #[cfg(test)]
 mod tests {
+    use kira::backend::mock::MockBackend;
+
     use super::*;
 
-    #[test]
-    fn an_earlier_streams_playback_stops_with_a_new_stream_or_without_one() {
-        use kira::backend::mock::MockBackend;
-        let mut manager =
+    /// An app that runs [`follow_speech_streams`] without a device, and a mock manager to start playbacks on.
+    fn stream_app() -> (kira::AudioManager<MockBackend>, App) {
+        let manager =
             kira::AudioManager::<MockBackend>::new(default()).expect("mock audio manager");
         let mut app = App::new();
         app.init_resource::<Time>()
             .insert_non_send(StreamAudioOutput::without_device())
             .add_systems(Update, follow_speech_streams);
+        (manager, app)
+    }
+
+    #[test]
+    fn an_earlier_streams_playback_stops_with_a_new_stream_or_without_one() {
+        let (mut manager, mut app) = stream_app();
         let old = StreamPlayback::start(&mut manager, u64::MAX).expect("playing");
         let new_stream = app.world_mut().spawn((SpeechStream::new(), old)).id();
         let old = StreamPlayback::start(&mut manager, u64::MAX).expect("playing");
@@ -393,13 +400,7 @@ mod tests {
 
     #[test]
     fn an_audible_streams_sound_follows_the_heads_volume() {
-        use kira::backend::mock::MockBackend;
-        let mut manager =
-            kira::AudioManager::<MockBackend>::new(default()).expect("mock audio manager");
-        let mut app = App::new();
-        app.init_resource::<Time>()
-            .insert_non_send(StreamAudioOutput::without_device())
-            .add_systems(Update, follow_speech_streams);
+        let (mut manager, mut app) = stream_app();
         let stream = SpeechStream::audible();
         let playing = StreamPlayback::start(&mut manager, stream.id()).expect("playing");
         let head = app
