@@ -50,7 +50,8 @@ pub use plugin::{HeadOutput, Models, TalkingHeadPlugin, TalkingHeadSystems};
 
 /// Everything a game needs in one import.
 pub mod prelude {
-    pub use crate::audio::clock::{PlaybackClock, Speech, SpeechVolume};
+    pub use crate::audio::clock::{PlaybackClock, Speech};
+    pub use crate::audio::voice::{SpatialVoice, SpeechVolume};
     pub use crate::head::{
         Emotion, HeadDisplay, HeadSettings, HeadView, MotionCode, Quality, TalkingHead,
         TalkingHeadStatus, TalkingHeadTexture,

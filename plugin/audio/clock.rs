@@ -5,11 +5,12 @@
 //! runs virtually with the app's time, so the same code drives both.
 
 use bevy::prelude::*;
+use bevy_kira_audio::prelude::SpatialAudioReceiver;
 use bevy_kira_audio::{Audio, AudioControl, AudioInstance, AudioSource, AudioTween, PlaybackState};
-use kira::Decibels;
 
 use super::SpeechStream;
 use super::playback::{StreamAudioOutput, StreamPlayback};
+use super::voice::{SpatialVoice, SpeechVolume, VoiceMix};
 use crate::contract::SAMPLE_RATE_HZ;
 use crate::inference::SPEECH_LOOKAHEAD_SECS;
 
@@ -42,52 +43,6 @@ impl Speech {
     }
 }
 
-/// How loud a head's voice plays (its [`Speech`] clip or audible [`SpeechStream`]), in decibels relative to the
-/// audio as given; without it, 0 dB. A change applies while the voice plays, within about 10 ms. Only the sound
-/// changes: the clock and the motion run the same at any volume, muted included.
-#[derive(Component, Clone, Copy, Debug, PartialEq, Reflect)]
-pub struct SpeechVolume {
-    decibels: f32,
-}
-
-impl SpeechVolume {
-    /// The quietest setting, silence (kira's silence level).
-    pub const MIN_DECIBELS: f32 = -60.0;
-    /// The loudest setting, +24 dB (16 times the amplitude).
-    pub const MAX_DECIBELS: f32 = 24.0;
-    /// No sound.
-    pub const MUTED: Self = Self {
-        decibels: Self::MIN_DECIBELS,
-    };
-
-    /// `decibels` relative to the audio, clamped to [`Self::MIN_DECIBELS`]..=[`Self::MAX_DECIBELS`]; NaN gives
-    /// 0 dB (unchanged).
-    pub fn new(decibels: f32) -> Self {
-        let decibels = if decibels.is_nan() {
-            0.0
-        } else {
-            decibels.clamp(Self::MIN_DECIBELS, Self::MAX_DECIBELS)
-        };
-        Self { decibels }
-    }
-
-    /// The setting in decibels.
-    pub fn decibels(&self) -> f32 {
-        self.decibels
-    }
-
-    /// The linear gain applied to the samples: 1 at 0 dB, 0 when muted.
-    pub fn amplitude(&self) -> f32 {
-        Decibels(self.decibels).as_amplitude()
-    }
-}
-
-impl Default for SpeechVolume {
-    fn default() -> Self {
-        Self::new(0.0)
-    }
-}
-
 /// Where a head's clock comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Reflect)]
 pub enum ClockSource {
@@ -117,8 +72,9 @@ pub struct PlaybackClock {
     utterance: u64,
     /// The stream the clock follows ([`SpeechStream`]'s id).
     stream: Option<u64>,
-    /// The volume last given to the clip's audio instance, in decibels.
-    instance_decibels: f32,
+    /// The level and panning last given to the clip's audio instance.
+    #[reflect(ignore)]
+    instance_mix: VoiceMix,
 }
 
 impl PlaybackClock {
@@ -199,8 +155,29 @@ type StreamedHead<'a> = (
     &'a mut SpeechStream,
     &'a mut PlaybackClock,
     Option<&'a mut StreamPlayback>,
-    Option<&'a SpeechVolume>,
+    Voice<'a>,
 );
+
+/// What decides how a head's voice sounds (see [`VoiceMix::of`]).
+type Voice<'a> = (
+    Option<&'a SpeechVolume>,
+    Option<&'a SpatialVoice>,
+    Option<&'a GlobalTransform>,
+);
+
+/// The listener of spatial voices: the one entity with a [`SpatialAudioReceiver`].
+type Listener<'w, 's> = Query<'w, 's, &'static GlobalTransform, With<SpatialAudioReceiver>>;
+
+fn mix_of(
+    (volume, spatial, head): (
+        Option<&SpeechVolume>,
+        Option<&SpatialVoice>,
+        Option<&GlobalTransform>,
+    ),
+    listener: &Listener,
+) -> VoiceMix {
+    VoiceMix::of(volume, spatial, head, listener.single().ok())
+}
 
 /// Advances the clocks of heads fed by a [`SpeechStream`]. While the stream is open, the clock stays
 /// [`SPEECH_LOOKAHEAD_SECS`] behind the 16 kHz audio received, so the motion for the clock time can already be
@@ -213,12 +190,13 @@ pub(crate) fn follow_speech_streams(
     mut commands: Commands,
     mut heads: Query<StreamedHead>,
     orphans: Query<Entity, (With<StreamPlayback>, Without<SpeechStream>)>,
+    listener: Listener,
 ) {
     for entity in &orphans {
         // The stream was taken off the head: its sound stops.
         commands.entity(entity).remove::<StreamPlayback>();
     }
-    for (entity, mut stream, mut clock, playback, volume) in &mut heads {
+    for (entity, mut stream, mut clock, playback, voice) in &mut heads {
         if clock.stream != Some(stream.id()) {
             // Another stream: the clock starts over with it (a clock the app sets stays the app's).
             if clock.stream.is_some() && clock.source != ClockSource::Manual {
@@ -239,7 +217,7 @@ pub(crate) fn follow_speech_streams(
                 } else {
                     total.saturating_sub(lookahead)
                 };
-                playback.set_gain(volume.copied().unwrap_or_default().amplitude());
+                playback.set_mix(mix_of(voice, &listener));
                 let fed = playback.feed(stream.playback_backlog(), releasable, finished.is_some());
                 stream.drain_playback(fed);
                 clock.source = ClockSource::AudioDevice;
@@ -281,9 +259,10 @@ pub(crate) fn start_speech(
     audio: Option<Res<Audio>>,
     sources: Res<Assets<AudioSource>>,
     mut instances: Option<ResMut<Assets<AudioInstance>>>,
-    mut heads: Query<(Ref<Speech>, &mut PlaybackClock, Option<&SpeechVolume>)>,
+    mut heads: Query<(Ref<Speech>, &mut PlaybackClock, Voice)>,
+    listener: Listener,
 ) {
-    for (speech, mut clock, volume) in &mut heads {
+    for (speech, mut clock, voice) in &mut heads {
         if speech.is_changed()
             && matches!(
                 clock.source,
@@ -314,38 +293,41 @@ pub(crate) fn start_speech(
         if speech.audible
             && let Some(audio) = audio.as_ref()
         {
-            let decibels = volume.copied().unwrap_or_default().decibels();
+            let mix = mix_of(voice, &listener);
             clock.instance = Some(
                 audio
                     .play(speech.clip.clone())
-                    .with_volume(decibels)
+                    .with_volume(mix.decibels)
+                    .with_panning(mix.panning)
                     .handle(),
             );
-            clock.instance_decibels = decibels;
+            clock.instance_mix = mix;
         }
     }
 }
 
 /// Advances the clock of every head speaking a clip: audio position where an instance plays, app time otherwise;
-/// a changed [`SpeechVolume`] is passed on to the instance.
+/// a changed voice mix ([`SpeechVolume`], [`SpatialVoice`]) is passed on to the instance.
 pub(crate) fn advance_playback(
     time: Res<Time>,
     mut instances: Option<ResMut<Assets<AudioInstance>>>,
-    mut clocks: Query<(&mut PlaybackClock, Option<&SpeechVolume>), With<Speech>>,
+    mut clocks: Query<(&mut PlaybackClock, Voice), With<Speech>>,
+    listener: Listener,
 ) {
-    for (mut clock, volume) in &mut clocks {
+    for (mut clock, voice) in &mut clocks {
         if matches!(clock.source, ClockSource::Idle | ClockSource::Manual) {
             continue;
         }
-        let decibels = volume.copied().unwrap_or_default().decibels();
-        if decibels != clock.instance_decibels
+        let mix = mix_of(voice, &listener);
+        if mix.differs_from(&clock.instance_mix)
             && let Some(mut instance) = clock
                 .instance
                 .as_ref()
                 .and_then(|h| instances.as_mut()?.get_mut(h))
         {
-            instance.set_decibels(decibels, AudioTween::default());
-            clock.instance_decibels = decibels;
+            instance.set_decibels(mix.decibels, AudioTween::default());
+            instance.set_panning(mix.panning, AudioTween::default());
+            clock.instance_mix = mix;
         }
         let state = clock
             .instance
@@ -386,19 +368,6 @@ mod tests {
     }
 
     #[test]
-    fn a_volume_is_clamped_and_nan_plays_unchanged() {
-        assert_eq!(SpeechVolume::default().amplitude(), 1.0);
-        assert!((SpeechVolume::new(-6.0206).amplitude() - 0.5).abs() < 1e-4);
-        assert_eq!(
-            SpeechVolume::new(100.0).decibels(),
-            SpeechVolume::MAX_DECIBELS
-        );
-        assert_eq!(SpeechVolume::new(f32::NEG_INFINITY), SpeechVolume::MUTED);
-        assert_eq!(SpeechVolume::MUTED.amplitude(), 0.0);
-        assert_eq!(SpeechVolume::new(f32::NAN).decibels(), 0.0);
-    }
-
-    #[test]
     fn an_audible_streams_sound_follows_the_heads_volume() {
         let (mut manager, mut app) = stream_app();
         let stream = SpeechStream::audible();
@@ -412,7 +381,8 @@ mod tests {
             app.world()
                 .get::<StreamPlayback>(head)
                 .expect("plays")
-                .gain()
+                .gain_and_panning()
+                .0
         };
         assert!((gain(&app) - 0.5).abs() < 1e-4, "{}", gain(&app));
         app.world_mut().entity_mut(head).insert(SpeechVolume::MUTED);
@@ -424,6 +394,39 @@ mod tests {
             gain(&app),
             1.0,
             "without a volume the stream plays unchanged"
+        );
+    }
+
+    #[test]
+    fn a_spatial_streams_sound_is_placed_by_the_listener() {
+        let (mut manager, mut app) = stream_app();
+        let stream = SpeechStream::audible();
+        let playing = StreamPlayback::start(&mut manager, stream.id()).expect("playing");
+        let head = app
+            .world_mut()
+            .spawn((
+                stream,
+                playing,
+                SpatialVoice::new(10.0),
+                GlobalTransform::from_xyz(2.0, 0.0, 0.0),
+            ))
+            .id();
+        let mix = |app: &App| {
+            app.world()
+                .get::<StreamPlayback>(head)
+                .expect("plays")
+                .gain_and_panning()
+        };
+        app.update();
+        assert_eq!(mix(&app), (1.0, 0.0), "no listener: as if at the listener");
+        app.world_mut()
+            .spawn((SpatialAudioReceiver, GlobalTransform::IDENTITY));
+        app.update();
+        let (gain, panning) = mix(&app);
+        // 2 m of a 10 m radius: -12 dB; to the listener's right.
+        assert!(
+            (gain - 0.2512).abs() < 1e-3 && (panning - 1.0).abs() < 1e-6,
+            "{gain} {panning}"
         );
     }
 

@@ -14,6 +14,7 @@ pub mod decode;
 pub(crate) mod playback;
 pub mod resample;
 pub mod stream;
+pub mod voice;
 
 pub use decode::{
     AudioError, MAX_INPUT_SAMPLE_RATE_HZ, MIN_INPUT_SAMPLE_RATE_HZ, Pcm, SampleRepairs,
@@ -21,3 +22,4 @@ pub use decode::{
 };
 pub use resample::{StreamingResampler, expected_output_len, resample_to_16k};
 pub use stream::SpeechStream;
+pub use voice::{SpatialVoice, SpeechVolume};

@@ -14,7 +14,9 @@ use bevy::platform::cell::SyncCell;
 use bevy::prelude::Component;
 use kira::info::Info;
 use kira::sound::{Sound, SoundData};
-use kira::{AudioManager, AudioManagerSettings, DefaultBackend, Frame};
+use kira::{AudioManager, AudioManagerSettings, DefaultBackend, Frame, Panning};
+
+use super::voice::VoiceMix;
 
 use crate::contract::SAMPLE_RATE_HZ;
 
@@ -30,8 +32,9 @@ struct Shared {
     closed: AtomicBool,
     /// The head let go of the stream: the sound ends now.
     stopped: AtomicBool,
-    /// The output's linear gain (`f32` bits; [`SpeechVolume`](super::clock::SpeechVolume)'s amplitude).
+    /// The output's linear gain and panning (`f32` bits; the head's [`VoiceMix`]).
     gain: AtomicU32,
+    panning: AtomicU32,
 }
 
 impl Default for Shared {
@@ -41,6 +44,7 @@ impl Default for Shared {
             closed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             gain: AtomicU32::new(1.0f32.to_bits()),
+            panning: AtomicU32::new(0.0f32.to_bits()),
         }
     }
 }
@@ -56,8 +60,9 @@ struct StreamSound {
     next: Option<f32>,
     /// Position between `current` and `next`, 0..1.
     phase: f64,
-    /// The gain the last output sample had: a new one is reached over one buffer (no clicks).
+    /// The gain and panning the last output sample had: new ones are reached over one buffer (no clicks).
     gain: f32,
+    panning: f32,
 }
 
 impl StreamSound {
@@ -69,6 +74,7 @@ impl StreamSound {
             next: None,
             phase: 0.0,
             gain: 1.0,
+            panning: 0.0,
         }
     }
 
@@ -104,13 +110,16 @@ impl Sound for StreamSound {
             return;
         }
         let step = f64::from(SAMPLE_RATE_HZ) * dt;
-        let target = f32::from_bits(self.shared.gain.load(Ordering::Relaxed));
-        let (start, count) = (self.gain, out.len() as f32);
+        let gain = f32::from_bits(self.shared.gain.load(Ordering::Relaxed));
+        let panning = f32::from_bits(self.shared.panning.load(Ordering::Relaxed));
+        let (gain_0, panning_0, count) = (self.gain, self.panning, out.len() as f32);
         for (i, frame) in out.iter_mut().enumerate() {
-            let gain = start + (target - start) * (i + 1) as f32 / count;
-            *frame = Frame::from_mono(self.sample(step) * gain);
+            let t = (i + 1) as f32 / count;
+            let sample = self.sample(step) * (gain_0 + (gain - gain_0) * t);
+            *frame =
+                Frame::from_mono(sample).panned(Panning(panning_0 + (panning - panning_0) * t));
         }
-        self.gain = target;
+        (self.gain, self.panning) = (gain, panning);
     }
 
     fn finished(&self) -> bool {
@@ -194,15 +203,25 @@ impl StreamPlayback {
             && self.shared.played.load(Ordering::Relaxed) >= self.queued
     }
 
-    /// Sets the output's linear gain (reached over the next audio buffer).
-    pub(crate) fn set_gain(&self, gain: f32) {
-        self.shared.gain.store(gain.to_bits(), Ordering::Relaxed);
+    /// Sets the output's level and panning (reached over the next audio buffer).
+    pub(crate) fn set_mix(&self, mix: VoiceMix) {
+        let shared = &self.shared;
+        shared
+            .gain
+            .store(mix.amplitude().to_bits(), Ordering::Relaxed);
+        shared
+            .panning
+            .store(mix.panning.to_bits(), Ordering::Relaxed);
     }
 
-    /// The output's linear gain as set last.
+    /// The output's linear gain and panning as set last.
     #[cfg(test)]
-    pub(crate) fn gain(&self) -> f32 {
-        f32::from_bits(self.shared.gain.load(Ordering::Relaxed))
+    pub(crate) fn gain_and_panning(&self) -> (f32, f32) {
+        let shared = &self.shared;
+        (
+            f32::from_bits(shared.gain.load(Ordering::Relaxed)),
+            f32::from_bits(shared.panning.load(Ordering::Relaxed)),
+        )
     }
 
     /// Seconds of the stream played so far.
@@ -253,6 +272,7 @@ impl StreamAudioOutput {
 mod tests {
     use kira::backend::mock::{MockBackend, MockBackendSettings};
     use kira::info::MockInfoBuilder;
+    use std::f32::consts::SQRT_2;
 
     use super::*;
 
@@ -303,7 +323,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_gain_is_reached_over_one_buffer_and_then_held() {
+    fn a_new_gain_or_panning_is_reached_over_one_buffer_and_then_held() {
         let (mut ring, mut sound) = sound();
         for _ in 0..12 {
             ring.push(0.8).expect("room");
@@ -318,6 +338,19 @@ mod tests {
         }
         let out = render(&mut sound, 3, 16_000.0);
         assert!(out.iter().all(|&s| (s - 0.4).abs() < 1e-6), "{out:?}");
+        // Panned hard right: the left channel fades out over one buffer, the right one gains 3 dB (kira's
+        // constant-power law), then both hold.
+        sound
+            .shared
+            .panning
+            .store(1.0f32.to_bits(), Ordering::Relaxed);
+        let mut out = vec![Frame::ZERO; 4];
+        sound.process(&mut out, 1.0 / 16_000.0, &MockInfoBuilder::new().build());
+        assert!(out[3].left.abs() < 1e-6 && (out[3].right - 0.4 * SQRT_2).abs() < 1e-5);
+        assert!(
+            out[0].left > out[1].left && out[1].left > out[2].left,
+            "{out:?}"
+        );
     }
 
     #[test]
