@@ -168,15 +168,8 @@ type Voice<'a> = (
 /// The listener of spatial voices: the one entity with a [`SpatialAudioReceiver`].
 type Listener<'w, 's> = Query<'w, 's, &'static GlobalTransform, With<SpatialAudioReceiver>>;
 
-fn mix_of(
-    (volume, spatial, head): (
-        Option<&SpeechVolume>,
-        Option<&SpatialVoice>,
-        Option<&GlobalTransform>,
-    ),
-    listener: &Listener,
-) -> VoiceMix {
-    VoiceMix::of(volume, spatial, head, listener.single().ok())
+fn mix_of((volume, spatial, head): Voice, listener: Option<&GlobalTransform>) -> VoiceMix {
+    VoiceMix::of(volume, spatial, head, listener)
 }
 
 /// Advances the clocks of heads fed by a [`SpeechStream`]. While the stream is open, the clock stays
@@ -196,6 +189,7 @@ pub(crate) fn follow_speech_streams(
         // The stream was taken off the head: its sound stops.
         commands.entity(entity).remove::<StreamPlayback>();
     }
+    let listener = listener.single().ok();
     for (entity, mut stream, mut clock, playback, voice) in &mut heads {
         if clock.stream != Some(stream.id()) {
             // Another stream: the clock starts over with it (a clock the app sets stays the app's).
@@ -217,7 +211,7 @@ pub(crate) fn follow_speech_streams(
                 } else {
                     total.saturating_sub(lookahead)
                 };
-                playback.set_mix(mix_of(voice, &listener));
+                playback.set_mix(mix_of(voice, listener));
                 let fed = playback.feed(stream.playback_backlog(), releasable, finished.is_some());
                 stream.drain_playback(fed);
                 clock.source = ClockSource::AudioDevice;
@@ -262,6 +256,7 @@ pub(crate) fn start_speech(
     mut heads: Query<(Ref<Speech>, &mut PlaybackClock, Voice)>,
     listener: Listener,
 ) {
+    let listener = listener.single().ok();
     for (speech, mut clock, voice) in &mut heads {
         if speech.is_changed()
             && matches!(
@@ -293,7 +288,7 @@ pub(crate) fn start_speech(
         if speech.audible
             && let Some(audio) = audio.as_ref()
         {
-            let mix = mix_of(voice, &listener);
+            let mix = mix_of(voice, listener);
             clock.instance = Some(
                 audio
                     .play(speech.clip.clone())
@@ -314,11 +309,12 @@ pub(crate) fn advance_playback(
     mut clocks: Query<(&mut PlaybackClock, Voice), With<Speech>>,
     listener: Listener,
 ) {
+    let listener = listener.single().ok();
     for (mut clock, voice) in &mut clocks {
         if matches!(clock.source, ClockSource::Idle | ClockSource::Manual) {
             continue;
         }
-        let mix = mix_of(voice, &listener);
+        let mix = mix_of(voice, listener);
         if mix.differs_from(&clock.instance_mix)
             && let Some(mut instance) = clock
                 .instance
@@ -355,6 +351,14 @@ mod tests {
         (manager, app)
     }
 
+    /// The gain and panning the head's stream playback was last given.
+    fn playback_mix(app: &App, head: Entity) -> (f32, f32) {
+        app.world()
+            .get::<StreamPlayback>(head)
+            .expect("plays")
+            .gain_and_panning()
+    }
+
     #[test]
     fn an_earlier_streams_playback_stops_with_a_new_stream_or_without_one() {
         let (mut manager, mut app) = stream_app();
@@ -377,13 +381,7 @@ mod tests {
             .spawn((stream, playing, SpeechVolume::new(-6.0206)))
             .id();
         app.update();
-        let gain = |app: &App| {
-            app.world()
-                .get::<StreamPlayback>(head)
-                .expect("plays")
-                .gain_and_panning()
-                .0
-        };
+        let gain = |app: &App| playback_mix(app, head).0;
         assert!((gain(&app) - 0.5).abs() < 1e-4, "{}", gain(&app));
         app.world_mut().entity_mut(head).insert(SpeechVolume::MUTED);
         app.update();
@@ -411,18 +409,16 @@ mod tests {
                 GlobalTransform::from_xyz(2.0, 0.0, 0.0),
             ))
             .id();
-        let mix = |app: &App| {
-            app.world()
-                .get::<StreamPlayback>(head)
-                .expect("plays")
-                .gain_and_panning()
-        };
         app.update();
-        assert_eq!(mix(&app), (1.0, 0.0), "no listener: as if at the listener");
+        assert_eq!(
+            playback_mix(&app, head),
+            (1.0, 0.0),
+            "no listener: as if at the listener"
+        );
         app.world_mut()
             .spawn((SpatialAudioReceiver, GlobalTransform::IDENTITY));
         app.update();
-        let (gain, panning) = mix(&app);
+        let (gain, panning) = playback_mix(&app, head);
         // 2 m of a 10 m radius: -12 dB; to the listener's right.
         assert!(
             (gain - 0.2512).abs() < 1e-3 && (panning - 1.0).abs() < 1e-6,
