@@ -22,7 +22,7 @@ struct March {
 @group(0) @binding(0) var<uniform> march: March;
 // Canonical features as f16 pairs, [plane][row][column][channel].
 @group(0) @binding(1) var<storage, read> triplane: array<u32>;
-// Motion bases as f16 pairs (two per texel: dx dy, dz pad), [basis][plane][row][column].
+// Motion bases as f16 pairs (two per texel: dx dy, dz opening), [basis][plane][row][column].
 @group(0) @binding(2) var<storage, read> bases: array<u32>;
 // Decoder weights: w1 (hidden x channels), b1, w2 (4 x hidden), b2.
 @group(0) @binding(3) var<storage, read> decoder: array<f32>;
@@ -34,6 +34,11 @@ struct March {
 
 const MAX_CHANNELS: u32 = 32u;
 const MAX_HIDDEN: u32 = 64u;
+// Where the lips part (see HeadAsset::motion_bases): the blended opening from which a point starts to show the
+// mouth's interior, the value from which it shows only the interior, and the interior's linear RGB.
+const OPENING_START: f32 = 1.0;
+const OPENING_FULL: f32 = 1.25;
+const MOUTH_INTERIOR: vec3<f32> = vec3<f32>(0.04, 0.012, 0.012);
 
 @compute @workgroup_size(64)
 fn blend(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -95,15 +100,16 @@ fn plane_coords(u: vec3<f32>, p: u32) -> vec2<f32> {
     return u.zy;
 }
 
-fn displacement_at(u: vec3<f32>) -> vec3<f32> {
+// The blended displacement (xyz) and opening (w) at u.
+fn displacement_at(u: vec3<f32>) -> vec4<f32> {
     let m = march.shape.w;
-    var d = vec3<f32>(0.0);
+    var d = vec4<f32>(0.0);
     for (var p = 0u; p < 3u; p++) {
         let c = plane_coords(u, p);
         let s = bilinear(c.x, c.y, m);
         let o = p * m * m;
-        d = d + s.w00 * displacement[o + s.i00].xyz + s.w10 * displacement[o + s.i10].xyz
-            + s.w01 * displacement[o + s.i01].xyz + s.w11 * displacement[o + s.i11].xyz;
+        d = d + s.w00 * displacement[o + s.i00] + s.w10 * displacement[o + s.i10]
+            + s.w01 * displacement[o + s.i01] + s.w11 * displacement[o + s.i11];
     }
     return d;
 }
@@ -186,13 +192,16 @@ fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
                 break;
             }
             let u = (origin + t * dir) / half_extent;
-            let canonical = u + displacement_at(u);
+            let warp = displacement_at(u);
+            let canonical = u + warp.xyz;
             if any(abs(canonical) > vec3<f32>(1.0)) {
                 continue;
             }
             let point = decode(canonical);
+            let interior = smoothstep(OPENING_START, OPENING_FULL, warp.w);
+            let rgb = mix(point.xyz, MOUTH_INTERIOR, interior);
             let alpha = 1.0 - exp(-point.w * step_len);
-            color = color + transmittance * alpha * point.xyz;
+            color = color + transmittance * alpha * rgb;
             transmittance = transmittance * (1.0 - alpha);
             if transmittance < stop {
                 break;

@@ -355,6 +355,65 @@ fn constructed_head_matches_the_portrait_and_moves() {
         open_mouth < 0.6 * closed_mouth,
         "the open mouth is not dark inside: {open_mouth:.0} vs {closed_mouth:.0} closed"
     );
+    // Half open: the gap between the lips is the mouth's flat dark interior, not lips or teeth smeared across it
+    // (a displacement field alone drags them along its lines at partial weights), and the chin moves down by half
+    // the jaw's drop (20 mm at weight 1) as a whole.
+    let mut half = rest.clone();
+    half[bases::JAW_OPEN] = 0.5;
+    let (half_view, _) = render(&asset, 0.0, &half, 30.0);
+    save("jaw_half_open", &half_view);
+    let gap = (
+        Vec2::new(mouth_x - 0.3 * mouth_half, mouth_y - 0.007),
+        Vec2::new(mouth_x + 0.3 * mouth_half, mouth_y - 0.002),
+    );
+    let gap_luminance: Vec<f32> = (0..SIZE * SIZE)
+        .filter(|&i| {
+            let p = to_head(i % SIZE, i / SIZE);
+            p.cmpge(gap.0).all() && p.cmple(gap.1).all()
+        })
+        .filter_map(|i| srgb(&half_view, i as usize))
+        .map(|c| 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+        .collect();
+    let mean = gap_luminance.iter().sum::<f32>() / gap_luminance.len().max(1) as f32;
+    let spread = gap_luminance
+        .iter()
+        .fold(0.0f32, |m, l| m.max((l - mean).abs()));
+    let closed_gap = luminance_in(&front, gap.0, gap.1);
+    println!(
+        "jaw half open: gap luminance {mean:.0} ± {spread:.0} over {} px (closed: {closed_gap:.0})",
+        gap_luminance.len()
+    );
+    assert!(gap_luminance.len() >= 6, "gap box too small");
+    assert!(
+        mean < 0.4 * closed_gap && spread < 12.0,
+        "the half-open mouth's gap is not its dark interior: {mean:.0} ± {spread:.0} (closed {closed_gap:.0})"
+    );
+    // The chin's luminance profile down the middle, at rest and half open: best match at a shift of ~10 mm.
+    let column = |view: &[f32], y: f32| {
+        let py = ((0.5 - y / side) * SIZE as f32) as u32;
+        let px = ((mouth_x / side + 0.5) * SIZE as f32) as u32;
+        srgb(view, (py * SIZE + px) as usize).map_or(0.0, |c| c[0] + c[1] + c[2])
+    };
+    let pixel = side / SIZE as f32;
+    let chin: Vec<f32> = (0..12)
+        .map(|k| mouth_y - 0.014 - k as f32 * pixel)
+        .collect();
+    let shift = (0..12)
+        .min_by_key(|&s| {
+            let cost: f32 = chin
+                .iter()
+                .map(|&y| (column(&front, y) - column(&half_view, y - s as f32 * pixel)).abs())
+                .sum();
+            (cost * 100.0) as i64
+        })
+        .expect("shifts") as f32
+        * pixel;
+    println!("jaw half open: chin moved {:.1} mm", shift * 1e3);
+    assert!(
+        (shift - 0.010).abs() <= 1.5 * pixel,
+        "the half-open jaw moved the chin {:.1} mm, not 10",
+        shift * 1e3
+    );
     let mut blink = rest.clone();
     blink[bases::BLINK_LEFT] = 1.0;
     blink[bases::BLINK_RIGHT] = 1.0;
@@ -638,7 +697,9 @@ fn emotions_move_the_face_the_landmark_model_sees() {
             ((p(55).y + p(285).y) * 0.5 - eyes_y) / iod,
             ((p(46).y + p(276).y) * 0.5 - eyes_y) / iod,
             ((p(145).y - p(159).y) + (p(374).y - p(386).y)) * 0.5 / iod,
-            (p(14).y - p(13).y) / iod,
+            // The lips' outer contour: on a portrait that shows its teeth, the inner contour follows the teeth's
+            // edges, which an opening jaw moves less than the lower lip.
+            (p(17).y - p(0).y) / iod,
         ]
     };
     let neutral = measure("neutral");

@@ -31,8 +31,9 @@
 //! surface and the back colour behind it. Each surface is a graph over x–y, so what one sees is `c_front` on the
 //! front surface and `c_back` on the back one whatever `mid` is; the switch shows only where the two surfaces
 //! meet, at the silhouette's edge, and there the two maps agree. The head asset's motion bases are displacement
-//! fields built around the landmarks ([`bases`]); the jaw draws its opening from the darkest spot between the lips
-//! and the blinks draw the closed lids from the skin below each eye.
+//! fields built around the landmarks ([`bases`]); where the jaw and lips part, their opening component marks the
+//! gap that the renderer fills with the mouth's interior, and the blinks draw the closed lids from the skin below
+//! each eye.
 
 use std::sync::Arc;
 
@@ -208,7 +209,7 @@ impl Default for ConstructSettings {
     fn default() -> Self {
         Self {
             resolution: 256,
-            motion_resolution: 64,
+            motion_resolution: 128,
         }
     }
 }
@@ -1233,8 +1234,6 @@ pub(super) fn bump(distance: f32, radius: f32) -> f32 {
     1.0 - smoothstep(0.0, radius, distance)
 }
 
-/// Motion bases as backward displacement fields on plane 0 (x, y), in normalised units: the point drawn at `u`
-/// comes from `u + d`.
 /// What the motion bases need to know of the head's colours.
 struct Palette<'a> {
     /// Front colour (linear RGB) at a head-space x, y (metres).
@@ -1243,15 +1242,13 @@ struct Palette<'a> {
     skin: [f32; 3],
 }
 
-fn luminance(c: [f32; 3]) -> f32 {
-    0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
-}
-
 /// A plateau: 0 at `a` and `d`, 1 between `b` and `c`, smooth in between.
 fn plateau(a: f32, b: f32, c: f32, d: f32, x: f32) -> f32 {
     smoothstep(a, b, x) * (1.0 - smoothstep(c, d, x))
 }
 
+/// Motion bases as backward displacement fields on plane 0 (x, y), in normalised units: the point drawn at `u`
+/// comes from `u + d`; the fourth component is the opening where the lips part (see `HeadAsset::motion_bases`).
 fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -> Vec<f16> {
     let at = |i: usize| face[i].truncate();
     let mouth_left = at(lm::MOUTH_LEFT);
@@ -1264,36 +1261,15 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
     };
     let (left_eye, left_eye_half) = eye(lm::LEFT_EYE_OUTER, lm::LEFT_EYE_INNER);
     let (right_eye, right_eye_half) = eye(lm::RIGHT_EYE_OUTER, lm::RIGHT_EYE_INNER);
-    let jaw_drop = 0.014;
-    // The mouth's interior when the jaw opens: the darkest spot between the lips (averaged over 2 mm), e.g. the
-    // gap between the lips or the shadow in a corner of a smile.
-    let (upper_lip, lower_lip) = (at(lm::UPPER_LIP), at(lm::LOWER_LIP));
-    let (mouth_x0, mouth_x1) = (
-        mouth_left.x.min(mouth_right.x),
-        mouth_left.x.max(mouth_right.x),
-    );
-    let (mouth_y0, mouth_y1) = (
-        upper_lip.y.min(lower_lip.y) - 0.002,
-        upper_lip.y.max(lower_lip.y) + 0.002,
-    );
-    let mut cavity = mouth_centre;
-    let mut darkest = f32::MAX;
-    for iy in 0..=8 {
-        for ix in 0..=16 {
-            let p = Vec2::new(
-                mouth_x0 + (mouth_x1 - mouth_x0) * (0.1 + 0.8 * ix as f32 / 16.0),
-                mouth_y0 + (mouth_y1 - mouth_y0) * iy as f32 / 8.0,
-            );
-            let mut sum = 0.0;
-            for (dx, dy) in [(0.0, 0.0), (-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)] {
-                sum += luminance((palette.colour_at)(p + Vec2::new(dx, dy) * 0.001));
-            }
-            if sum < darkest {
-                darkest = sum;
-                cavity = p;
-            }
-        }
-    }
+    let jaw_drop = 0.02;
+    // How far the lips part (metres) for the bases that only move the lips, above and below their line.
+    const FUNNEL_UP: f32 = 0.0015;
+    const FUNNEL_DOWN: f32 = 0.0025;
+    const UPPER_LIP_UP: f32 = 0.003;
+    const LOWER_LIP_DOWN: f32 = 0.004;
+    // The lips part at once (their displacement jumps at the lips' line) but the field can only change over one
+    // motion texel: the jump is spread over the texel next to the line on the side that moves.
+    let texel = 2.0 * half_extent.y / m as f32;
     // The closed lid: the skin band around each eye (above or below it) closest to the face's skin colour.
     let lid_source = |centre: Vec2, half: f32| {
         let mut best = (f32::MAX, centre.y - half * 0.75);
@@ -1353,24 +1329,44 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
     let (left_cheek, right_cheek) = (at(lm::LEFT_CHEEK), at(lm::RIGHT_CHEEK));
     let (left_nose_wing, right_nose_wing) = (at(lm::LEFT_NOSE_WING), at(lm::RIGHT_NOSE_WING));
 
+    // The jaw moves the face below the mouth as a whole, fading out from 0.8 to 2.4 half widths of the mouth either
+    // side of its middle (`across`); the share of its drop by which the lips part (`parted`) falls off as a
+    // parabola to nothing just inside the corners, so the open mouth is rounded at the bottom.
+    let jaw_spread = |p: Vec2| {
+        let dx = (p.x - mouth_centre.x).abs();
+        let corner = dx / (mouth_half_width * 0.95);
+        (
+            1.0 - smoothstep(0.8 * mouth_half_width, 2.4 * mouth_half_width, dx),
+            (1.0 - corner * corner).max(0.0),
+        )
+    };
     // The lips part around their meeting line: the upper lip and the skin above it move up by `up`, the lower lip
     // and the skin below down by `down` (fading out over 8 mm), both tapering to nothing at `width` from the
-    // middle; the opening between shows the mouth's interior, drawn from `cavity`.
+    // middle. What shows in the gap is the mouth's interior: see `lips_opening`.
+    let lip_taper = |p: Vec2, width: f32| bump((p.x - mouth_centre.x).abs(), width);
     let open_lips = |p: Vec2, up: f32, down: f32, width: f32| -> Vec2 {
-        let taper = bump((p.x - mouth_centre.x).abs(), width);
+        let taper = lip_taper(p, width);
         let (up, down) = (up * taper, down * taper);
         let dy = p.y - mouth_centre.y;
         let reach = 0.008;
-        if dy >= up {
-            Vec2::new(0.0, -up * (1.0 - smoothstep(up, up + reach, dy)))
-        } else if dy <= -down {
-            Vec2::new(0.0, down * (1.0 - smoothstep(down, down + reach, -dy)))
+        let parting = (dy.abs() / texel).min(1.0);
+        if dy >= 0.0 {
+            Vec2::new(0.0, -up * parting * (1.0 - smoothstep(up, up + reach, dy)))
         } else {
-            let edge = (dy + down).min(up - dy);
-            let t = smoothstep(0.0, (0.4 * (up + down)).max(1e-6), edge);
-            let line = Vec2::new(p.x, mouth_centre.y);
-            line + (cavity - line) * t - p
+            Vec2::new(
+                0.0,
+                down * parting * (1.0 - smoothstep(down, down + reach, -dy)),
+            )
         }
+    };
+    // The opening component of a basis that parts the lips by `up` above their line and `down` below it (at this
+    // x): the gap on the point's side over the point's distance from the line (at least half a texel, so the
+    // stored values stay finite). Blended over the bases it exceeds 1 inside the gap the blend opens (to within the
+    // texels' interpolation), where the renderer draws the mouth's interior (see `HeadAsset::motion_bases`).
+    let lips_opening = |p: Vec2, up: f32, down: f32| -> f32 {
+        let dy = p.y - mouth_centre.y;
+        let gap = if dy >= 0.0 { up } else { down };
+        gap / dy.abs().max(0.5 * texel)
     };
     // The lips narrow towards the middle by `amount` of their half width: each point shows what lies further out.
     let narrow = |p: Vec2, amount: f32| -> Vec2 {
@@ -1382,17 +1378,16 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
     let displacement = |basis: usize, p: Vec2| -> Vec2 {
         match basis {
             bases::JAW_OPEN => {
-                // Points in the opening just below the lips' line are drawn from the mouth's dark interior (from
-                // the line itself at the opening's top and bottom, so the field stays continuous); everything
-                // lower is drawn from `jaw_drop` higher up.
+                // Everything below the lips' line is drawn from `jaw_drop` higher up (less down the neck).
+                // Between the lips the drop comes at once, so they part and the gap shows the mouth's interior;
+                // beside the mouth it grows over `jaw_drop` below the line, so the skin stretches.
                 let below = mouth_centre.y - p.y;
-                let across = bump((p.x - mouth_centre.x).abs(), mouth_half_width * 2.2);
-                let lift = below.clamp(0.0, jaw_drop);
+                let (across, parted) = jaw_spread(p);
+                let lift = jaw_drop
+                    * (parted * (below / texel).clamp(0.0, 1.0)
+                        + (1.0 - parted) * (below / jaw_drop).clamp(0.0, 1.0));
                 let chin_fade = 1.0 - smoothstep(0.06, 0.09, below);
-                let line = Vec2::new(p.x, p.y + lift * chin_fade.max(0.35));
-                let inside = plateau(0.0, 0.3 * jaw_drop, 0.7 * jaw_drop, jaw_drop, below)
-                    * bump((p.x - mouth_centre.x).abs(), mouth_half_width * 1.1);
-                (line + (cavity - line) * inside - p) * across
+                Vec2::new(0.0, lift * chin_fade.max(0.35) * across)
             }
             bases::SMILE_LEFT | bases::SMILE_RIGHT => {
                 let corner = if basis == bases::SMILE_LEFT {
@@ -1448,9 +1443,11 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
                 Vec2::new(-0.004 * outward, 0.0) * w
             }
             bases::PUCKER => narrow(p, 0.35),
-            bases::FUNNEL => narrow(p, 0.2) + open_lips(p, 0.0015, 0.0025, mouth_half_width * 0.6),
-            bases::UPPER_LIP_UP => open_lips(p, 0.003, 0.0, mouth_half_width),
-            bases::LOWER_LIP_DOWN => open_lips(p, 0.0, 0.004, mouth_half_width),
+            bases::FUNNEL => {
+                narrow(p, 0.2) + open_lips(p, FUNNEL_UP, FUNNEL_DOWN, mouth_half_width * 0.6)
+            }
+            bases::UPPER_LIP_UP => open_lips(p, UPPER_LIP_UP, 0.0, mouth_half_width),
+            bases::LOWER_LIP_DOWN => open_lips(p, 0.0, LOWER_LIP_DOWN, mouth_half_width),
             bases::PRESS => {
                 // The red of each lip is drawn from further out, so it thins towards the lips' line.
                 let dy = p.y - mouth_centre.y;
@@ -1540,6 +1537,26 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
         }
     };
 
+    let opening = |basis: usize, p: Vec2| -> f32 {
+        match basis {
+            bases::JAW_OPEN => {
+                let (across, parted) = jaw_spread(p);
+                lips_opening(p, 0.0, jaw_drop * parted * across)
+            }
+            bases::FUNNEL => {
+                let taper = lip_taper(p, mouth_half_width * 0.6);
+                lips_opening(p, FUNNEL_UP * taper, FUNNEL_DOWN * taper)
+            }
+            bases::UPPER_LIP_UP => {
+                lips_opening(p, UPPER_LIP_UP * lip_taper(p, mouth_half_width), 0.0)
+            }
+            bases::LOWER_LIP_DOWN => {
+                lips_opening(p, 0.0, LOWER_LIP_DOWN * lip_taper(p, mouth_half_width))
+            }
+            _ => 0.0,
+        }
+    };
+
     let mut out = vec![f16::ZERO; bases::COUNT * PLANES * m * m * BASIS_COMPONENTS];
     for basis in 0..bases::COUNT {
         for row in 0..m {
@@ -1548,9 +1565,10 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
                 let u = texel_centre(col, m);
                 let p = Vec2::new(u * half_extent.x, v * half_extent.y);
                 let d = displacement(basis, p);
-                let texel = ((basis * PLANES * m + row) * m + col) * BASIS_COMPONENTS;
-                out[texel] = f16::from_f32(d.x / half_extent.x);
-                out[texel + 1] = f16::from_f32(d.y / half_extent.y);
+                let index = ((basis * PLANES * m + row) * m + col) * BASIS_COMPONENTS;
+                out[index] = f16::from_f32(d.x / half_extent.x);
+                out[index + 1] = f16::from_f32(d.y / half_extent.y);
+                out[index + 3] = f16::from_f32(opening(basis, p));
             }
         }
     }

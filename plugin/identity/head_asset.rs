@@ -19,8 +19,15 @@ use thiserror::Error;
 
 /// Number of planes in a tri-plane.
 pub const PLANES: usize = 3;
-/// Components stored per motion-basis texel: displacement x, y, z and one pad value (keeps texels 8-byte aligned).
+/// Components stored per motion-basis texel: displacement x, y, z and the opening (see
+/// [`HeadAsset::motion_bases`]).
 pub const BASIS_COMPONENTS: usize = 4;
+/// Where the blended opening reaches this value a point starts to show the mouth's interior …
+pub const OPENING_START: f32 = 0.8;
+/// … and from this value on it shows only the interior.
+pub const OPENING_FULL: f32 = 1.05;
+/// Linear RGB of the mouth's interior, drawn where the lips part.
+pub const MOUTH_INTERIOR: [f32; 3] = [0.04, 0.012, 0.012];
 /// Largest feature channel count the shader supports.
 pub const MAX_CHANNELS: usize = 32;
 /// Largest decoder hidden width the shader supports.
@@ -63,7 +70,13 @@ pub struct HeadAsset {
     /// Texels along each side of a motion-basis plane.
     pub motion_resolution: usize,
     /// Displacement fields in normalised head coordinates, layout `[basis][plane][row][column][component]` with
-    /// [`BASIS_COMPONENTS`] components. A rendered point `u` is drawn from the canonical point `u + Σ z_k d_k(u)`.
+    /// [`BASIS_COMPONENTS`] components. A rendered point `u` is drawn from the canonical point `u + Σ z_k d_k(u)`
+    /// (components x, y, z). The fourth component is the opening: where lips part, the size of the gap a basis
+    /// opens at weight 1 over the point's distance from the lips' line, so that the blend `Σ z_k o_k(u)` exceeds 1
+    /// exactly inside the gap the blended bases open (0 where a basis opens nothing). The renderer draws such a
+    /// point in [`MOUTH_INTERIOR`], blending from the decoded colour between [`OPENING_START`] and
+    /// [`OPENING_FULL`]: a displacement field alone can only move colours, and at partial weights it would smear
+    /// lips and teeth across the gap.
     pub motion_bases: Arc<[f16]>,
     /// The decoder.
     pub decoder: DecoderMlp,

@@ -19,7 +19,7 @@ pub use segmentation::person_mask;
 
 pub use head_asset::{
     BASIS_COMPONENTS, DECODER_OUTPUTS, DecoderMlp, HeadAsset, HeadAssetError, MAX_CHANNELS,
-    MAX_HIDDEN, PLANES,
+    MAX_HIDDEN, MOUTH_INTERIOR, OPENING_FULL, OPENING_START, PLANES,
 };
 pub use landmarks::{
     FaceBox, FaceKeypoint, FaceLandmarks, MAX_PORTRAIT_YAW_DEG, detect_faces, face_landmarks,

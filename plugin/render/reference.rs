@@ -7,7 +7,8 @@ use half::f16;
 
 use super::march::MarchUniform;
 use crate::identity::{
-    BASIS_COMPONENTS, DECODER_OUTPUTS, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, PLANES,
+    BASIS_COMPONENTS, DECODER_OUTPUTS, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR,
+    OPENING_FULL, OPENING_START, PLANES,
 };
 
 /// Renders `asset` with `motion_code` into premultiplied linear RGBA (4 floats per pixel, row-major, top row
@@ -77,15 +78,16 @@ fn plane_coords(u: Vec3, plane: usize) -> (f32, f32) {
     }
 }
 
-fn displacement_at(asset: &HeadAsset, displacement: &[Vec4], u: Vec3) -> Vec3 {
+/// The blended displacement (xyz) and opening (w) at `u`.
+fn displacement_at(asset: &HeadAsset, displacement: &[Vec4], u: Vec3) -> Vec4 {
     let m = asset.motion_resolution;
-    let mut d = Vec3::ZERO;
+    let mut d = Vec4::ZERO;
     for plane in 0..PLANES {
         let (a, b) = plane_coords(u, plane);
         let s = bilinear(a, b, m);
         let offset = plane * m * m;
         for (index, weight) in s.index.iter().zip(s.weight) {
-            d += weight * displacement[offset + index].truncate();
+            d += weight * displacement[offset + index];
         }
     }
     d
@@ -136,6 +138,12 @@ pub fn decode(asset: &HeadAsset, u: Vec3) -> Vec4 {
     )
 }
 
+/// WGSL's `smoothstep`.
+fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
+    let t = ((x - edge0) / (edge1 - edge0)).clamp(0.0, 1.0);
+    t * t * (3.0 - 2.0 * t)
+}
+
 fn march_ray(
     asset: &HeadAsset,
     displacement: &[Vec4],
@@ -169,13 +177,18 @@ fn march_ray(
                 break;
             }
             let u = (origin + t * dir) / half_extent;
-            let canonical = u + displacement_at(asset, displacement, u);
+            let warp = displacement_at(asset, displacement, u);
+            let canonical = u + warp.truncate();
             if canonical.abs().cmpgt(Vec3::ONE).any() {
                 continue;
             }
             let sample = decode(asset, canonical);
+            let interior = smoothstep(OPENING_START, OPENING_FULL, warp.w);
+            let rgb = sample
+                .truncate()
+                .lerp(Vec3::from_array(MOUTH_INTERIOR), interior);
             let alpha = 1.0 - (-sample.w * step).exp();
-            color += transmittance * alpha * sample.truncate();
+            color += transmittance * alpha * rgb;
             transmittance *= 1.0 - alpha;
             if transmittance < stop {
                 break;
