@@ -32,13 +32,9 @@ struct March {
 // Premultiplied linear RGBA.
 @group(0) @binding(6) var output: texture_storage_2d<rgba16float, write>;
 
-const MAX_CHANNELS: u32 = 32u;
-const MAX_HIDDEN: u32 = 64u;
-// Where the lips part (see HeadAsset::motion_bases): the blended opening from which a point starts to show the
-// mouth's interior, the value from which it shows only the interior, and the interior's linear RGB.
-const OPENING_START: f32 = 1.0;
-const OPENING_FULL: f32 = 1.25;
-const MOUTH_INTERIOR: vec3<f32> = vec3<f32>(0.04, 0.012, 0.012);
+// MAX_CHANNELS, MAX_HIDDEN, and where the lips part (see HeadAsset::motion_bases) OPENING_START, OPENING_FULL and
+// MOUTH_INTERIOR: defined by the plugin in front of this file from the Rust constants of the same names
+// (render::gpu::shader_source), so that the CPU reference and the shader cannot disagree.
 
 @compute @workgroup_size(64)
 fn blend(@builtin(global_invocation_id) id: vec3<u32>) {

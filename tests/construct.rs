@@ -355,6 +355,25 @@ fn constructed_head_matches_the_portrait_and_moves() {
         open_mouth < 0.6 * closed_mouth,
         "the open mouth is not dark inside: {open_mouth:.0} vs {closed_mouth:.0} closed"
     );
+    // The interior shows in the mouth only: seen from behind, the open jaw darkens no more of the head than the
+    // closed one (the bases are fields over x–y; their opening is cut off behind the lips).
+    for yaw in [180.0, 150.0, -150.0] {
+        let dark = |view: &[f32]| {
+            (0..(SIZE * SIZE) as usize)
+                .filter_map(|i| srgb(view, i))
+                .filter(|c| 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2] < 45.0)
+                .count()
+        };
+        let (closed_back, _) = render(&asset, yaw, &rest, 30.0);
+        let (open_back, _) = render(&asset, yaw, &jaw, 30.0);
+        save(&format!("jaw_open_yaw{yaw}"), &open_back);
+        let (closed_dark, open_dark) = (dark(&closed_back), dark(&open_back));
+        println!("jaw open, yaw {yaw}: {open_dark} dark px (closed: {closed_dark})");
+        assert!(
+            open_dark <= closed_dark,
+            "jaw open seen from yaw {yaw}: {open_dark} dark px, {closed_dark} closed"
+        );
+    }
     // Half open: the gap between the lips is the mouth's flat dark interior, not lips or teeth smeared across it
     // (a displacement field alone drags them along its lines at partial weights), and the chin moves down by half
     // the jaw's drop (20 mm at weight 1) as a whole.

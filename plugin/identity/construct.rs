@@ -57,6 +57,8 @@ const DENSITY_SCALE: f32 = 20_000.0;
 const DEPTH_SIGMA_M: f32 = 0.006;
 /// Logits are clamped to this magnitude (colours 0.25 %..99.75 %).
 const MAX_LOGIT: f32 = 6.0;
+/// How deep the mouth's interior reaches behind the upper lip, metres: further back, the lips' opening is cancelled.
+const INTERIOR_DEPTH: f32 = 0.03;
 /// Where the person mask cuts the skull, the head's thickness rounds off over this distance from the edge, metres.
 const EDGE_ROUNDING_M: f32 = 0.02;
 /// Portrait colours are trusted from this distance inside the silhouette's edge on, metres.
@@ -1569,6 +1571,27 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
                 out[index] = f16::from_f32(d.x / half_extent.x);
                 out[index + 1] = f16::from_f32(d.y / half_extent.y);
                 out[index + 3] = f16::from_f32(opening(basis, p));
+            }
+        }
+    }
+    // The fields above do not depend on z, so their opening would also darken the back of the head and the neck
+    // behind the mouth. Plane 2 (z, y) cancels it from `INTERIOR_DEPTH` behind the lips on: there it holds minus
+    // the basis's largest opening, so the blend stays under 1 whatever the weights.
+    let cut = face[lm::UPPER_LIP].z - INTERIOR_DEPTH; // +z faces the camera
+    for basis in 0..bases::COUNT {
+        let plane0 = basis * PLANES * m * m * BASIS_COMPONENTS;
+        let largest = (0..m * m)
+            .map(|t| out[plane0 + t * BASIS_COMPONENTS + 3].to_f32())
+            .fold(0.0f32, f32::max);
+        if largest == 0.0 {
+            continue;
+        }
+        for row in 0..m {
+            for col in 0..m {
+                if texel_centre(col, m) * half_extent.z < cut {
+                    let index = (((basis * PLANES + 2) * m + row) * m + col) * BASIS_COMPONENTS;
+                    out[index + 3] = f16::from_f32(-largest);
+                }
             }
         }
     }

@@ -19,7 +19,9 @@ use bevy::render::{Render, RenderApp, RenderStartup, RenderSystems};
 use bevy::shader::Shader;
 
 use super::{HeadRenderJob, MarchUniform};
-use crate::identity::HeadAsset;
+use crate::identity::{
+    HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR, OPENING_FULL, OPENING_START,
+};
 
 /// The embedded volume-rendering shader (`shaders/head_march.wgsl`).
 const MARCH_SHADER: Handle<Shader> = uuid_handle!("3f0b5a9e-6a41-4c57-9d0e-1b7f2e8a5c31");
@@ -30,15 +32,28 @@ const MARCH_WORKGROUP: u32 = 8;
 /// Format the compute pass writes: premultiplied linear RGBA in half floats, which materials and UI sample as is.
 pub const HEAD_TEXTURE_FORMAT: TextureFormat = TextureFormat::Rgba16Float;
 
+/// `shaders/head_march.wgsl` behind the constants it shares with the CPU reference renderer, written from the
+/// Rust ones.
+fn shader_source() -> String {
+    let [r, g, b] = MOUTH_INTERIOR;
+    format!(
+        "const MAX_CHANNELS: u32 = {MAX_CHANNELS}u;\n\
+         const MAX_HIDDEN: u32 = {MAX_HIDDEN}u;\n\
+         const OPENING_START: f32 = {OPENING_START:?};\n\
+         const OPENING_FULL: f32 = {OPENING_FULL:?};\n\
+         const MOUTH_INTERIOR: vec3<f32> = vec3<f32>({r:?}, {g:?}, {b:?});\n\
+         {}",
+        include_str!("../../shaders/head_march.wgsl")
+    )
+}
+
 /// Adds the GPU volume renderer to the render app (no-op in apps without rendering).
 pub struct TalkingHeadRenderPlugin;
 
 impl Plugin for TalkingHeadRenderPlugin {
     fn build(&self, app: &mut App) {
-        let shader = Shader::from_wgsl(
-            include_str!("../../shaders/head_march.wgsl"),
-            "bevy_talking_head/shaders/head_march.wgsl",
-        );
+        let shader =
+            Shader::from_wgsl(shader_source(), "bevy_talking_head/shaders/head_march.wgsl");
         if let Some(mut shaders) = app.world_mut().get_resource_mut::<Assets<Shader>>() {
             // Inserting under a fixed id cannot fail for a uuid handle; ignore the Result explicitly.
             let _ = shaders.insert(MARCH_SHADER.id(), shader);
