@@ -17,6 +17,8 @@ struct March {
     size: vec4<u32>,
     // channels, decoder hidden width, motion basis count, motion-basis resolution
     shape: vec4<u32>,
+    // the mouth: middle of the lips' line (x, y, metres), half its width, how strongly synthesized teeth show
+    mouth: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> march: March;
@@ -32,8 +34,9 @@ struct March {
 // Premultiplied linear RGBA.
 @group(0) @binding(6) var output: texture_storage_2d<rgba16float, write>;
 
-// MAX_CHANNELS, MAX_HIDDEN, and where the lips part (see HeadAsset::motion_bases) OPENING_START, OPENING_FULL and
-// MOUTH_INTERIOR: defined by the plugin in front of this file from the Rust constants of the same names
+// MAX_CHANNELS, MAX_HIDDEN, and for where the lips part (see HeadAsset::motion_bases and identity::Mouth)
+// OPENING_START, OPENING_FULL, MOUTH_INTERIOR, TEETH, TEETH_SHOW, TEETH_LIT_GAP, TOOTH_COUNT, TOOTH_WIDTHS and
+// TOOTH_LENGTHS: defined by the plugin in front of this file from the Rust constants of the same names
 // (render::gpu::shader_source), so that the CPU reference and the shader cannot disagree.
 
 @compute @workgroup_size(64)
@@ -157,6 +160,42 @@ fn decode(u: vec3<f32>) -> vec4<f32> {
     return vec4<f32>(rgb, max(raw.x, 0.0));
 }
 
+// What shows inside the mouth where the lips part at head-space point p (metres), from the blended warp there (y:
+// the gap the bases open on the point's side of the lips' line, normalised by the half height) and the head's mouth:
+// the interior, and the synthesized upper teeth hanging from the lips' line (see identity::Mouth).
+fn mouth_colour(p: vec3<f32>, warp: vec4<f32>, half_height: f32) -> vec3<f32> {
+    let mouth = march.mouth;
+    let across = abs(p.x - mouth.x);
+    let below = mouth.y - p.y;
+    // The tooth at `across`, the distance to its nearer side and how far it reaches below the line.
+    var widths = TOOTH_WIDTHS;
+    var lengths = TOOTH_LENGTHS;
+    var inner = 0.0;
+    var side = -1.0;
+    var length = 0.0;
+    for (var k = 0u; k < TOOTH_COUNT; k++) {
+        if across < inner + widths[k] {
+            side = min(across - inner, inner + widths[k] - across);
+            length = lengths[k];
+            break;
+        }
+        inner = inner + widths[k];
+    }
+    if side < 0.0 {
+        return MOUTH_INTERIOR;
+    }
+    // Each tooth's lower corners are rounded off and the seams between teeth are shaded.
+    let rounded = 1.0 - 0.35 * (1.0 - smoothstep(0.0, 0.0015, side));
+    let reach = TEETH_SHOW * length * rounded;
+    let band = 1.0 - smoothstep(reach - 0.0005, reach, below);
+    let seam = 1.0 - 0.45 * (1.0 - smoothstep(0.0, 0.0007, side));
+    // Towards the corners the row turns away into the mouth's shadow, as it does in thin gaps.
+    let recede = 1.0 - 0.75 * smoothstep(0.3 * mouth.z, 0.95 * mouth.z, across);
+    let lit = 0.25 + 0.75 * smoothstep(0.0, TEETH_LIT_GAP, abs(warp.y) * half_height);
+    // Shadow is the mouth's interior showing through.
+    return mix(MOUTH_INTERIOR, TEETH, mouth.w * band * seam * recede * lit);
+}
+
 @compute @workgroup_size(8, 8)
 fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
     let width = march.size.x;
@@ -195,7 +234,10 @@ fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
             }
             let point = decode(canonical);
             let interior = smoothstep(OPENING_START, OPENING_FULL, warp.w);
-            let rgb = mix(point.xyz, MOUTH_INTERIOR, interior);
+            var rgb = point.xyz;
+            if interior > 0.0 {
+                rgb = mix(point.xyz, mouth_colour(u * half_extent, warp, half_extent.y), interior);
+            }
             let alpha = 1.0 - exp(-point.w * step_len);
             color = color + transmittance * alpha * rgb;
             transmittance = transmittance * (1.0 - alpha);

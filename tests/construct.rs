@@ -32,9 +32,15 @@ struct Built {
 }
 
 fn build() -> Built {
+    build_from("astronaut.png")
+}
+
+/// Builds the head of `assets/portraits/<name>`.
+fn build_from(name: &str) -> Built {
     let registry = ModelRegistry::load_default().expect("models");
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/portraits/astronaut.png");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/portraits")
+        .join(name);
     let portrait = image::open(path).expect("portrait");
     let landmarks = find_face_landmarks(&registry, &portrait).expect("landmarks");
     let start = Instant::now();
@@ -782,4 +788,80 @@ fn emotions_move_the_face_the_landmark_model_sees() {
             );
         }
     }
+}
+
+#[test]
+fn closed_lips_part_onto_synthesized_teeth() {
+    // The astronaut smiles with her teeth showing: they move with her lips and nothing is added.
+    let astronaut = build();
+    println!("astronaut: {:?}", astronaut.asset.mouth);
+    assert_eq!(astronaut.asset.mouth.teeth, 0.0);
+
+    // Grace Hopper's lips are closed: her open mouth shows a row of upper teeth hanging from the lips' line, bright
+    // against the dark interior below them, with darker seams between the teeth.
+    let Built { asset, face, .. } = build_from("grace_hopper.jpg");
+    let mouth = asset.mouth;
+    println!("grace_hopper: {mouth:?}");
+    assert_eq!(mouth.teeth, 1.0);
+    assert!(
+        (mouth.centre - (face[13].truncate() + face[14].truncate()) * 0.5).length() < 1e-6
+            && (0.015..0.04).contains(&mouth.half_width),
+        "mouth {mouth:?}"
+    );
+    // A camera 25 cm in front of the mouth, 6 cm across the image: 0.31 mm per pixel at the lips.
+    let target = mouth.centre.extend(face[13].z);
+    let camera = HeadCamera {
+        position: target + Vec3::Z * 0.25,
+        target,
+        up: Vec3::Y,
+        fov_y: 2.0 * (0.03f32 / 0.25).atan(),
+    };
+    let march = MarchUniform::new(&asset, &camera, SIZE, SIZE, 400);
+    let mut code = vec![0.0; asset.basis_count];
+    let closed = render_reference(&asset, &code, &march);
+    code[bases::JAW_OPEN] = 0.5;
+    let open = render_reference(&asset, &code, &march);
+    save("hopper_mouth_rest", &closed);
+    save("hopper_mouth_jaw_half_open", &open);
+    // Mean sRGB luminance over boxes of head-space x, y relative to the lips' middle (y down from the lips'
+    // line): the top 1.5 mm below the line (teeth) and 5-8 mm below it (the interior; the gap at jaw 0.5 is
+    // 10 mm at the middle).
+    let luminance = |view: &[f32], x: (f32, f32), y: (f32, f32)| {
+        let values: Vec<f32> = (0..SIZE * SIZE)
+            .filter(|&i| {
+                let p = Vec2::new(
+                    ((i % SIZE) as f32 + 0.5) / SIZE as f32 - 0.5,
+                    0.5 - ((i / SIZE) as f32 + 0.5) / SIZE as f32,
+                ) * 0.06;
+                (x.0..=x.1).contains(&p.x) && (-y.1..=-y.0).contains(&p.y)
+            })
+            .filter_map(|i| srgb(view, i as usize))
+            .map(|c| 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+            .collect();
+        assert!(values.len() >= 3, "too few pixels in {x:?} x {y:?}");
+        values.iter().sum::<f32>() / values.len() as f32
+    };
+    let middle = (-0.3 * mouth.half_width, 0.3 * mouth.half_width);
+    let teeth = luminance(&open, middle, (0.0, 0.0015));
+    let interior = luminance(&open, middle, (0.005, 0.008));
+    // The seam between the two central incisors, against the incisors beside it.
+    let seam = luminance(&open, (-0.0004, 0.0004), (0.0, 0.0015));
+    let incisors = luminance(&open, (0.002, 0.006), (0.0, 0.0015));
+    println!(
+        "jaw half open: teeth {teeth:.0}, interior {interior:.0}, seam {seam:.0} vs incisor {incisors:.0}"
+    );
+    assert!(
+        teeth > 120.0 && interior < 50.0,
+        "teeth {teeth:.0}, interior {interior:.0}"
+    );
+    assert!(
+        seam < 0.9 * incisors,
+        "seam {seam:.0} vs incisors {incisors:.0}"
+    );
+    // Closed, the same boxes are lips and skin, as in the portrait.
+    let closed_teeth = luminance(&closed, middle, (0.0, 0.0015));
+    assert!(
+        (closed_teeth - teeth).abs() > 20.0,
+        "the closed mouth already looks like the open one: {closed_teeth:.0}"
+    );
 }

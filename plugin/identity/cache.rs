@@ -12,7 +12,7 @@ use bevy::math::Vec3;
 use half::f16;
 use serde::{Deserialize, Serialize};
 
-use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, PLANES};
+use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, Mouth, PLANES};
 
 const MAGIC: &[u8; 8] = b"THHEAD01";
 
@@ -25,6 +25,8 @@ struct Header {
     basis_count: usize,
     motion_resolution: usize,
     decoder: DecoderMlp,
+    #[serde(default)]
+    mouth: Mouth,
 }
 
 /// 64-bit FNV-1a: stable across Rust versions and platforms (unlike `DefaultHasher`).
@@ -92,6 +94,7 @@ pub fn save(dir: &Path, key: &str, asset: &HeadAsset) -> std::io::Result<()> {
         basis_count: asset.basis_count,
         motion_resolution: asset.motion_resolution,
         decoder: asset.decoder.clone(),
+        mouth: asset.mouth,
     };
     let header = ron::to_string(&header).map_err(std::io::Error::other)?;
     let temporary = dir.join(format!("{key}.{}.tmp", std::process::id()));
@@ -157,6 +160,7 @@ pub fn load(dir: &Path, key: &str) -> std::io::Result<Option<HeadAsset>> {
         motion_resolution: m,
         motion_bases: Arc::from(bases),
         decoder: header.decoder,
+        mouth: header.mouth,
     };
     asset.validate().map_err(|e| damaged(&e.to_string()))?;
     Ok(Some(asset))

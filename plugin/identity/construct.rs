@@ -32,8 +32,8 @@
 //! front surface and `c_back` on the back one whatever `mid` is; the switch shows only where the two surfaces
 //! meet, at the silhouette's edge, and there the two maps agree. The head asset's motion bases are displacement
 //! fields built around the landmarks ([`bases`]); where the jaw and lips part, their opening component marks the
-//! gap that the renderer fills with the mouth's interior, and the blinks draw the closed lids from the skin below
-//! each eye.
+//! gap that the renderer fills with the mouth's interior (and, when the portrait's lips are closed, synthesized
+//! upper teeth: [`Mouth`]), and the blinks draw the closed lids from the skin below each eye.
 
 use std::sync::Arc;
 
@@ -41,7 +41,7 @@ use bevy::math::{Vec2, Vec3};
 use half::f16;
 use image::{DynamicImage, RgbImage};
 
-use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, PLANES};
+use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, Mouth, PLANES};
 use super::landmarks::{FaceLandmarks, landmark_index as lm};
 use super::triangulation::FaceMesh;
 
@@ -385,8 +385,22 @@ pub fn build_head(
         motion_resolution: m,
         motion_bases: Arc::from(motion_bases),
         decoder: decoder(),
+        mouth: mouth_of(&face),
     };
     (asset, frame)
+}
+
+/// The head's mouth ([`Mouth`]): the lips' line through the middle of the inner lips (where the motion bases
+/// part them) and synthesized teeth when the portrait's lips are closed (the inner lips less than 1 mm apart at
+/// the middle; none from 3 mm on, where the portrait shows its own teeth).
+fn mouth_of(face: &[Vec3]) -> Mouth {
+    let at = |i: usize| face[i].truncate();
+    let apart = at(lm::UPPER_LIP).y - at(lm::LOWER_LIP).y;
+    Mouth {
+        centre: (at(lm::UPPER_LIP) + at(lm::LOWER_LIP)) * 0.5,
+        half_width: at(lm::MOUTH_LEFT).distance(at(lm::MOUTH_RIGHT)) * 0.5,
+        teeth: 1.0 - smoothstep(0.001, 0.003, apart),
+    }
 }
 
 /// A constructed head's front and back surfaces and their colours, read back from its tri-plane, where plane 0

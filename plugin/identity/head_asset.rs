@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use bevy::asset::Asset;
-use bevy::math::Vec3;
+use bevy::math::{Vec2, Vec3};
 use bevy::reflect::TypePath;
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,19 @@ pub const OPENING_START: f32 = 0.8;
 pub const OPENING_FULL: f32 = 1.05;
 /// Linear RGB of the mouth's interior, drawn where the lips part.
 pub const MOUTH_INTERIOR: [f32; 3] = [0.04, 0.012, 0.012];
+/// Linear RGB of the synthesized upper teeth (see [`Mouth`]) where they are fully lit.
+pub const TEETH: [f32; 3] = [0.62, 0.56, 0.46];
+/// How far the synthesized central incisors reach below the lips' line into a parted mouth, metres (how much of
+/// the upper incisors a relaxed, parted upper lip shows: 2–3 mm in adults).
+pub const TEETH_SHOW: f32 = 0.0028;
+/// Widths of the synthesized upper teeth as seen from the front, from the middle outwards (central and lateral
+/// incisor, canine, two premolars; the arch turns away, so the outer ones look narrower), metres.
+pub const TOOTH_WIDTHS: [f32; 5] = [0.0085, 0.0065, 0.005, 0.004, 0.004];
+/// How far each of them reaches below the lips' line, as a share of [`TEETH_SHOW`].
+pub const TOOTH_LENGTHS: [f32; 5] = [1.0, 0.85, 0.95, 0.8, 0.75];
+/// Gap (metres) over which the synthesized teeth come out of the mouth's shadow: in a thin gap, at the corners or
+/// barely parted lips, they stay dim.
+pub const TEETH_LIT_GAP: f32 = 0.004;
 /// Largest feature channel count the shader supports.
 pub const MAX_CHANNELS: usize = 32;
 /// Largest decoder hidden width the shader supports.
@@ -80,6 +93,32 @@ pub struct HeadAsset {
     pub motion_bases: Arc<[f16]>,
     /// The decoder.
     pub decoder: DecoderMlp,
+    /// The mouth: where the renderer draws synthesized teeth inside the gap the lips open.
+    pub mouth: Mouth,
+}
+
+/// Where a head's lips meet, and whether its open mouth shows synthesized upper teeth.
+///
+/// Where the lips part, the renderer draws the mouth's interior ([`MOUTH_INTERIOR`]) and, with `teeth` > 0, a row
+/// of upper teeth ([`TEETH`], [`TOOTH_WIDTHS`]) hanging from the lips' line: they fill the gap above it (a raised
+/// upper lip) and reach [`TEETH_SHOW`] below it (an open jaw), receding into shadow towards the corners and in
+/// gaps thinner than [`TEETH_LIT_GAP`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mouth {
+    /// The middle of the lips' line, head space x and y, metres.
+    pub centre: Vec2,
+    /// Half the mouth's width, metres.
+    pub half_width: f32,
+    /// How strongly the teeth show, 0..1: 1 for a portrait with closed lips (it has no teeth to show), 0 for one
+    /// that shows its own (they move with the lips).
+    pub teeth: f32,
+}
+
+impl Mouth {
+    /// The four floats the shader reads (`March::mouth`): centre x, y, half width, teeth.
+    pub fn to_array(self) -> [f32; 4] {
+        [self.centre.x, self.centre.y, self.half_width, self.teeth]
+    }
 }
 
 /// Why a head asset cannot be used.
@@ -119,6 +158,16 @@ impl HeadAsset {
             return Err(HeadAssetError::Dimension(format!(
                 "plane resolutions must be at least 2, got {} and {}",
                 self.triplane_resolution, self.motion_resolution
+            )));
+        }
+        let mouth = self.mouth;
+        if !((0.0..=1.0).contains(&mouth.teeth)
+            && mouth.half_width >= 0.0
+            && mouth.half_width.is_finite()
+            && mouth.centre.is_finite())
+        {
+            return Err(HeadAssetError::Dimension(format!(
+                "mouth must have a finite centre and half width >= 0 and teeth in 0..=1, got {mouth:?}"
             )));
         }
         if !(self.half_extent.min_element() > 0.0 && self.half_extent.is_finite()) {
@@ -188,6 +237,33 @@ mod tests {
         assert!(
             matches!(flat.validate(), Err(HeadAssetError::Dimension(m)) if m.contains("half_extent"))
         );
+        for mouth in [
+            Mouth {
+                teeth: 1.5,
+                ..good.mouth
+            },
+            Mouth {
+                teeth: f32::NAN,
+                ..good.mouth
+            },
+            Mouth {
+                half_width: -0.01,
+                ..good.mouth
+            },
+            Mouth {
+                centre: Vec2::new(f32::INFINITY, 0.0),
+                ..good.mouth
+            },
+        ] {
+            let bad = HeadAsset {
+                mouth,
+                ..good.clone()
+            };
+            assert!(
+                matches!(bad.validate(), Err(HeadAssetError::Dimension(m)) if m.contains("mouth")),
+                "{mouth:?}"
+            );
+        }
         let mut short = good.clone();
         short.motion_bases = Arc::from(&short.motion_bases[1..]);
         assert!(matches!(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bevy::math::{Vec2, Vec3};
 use half::f16;
 
-use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, PLANES};
+use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, Mouth, PLANES};
 
 /// Feature channels of the procedural head.
 const CHANNELS: usize = 8;
@@ -72,6 +72,7 @@ pub fn procedural_head(resolution: usize, motion_resolution: usize) -> HeadAsset
         motion_resolution: m,
         motion_bases: Arc::from(motion_bases),
         decoder: decoder(),
+        mouth: Mouth::default(),
     }
 }
 

@@ -20,7 +20,8 @@ use bevy::shader::Shader;
 
 use super::{HeadRenderJob, MarchUniform};
 use crate::identity::{
-    HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR, OPENING_FULL, OPENING_START,
+    HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR, OPENING_FULL, OPENING_START, TEETH,
+    TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
 };
 
 /// The embedded volume-rendering shader (`shaders/head_march.wgsl`).
@@ -36,13 +37,30 @@ pub const HEAD_TEXTURE_FORMAT: TextureFormat = TextureFormat::Rgba16Float;
 /// Rust ones.
 fn shader_source() -> String {
     let [r, g, b] = MOUTH_INTERIOR;
+    let [tr, tg, tb] = TEETH;
+    let teeth = TOOTH_WIDTHS.len();
+    let list = |values: &[f32]| {
+        values
+            .iter()
+            .map(|v| format!("{v:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
         "const MAX_CHANNELS: u32 = {MAX_CHANNELS}u;\n\
          const MAX_HIDDEN: u32 = {MAX_HIDDEN}u;\n\
          const OPENING_START: f32 = {OPENING_START:?};\n\
          const OPENING_FULL: f32 = {OPENING_FULL:?};\n\
          const MOUTH_INTERIOR: vec3<f32> = vec3<f32>({r:?}, {g:?}, {b:?});\n\
+         const TEETH: vec3<f32> = vec3<f32>({tr:?}, {tg:?}, {tb:?});\n\
+         const TEETH_SHOW: f32 = {TEETH_SHOW:?};\n\
+         const TEETH_LIT_GAP: f32 = {TEETH_LIT_GAP:?};\n\
+         const TOOTH_COUNT: u32 = {teeth}u;\n\
+         const TOOTH_WIDTHS = array<f32, {teeth}>({});\n\
+         const TOOTH_LENGTHS = array<f32, {teeth}>({});\n\
          {}",
+        list(&TOOTH_WIDTHS),
+        list(&TOOTH_LENGTHS),
         include_str!("../../shaders/head_march.wgsl")
     )
 }

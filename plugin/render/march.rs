@@ -97,6 +97,8 @@ pub struct MarchUniform {
     pub size: [u32; 4],
     /// Feature channels, decoder hidden width, motion basis count, motion-basis resolution.
     pub shape: [u32; 4],
+    /// The head's mouth ([`crate::identity::Mouth::to_array`]).
+    pub mouth: [f32; 4],
 }
 
 impl MarchUniform {
@@ -128,6 +130,7 @@ impl MarchUniform {
                 asset.basis_count as u32,
                 asset.motion_resolution as u32,
             ],
+            mouth: asset.mouth.to_array(),
         }
     }
 

@@ -8,7 +8,8 @@ use half::f16;
 use super::march::MarchUniform;
 use crate::identity::{
     BASIS_COMPONENTS, DECODER_OUTPUTS, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR,
-    OPENING_FULL, OPENING_START, PLANES,
+    OPENING_FULL, OPENING_START, PLANES, TEETH, TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS,
+    TOOTH_WIDTHS,
 };
 
 /// Renders `asset` with `motion_code` into premultiplied linear RGBA (4 floats per pixel, row-major, top row
@@ -144,6 +145,40 @@ fn smoothstep(edge0: f32, edge1: f32, x: f32) -> f32 {
     t * t * (3.0 - 2.0 * t)
 }
 
+/// What shows inside the mouth where the lips part (`mouth_colour` in the shader) at head-space point `p`
+/// (metres), from the blended warp there (its y is the gap the bases open on the point's side of the lips' line,
+/// normalised by the box's half height `half_height`) and the head's mouth (`March::mouth`): the interior, and the
+/// synthesized upper teeth that hang from the lips' line (see [`crate::identity::Mouth`]).
+fn mouth_colour(p: Vec3, warp: Vec4, half_height: f32, mouth: [f32; 4]) -> Vec3 {
+    let [centre_x, line_y, half_width, teeth] = mouth;
+    let across = (p.x - centre_x).abs();
+    let below = line_y - p.y;
+    // The tooth at `across`, the distance to its nearer side and how far it reaches below the line.
+    let mut inner = 0.0;
+    let mut tooth = None;
+    for (width, length) in TOOTH_WIDTHS.iter().zip(TOOTH_LENGTHS) {
+        if across < inner + width {
+            tooth = Some(((across - inner).min(inner + width - across), length));
+            break;
+        }
+        inner += width;
+    }
+    let Some((side, length)) = tooth else {
+        return Vec3::from_array(MOUTH_INTERIOR);
+    };
+    // Each tooth's lower corners are rounded off and the seams between teeth are shaded.
+    let rounded = 1.0 - 0.35 * (1.0 - smoothstep(0.0, 0.0015, side));
+    let reach = TEETH_SHOW * length * rounded;
+    let band = 1.0 - smoothstep(reach - 0.0005, reach, below);
+    let seam = 1.0 - 0.45 * (1.0 - smoothstep(0.0, 0.0007, side));
+    // Towards the corners the row turns away into the mouth's shadow, as it does in thin gaps.
+    let recede = 1.0 - 0.75 * smoothstep(0.3 * half_width, 0.95 * half_width, across);
+    let lit = 0.25 + 0.75 * smoothstep(0.0, TEETH_LIT_GAP, warp.y.abs() * half_height);
+    // Shadow is the mouth's interior showing through.
+    Vec3::from_array(MOUTH_INTERIOR)
+        .lerp(Vec3::from_array(TEETH), teeth * band * seam * recede * lit)
+}
+
 fn march_ray(
     asset: &HeadAsset,
     displacement: &[Vec4],
@@ -184,9 +219,12 @@ fn march_ray(
             }
             let sample = decode(asset, canonical);
             let interior = smoothstep(OPENING_START, OPENING_FULL, warp.w);
-            let rgb = sample
-                .truncate()
-                .lerp(Vec3::from_array(MOUTH_INTERIOR), interior);
+            let rgb = if interior > 0.0 {
+                let mouth = mouth_colour(u * half_extent, warp, half_extent.y, march.mouth);
+                sample.truncate().lerp(mouth, interior)
+            } else {
+                sample.truncate()
+            };
             let alpha = 1.0 - (-sample.w * step).exp();
             color += transmittance * alpha * rgb;
             transmittance *= 1.0 - alpha;
