@@ -57,6 +57,8 @@ const DENSITY_SCALE: f32 = 20_000.0;
 const DEPTH_SIGMA_M: f32 = 0.006;
 /// Logits are clamped to this magnitude (colours 0.25 %..99.75 %).
 const MAX_LOGIT: f32 = 6.0;
+/// Skin beside the mouth that an open jaw stretches, metres below the lips' line on top of the jaw's drop.
+const JAW_STRETCH: f32 = 0.02;
 /// How deep the mouth's interior reaches behind the upper lip, metres: further back, the lips' opening is cancelled.
 const INTERIOR_DEPTH: f32 = 0.03;
 /// Where the person mask cuts the skull, the head's thickness rounds off over this distance from the edge, metres.
@@ -1396,12 +1398,13 @@ fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -
             bases::JAW_OPEN => {
                 // Everything below the lips' line is drawn from `jaw_drop` higher up (less down the neck).
                 // Between the lips the drop comes at once, so they part and the gap shows the mouth's interior;
-                // beside the mouth it grows over `jaw_drop` below the line, so the skin stretches.
+                // beside the mouth it grows over `jaw_drop` + `JAW_STRETCH` below the line, so the skin stretches
+                // (over `jaw_drop` alone, a fully open jaw would draw that whole band from the lips' line: streaks).
                 let below = mouth_centre.y - p.y;
                 let (across, parted) = jaw_spread(p);
                 let lift = jaw_drop
                     * (parted * (below / texel).clamp(0.0, 1.0)
-                        + (1.0 - parted) * (below / jaw_drop).clamp(0.0, 1.0));
+                        + (1.0 - parted) * (below / (jaw_drop + JAW_STRETCH)).clamp(0.0, 1.0));
                 let chin_fade = 1.0 - smoothstep(0.06, 0.09, below);
                 Vec2::new(0.0, lift * chin_fade.max(0.35) * across)
             }
