@@ -68,6 +68,11 @@ fn build_from(name: &str) -> Built {
     }
 }
 
+/// Luminance (Rec. 709 weights) of an sRGB colour (0..255).
+fn luma(c: [f32; 3]) -> f32 {
+    0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+}
+
 /// sRGB colour (0..255) of a rendered pixel, or `None` where it is transparent.
 fn srgb(linear: &[f32], i: usize) -> Option<[f32; 3]> {
     let alpha = linear[i * 4 + 3];
@@ -278,7 +283,7 @@ fn constructed_head_matches_the_portrait_and_moves() {
             let luminance: Vec<f32> = (0..(SIZE * SIZE) as usize)
                 .filter(|&i| view[i * 4 + 3] > 0.99)
                 .filter_map(|i| srgb(&view, i))
-                .map(|c| 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+                .map(luma)
                 .collect();
             let mean = luminance.iter().sum::<f32>() / luminance.len().max(1) as f32;
             let spread = (luminance.iter().map(|l| (l - mean).powi(2)).sum::<f32>()
@@ -316,7 +321,7 @@ fn constructed_head_matches_the_portrait_and_moves() {
                     continue;
                 }
                 if let Some(c) = srgb(view, (py * SIZE + px) as usize) {
-                    sum += 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+                    sum += luma(c);
                     count += 1;
                 }
             }
@@ -367,7 +372,7 @@ fn constructed_head_matches_the_portrait_and_moves() {
         let dark = |view: &[f32]| {
             (0..(SIZE * SIZE) as usize)
                 .filter_map(|i| srgb(view, i))
-                .filter(|c| 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2] < 45.0)
+                .filter(|c| luma(*c) < 45.0)
                 .count()
         };
         let (closed_back, _) = render(&asset, yaw, &rest, 30.0);
@@ -397,7 +402,7 @@ fn constructed_head_matches_the_portrait_and_moves() {
             p.cmpge(gap.0).all() && p.cmple(gap.1).all()
         })
         .filter_map(|i| srgb(&half_view, i as usize))
-        .map(|c| 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+        .map(luma)
         .collect();
     let mean = gap_luminance.iter().sum::<f32>() / gap_luminance.len().max(1) as f32;
     let spread = gap_luminance
@@ -836,7 +841,7 @@ fn closed_lips_part_onto_synthesized_teeth() {
                 (x.0..=x.1).contains(&p.x) && (-y.1..=-y.0).contains(&p.y)
             })
             .filter_map(|i| srgb(view, i as usize))
-            .map(|c| 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2])
+            .map(luma)
             .collect();
         assert!(values.len() >= 3, "too few pixels in {x:?} x {y:?}");
         values.iter().sum::<f32>() / values.len() as f32

@@ -377,7 +377,8 @@ pub fn build_head(
         },
         skin: maps.skin,
     };
-    let motion_bases = motion_bases(&face, half_extent, m, &palette);
+    let mouth = mouth_of(&face);
+    let motion_bases = motion_bases(&face, mouth, half_extent, m, &palette);
     let asset = HeadAsset {
         half_extent,
         channels: CHANNELS,
@@ -387,7 +388,7 @@ pub fn build_head(
         motion_resolution: m,
         motion_bases: Arc::from(motion_bases),
         decoder: decoder(),
-        mouth: mouth_of(&face),
+        mouth,
     };
     (asset, frame)
 }
@@ -1266,13 +1267,19 @@ fn plateau(a: f32, b: f32, c: f32, d: f32, x: f32) -> f32 {
 }
 
 /// Motion bases as backward displacement fields on plane 0 (x, y), in normalised units: the point drawn at `u`
-/// comes from `u + d`; the fourth component is the opening where the lips part (see `HeadAsset::motion_bases`).
-fn motion_bases(face: &[Vec3], half_extent: Vec3, m: usize, palette: &Palette) -> Vec<f16> {
+/// comes from `u + d`; the fourth component is the opening where the lips part (see `HeadAsset::motion_bases`),
+/// around the lips' line of `mouth`.
+fn motion_bases(
+    face: &[Vec3],
+    mouth: Mouth,
+    half_extent: Vec3,
+    m: usize,
+    palette: &Palette,
+) -> Vec<f16> {
     let at = |i: usize| face[i].truncate();
     let mouth_left = at(lm::MOUTH_LEFT);
     let mouth_right = at(lm::MOUTH_RIGHT);
-    let mouth_centre = (at(lm::UPPER_LIP) + at(lm::LOWER_LIP)) * 0.5;
-    let mouth_half_width = mouth_left.distance(mouth_right) * 0.5;
+    let (mouth_centre, mouth_half_width) = (mouth.centre, mouth.half_width);
     let eye = |outer: usize, inner: usize| {
         let (a, b) = (at(outer), at(inner));
         ((a + b) * 0.5, a.distance(b) * 0.5)
