@@ -14,7 +14,7 @@ relu(--open-margin - lip_opening(regression)) on open-vowel frames + --close-wei
 not shipped): --rest-weight * relu(|speech weights of the regression| - --rest-margin) on interior silence frames,
 and --mix-open / --mix-close: the two lip hinges again on the exported output (model.mix_output at --mix-tau, back-
 propagated through the mix into both heads, mix_backward); --band-masks: SpecAugment-like frequency masks
-(band_mask).  The voice variants of
+(band_mask); --swa-start: stochastic weight averaging (tried after version 8, not shipped).  The voice variants of
 validate.VAL_VARIANTS are left out of training (the validation split; the per-epoch "val" numbers are on them).
 With --festival (the default) the festival split's voices other than festival.VAL_VOICES are trained on too;
 with --kokoro the kokoro split's voices other than kokoro.VAL_VOICES.  Batches: B random segments of S frames (the encoder sees each segment's 4 S + 12 front-end rows,
@@ -378,7 +378,13 @@ def main() -> None:
     ap.add_argument("--festival-repeat", type=int, default=1, help="festival utterances per epoch, times")
     ap.add_argument("--no-shape", action="store_true", help="leave out the spectral-shape rows (80 inputs, not 158)")
     ap.add_argument("--floor-noise", type=float, default=0.5, help="share of train utterances given a noise floor")
+    ap.add_argument("--swa-start", type=int, default=0,
+                    help="stochastic weight averaging: from this epoch on the learning rate stays at --swa-lr and the "
+                         "saved weights are the mean of the weights after each of those epochs (0: off)")
+    ap.add_argument("--swa-lr", type=float, default=5e-4)
     args = ap.parse_args()
+    if not 0 <= args.swa_start < args.epochs:
+        ap.error("--swa-start must be 0 (off) or an epoch before --epochs")
     rng = np.random.default_rng(args.seed)
     t_start = time.time()
     shape = not args.no_shape
@@ -414,15 +420,20 @@ def main() -> None:
     p = model.init_params(rng, args.h1, args.features, args.h2, d=model.d_in(shape),
                           window=model.FEATURE_WINDOW + args.past)
     opt = Adam(p, args.lr, args.wd)
-    n_steps = args.epochs * sum(1 for _ in range(0, sum(len(f) // args.segment for f in faces) - args.batch + 1,
-                                                  args.batch))
+    steps_per_epoch = sum(1 for _ in range(0, sum(len(f) // args.segment for f in faces) - args.batch + 1,
+                                           args.batch))
+    # Without SWA the learning rate falls from --lr to 0 over all epochs (cosine); with it, to --swa-lr over the
+    # epochs before --swa-start, then it stays there while the weights are averaged.
+    n_steps = (args.swa_start or args.epochs) * steps_per_epoch
+    lr_end = args.swa_lr if args.swa_start else 0.0
+    swa, swa_count = None, 0
     step = 0
     for epoch in range(args.epochs):
         t0, acc = time.time(), []
         for xb, tb, lb, qb in batches(rng, rows, faces, labels, args.segment, args.batch, softs, args.past):
             if args.input_noise:
                 xb = xb + rng.normal(0, args.input_noise, xb.shape).astype(np.float32)
-            lr = args.lr * 0.5 * (1 + np.cos(np.pi * min(step / max(n_steps, 1), 1.0)))
+            lr = lr_end + (args.lr - lr_end) * 0.5 * (1 + np.cos(np.pi * min(step / max(n_steps, 1), 1.0)))
             if args.eq:
                 xb = random_eq(rng, xb, mean, inv_std, args.eq)
             if args.warp:
@@ -441,6 +452,14 @@ def main() -> None:
         v = evaluate_loss(p, vrows, vfaces, vlabels, mean, inv_std)
         print(f"epoch {epoch + 1:2d}  train bce {a[0]:.4f} mse {a[1]:.5f} viseme-ce {a[2]:.3f}  |  val "
               f"mse {v[0]:.5f} aux-viseme-acc {v[1]:.3f}  ({time.time() - t0:.1f} s)", flush=True)
+        if args.swa_start and epoch >= args.swa_start:
+            swa_count += 1
+            swa = {k: w.copy() for k, w in p.items()} if swa is None else \
+                {k: swa[k] + (p[k] - swa[k]) / swa_count for k in p}
+    if swa is not None:
+        p = {k: w.astype(np.float32) for k, w in swa.items()}
+        v = evaluate_loss(p, vrows, vfaces, vlabels, mean, inv_std)
+        print(f"SWA mean of {swa_count} epochs  |  val mse {v[0]:.5f} aux-viseme-acc {v[1]:.3f}", flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez(args.out, mean=mean, inv_std=inv_std, **{k: v for k, v in p.items()},
              config=np.array(json.dumps({**vars(args), "train_seconds": time.time() - t_start})))
