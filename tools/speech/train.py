@@ -454,10 +454,13 @@ def main() -> None:
               f"mse {v[0]:.5f} aux-viseme-acc {v[1]:.3f}  ({time.time() - t0:.1f} s)", flush=True)
         if args.swa_start and epoch >= args.swa_start:
             swa_count += 1
-            swa = {k: w.copy() for k, w in p.items()} if swa is None else \
-                {k: swa[k] + (p[k] - swa[k]) / swa_count for k in p}
+            if swa is None:
+                swa = {k: w.copy() for k, w in p.items()}
+            else:
+                for k in swa:
+                    swa[k] += (p[k] - swa[k]) / swa_count  # running mean, float32 like the weights
     if swa is not None:
-        p = {k: w.astype(np.float32) for k, w in swa.items()}
+        p = swa
         v = evaluate_loss(p, vrows, vfaces, vlabels, mean, inv_std)
         print(f"SWA mean of {swa_count} epochs  |  val mse {v[0]:.5f} aux-viseme-acc {v[1]:.3f}", flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
