@@ -110,7 +110,12 @@ def evaluate(predictors: dict, sets: dict[str, list[dict]]) -> dict:
             acc = metrics.Accumulator()
             t = time.time()
             for u in utts:
-                y = u["face"] if pred == "oracle" else pred(u["audio"])
+                if pred == "oracle":
+                    y = u["face"]
+                elif pred == "labels":  # the frame labels' one-hot viseme shapes (validate --label-shapes)
+                    y = visemes.SHAPES[u["labels"]]
+                else:
+                    y = pred(u["audio"])
                 acc.add(y, u["face"], u["labels"])
             results[(pname, sname)] = {**acc.result(), "seconds": time.time() - t}
     return results
@@ -171,7 +176,7 @@ def print_wins(results: dict, trained: str, sets) -> None:
 
 def print_precise(results: dict) -> None:
     for k, r in results.items():
-        print(k, {row: round(r[row], 5) for row in metrics.ROWS})
+        print(k, {row: round(r[row], 5) for row in metrics.ROWS + metrics.DIAGNOSTICS})
 
 
 def main() -> None:

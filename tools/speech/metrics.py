@@ -14,6 +14,10 @@
   A/V offset (ms)     lag of the peak of the summed per-utterance normalised cross-correlation of predicted vs
                       target jawOpen within +-200 ms (+-5 frames, parabolic interpolation between frames);
                       positive = the prediction is late
+Diagnostics, not rows (printed by --precise): "rise lag ms" / "fall lag ms", the same lag computed on the rising
+(falling) parts of jawOpen's frame-to-frame change only, pred vs target: the A/V offset is roughly a balance of the
+two, so a predictor that opens early and closes late (wider than the target) can score ~0 on one voice and not on
+another whose edges are weighted differently.
 """
 
 from __future__ import annotations
@@ -45,6 +49,16 @@ def interior_silence(labels: np.ndarray) -> np.ndarray:
     return inner
 
 
+def _peak_lag_ms(xc: np.ndarray) -> float:
+    """Lag of the peak of a cross-correlation over -MAX_LAG..MAX_LAG frames, parabolic interpolation, in ms."""
+    k = int(np.argmax(xc))
+    frac = 0.0
+    if 0 < k < len(xc) - 1:
+        a, b, c = xc[k - 1], xc[k], xc[k + 1]
+        frac = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
+    return float((k - MAX_LAG + frac) * 1000 / 25)
+
+
 def _xcorr(p: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Normalised cross-correlation for lags -MAX_LAG..MAX_LAG (pred shifted later by lag)."""
     p, t = p - p.mean(), t - t.mean()
@@ -64,6 +78,8 @@ class Accumulator:
     def __init__(self) -> None:
         self.pred, self.face, self.labels = [], [], []
         self.xc = np.zeros(2 * MAX_LAG + 1)
+        self.xc_rise = np.zeros(2 * MAX_LAG + 1)
+        self.xc_fall = np.zeros(2 * MAX_LAG + 1)
 
     def add(self, pred: np.ndarray, face: np.ndarray, labels: np.ndarray) -> None:
         n = min(len(face), len(pred))
@@ -76,6 +92,9 @@ class Accumulator:
         self.labels.append(labels)
         if n > 2 * MAX_LAG:
             self.xc += _xcorr(pred[:, JAW], face[:, JAW])
+            dp, dt = np.diff(pred[:, JAW].astype(np.float64)), np.diff(face[:, JAW].astype(np.float64))
+            self.xc_rise += _xcorr(np.maximum(dp, 0), np.maximum(dt, 0))
+            self.xc_fall += _xcorr(np.maximum(-dp, 0), np.maximum(-dt, 0))
         self.labels[-1] = np.where(interior_silence(labels), -1, labels)  # -1 marks interior silence (still class sil)
 
     def result(self) -> dict[str, float]:
@@ -92,16 +111,14 @@ class Accumulator:
         out["vowel false closure"] = float(closed[vowels].mean()) if vowels.any() else float("nan")
         at_rest = pred[:, list(arkit.SPEECH)].max(1) <= REST
         out["silence at rest"] = float(at_rest[inner].mean()) if inner.any() else float("nan")
-        k = int(np.argmax(self.xc))
-        frac = 0.0
-        if 0 < k < len(self.xc) - 1:
-            a, b, c = self.xc[k - 1], self.xc[k], self.xc[k + 1]
-            frac = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
-        out["A/V offset ms"] = float((k - MAX_LAG + frac) * 1000 / 25)
+        out["A/V offset ms"] = _peak_lag_ms(self.xc)
+        out["rise lag ms"] = _peak_lag_ms(self.xc_rise)
+        out["fall lag ms"] = _peak_lag_ms(self.xc_fall)
         out["frames"] = float(len(lab))
         return out
 
 
+DIAGNOSTICS = ["rise lag ms", "fall lag ms"]
 ROWS = ["viseme accuracy", "mouth-open Pearson r", "bilabial closure recall", "vowel false closure",
         "silence at rest", "A/V offset ms"]
 BETTER = {"viseme accuracy": "higher", "mouth-open Pearson r": "higher", "bilabial closure recall": "higher",

@@ -121,6 +121,9 @@ def main() -> None:
                                                                 "templates")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--precise", action="store_true", help="print unrounded values too")
+    ap.add_argument("--label-shapes", action="store_true",
+                    help="also score the frame labels' one-hot viseme shapes (what the viseme head is trained "
+                         "towards) against the target faces: a timing diagnostic (--precise: rise/fall lags)")
     args = ap.parse_args()
     sets = validation_sets(args.data)
     preds = {}
@@ -133,6 +136,8 @@ def main() -> None:
         preds[w] = NpzModel(w)
     if not args.no_baselines:
         preds["target (oracle)"] = "oracle"
+    if args.label_shapes:
+        preds["label shapes"] = "labels"
     results = evaluate.evaluate(preds, sets)
     print(evaluate.markdown(results, sets))
     if args.precise:
