@@ -91,8 +91,9 @@ class Accumulator:
         self.face.append(face)
         self.labels.append(labels)
         if n > 2 * MAX_LAG:
-            self.xc += _xcorr(pred[:, JAW], face[:, JAW])
-            dp, dt = np.diff(pred[:, JAW].astype(np.float64)), np.diff(face[:, JAW].astype(np.float64))
+            pj, tj = pred[:, JAW], face[:, JAW]
+            self.xc += _xcorr(pj, tj)
+            dp, dt = np.diff(pj.astype(np.float64)), np.diff(tj.astype(np.float64))
             self.xc_rise += _xcorr(np.maximum(dp, 0), np.maximum(dt, 0))
             self.xc_fall += _xcorr(np.maximum(-dp, 0), np.maximum(-dt, 0))
         self.labels[-1] = np.where(interior_silence(labels), -1, labels)  # -1 marks interior silence (still class sil)
