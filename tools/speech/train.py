@@ -188,7 +188,7 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
                      open_weight: float = 0.0, vowel_ce: float = 1.0, close_weight: float = 0.0,
                      close_margin: float = 0.05, soft: np.ndarray | None = None, rest_weight: float = 0.0,
                      rest_margin: float = 0.05, mix_open: float = 0.0, mix_close: float = 0.0,
-                     mix: tuple[float, float] = (model.MIX_LAMBDA, model.MIX_TAU)):
+                     mix: tuple[float, float] = (model.MIX_LAMBDA, model.MIX_TAU), mix_velocity: float = 0.0):
     b, s = tgt.shape[:2]
     c: dict = {}
     f = model.encoder_forward(p, xn, c)
@@ -236,6 +236,18 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
                                       close_margin, n)
         hinge += mix_hinge
         dy, dlogits = mix_backward(y, logits, g_out.astype(np.float32), *mix)
+        da4 = da4 + dy * y * (1 - y)
+        dav = dav + dlogits
+    if mix_velocity:
+        # the exported output's frame-to-frame changes must match the targets' (squared error, mean over frame pairs
+        # and weights): a blurred output opens early and closes late, the edge lags that make up the A/V row
+        out = model.mix_output(y, logits, *mix)
+        d = np.diff(out, axis=1) - np.diff(tgt, axis=1)
+        hinge += mix_velocity * float((d * d).sum()) / (n * 52)
+        g_out = np.zeros_like(out)
+        g_out[:, 1:] += d
+        g_out[:, :-1] -= d
+        dy, dlogits = mix_backward(y, logits, (2 * mix_velocity / (n * 52) * g_out).astype(np.float32), *mix)
         da4 = da4 + dy * y * (1 - y)
         dav = dav + dlogits
     h2, z = c["h2"], c["z"]
@@ -350,7 +362,10 @@ def main() -> None:
     ap.add_argument("--mix-open", type=float, default=0.0,
                     help="weight of the open-vowel penalty on the exported output (model.mix_output at --mix-tau)")
     ap.add_argument("--mix-close", type=float, default=0.0, help="the same for the /p b m/ penalty")
-    ap.add_argument("--mix-tau", type=float, default=1.15, help="softmax temperature of those two penalties")
+    ap.add_argument("--mix-velocity", type=float, default=0.0,
+                    help="weight of the squared error of the exported output's frame-to-frame changes vs the targets'")
+    ap.add_argument("--mix-tau", type=float, default=1.15,
+                    help="softmax temperature of the penalties on the exported output")
     ap.add_argument("--eq", type=float, default=1.0, help="random smooth EQ per segment, ln-power units (std)")
     ap.add_argument("--floor-snr", default="25,60", help="noise floor range, dB below the speech level")
     ap.add_argument("--input-noise", type=float, default=0.1)
@@ -444,7 +459,7 @@ def main() -> None:
                                              args.vowel_weight, args.open_margin, args.open_weight, args.vowel_ce,
                                              args.close_weight, args.close_margin, qb, args.rest_weight,
                                              args.rest_margin, args.mix_open, args.mix_close,
-                                             (model.MIX_LAMBDA, args.mix_tau))
+                                             (model.MIX_LAMBDA, args.mix_tau), args.mix_velocity)
             opt.step(p, grads, lr)
             acc.append([losses["bce"], losses["mse"], losses["ce"]])
             step += 1
