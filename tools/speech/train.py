@@ -230,24 +230,25 @@ def forward_backward(p: dict, xn: np.ndarray, tgt: np.ndarray, lab: np.ndarray, 
         da4 = da4 + dy * y * (1 - y)
     cw = np.where(vowel, np.float32(vowel_ce), np.float32(1.0))[..., None]
     dav = aux * cw * (prob - onehot) / n
-    if mix_open or mix_close:
-        # the same two hinges on the exported output (model.mix_output), so that the viseme head learns them too
-        mix_hinge, g_out = lip_hinges(model.mix_output(y, logits, *mix), vowel, pp, mix_open, open_margin, mix_close,
-                                      close_margin, n)
-        hinge += mix_hinge
-        dy, dlogits = mix_backward(y, logits, g_out.astype(np.float32), *mix)
-        da4 = da4 + dy * y * (1 - y)
-        dav = dav + dlogits
-    if mix_velocity:
-        # the exported output's frame-to-frame changes must match the targets' (squared error, mean over frame pairs
-        # and weights): a blurred output opens early and closes late, the edge lags that make up the A/V row
+    if mix_open or mix_close or mix_velocity:
+        # penalties on the exported output (model.mix_output), back-propagated through the mix once, so that the
+        # viseme head learns them too
         out = model.mix_output(y, logits, *mix)
-        d = np.diff(out, axis=1) - np.diff(tgt, axis=1)
-        hinge += mix_velocity * float((d * d).sum()) / (n * 52)
         g_out = np.zeros_like(out)
-        g_out[:, 1:] += d
-        g_out[:, :-1] -= d
-        dy, dlogits = mix_backward(y, logits, (2 * mix_velocity / (n * 52) * g_out).astype(np.float32), *mix)
+        if mix_open or mix_close:
+            # the two lip hinges
+            mix_hinge, g_hinge = lip_hinges(out, vowel, pp, mix_open, open_margin, mix_close, close_margin, n)
+            hinge += mix_hinge
+            g_out += g_hinge
+        if mix_velocity:
+            # frame-to-frame changes must match the targets' (squared error, mean over frame pairs and weights): a
+            # blurred output opens early and closes late, the edge lags that make up the A/V row
+            d = np.diff(out, axis=1) - np.diff(tgt, axis=1)
+            hinge += mix_velocity * float((d * d).sum()) / (n * 52)
+            d *= 2 * mix_velocity / (n * 52)
+            g_out[:, 1:] += d
+            g_out[:, :-1] -= d
+        dy, dlogits = mix_backward(y, logits, g_out.astype(np.float32), *mix)
         da4 = da4 + dy * y * (1 - y)
         dav = dav + dlogits
     h2, z = c["h2"], c["z"]
