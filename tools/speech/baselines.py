@@ -4,9 +4,12 @@ Both start with `frontend.normalise` (the normalisation any model gets).
 
 EnergyJaw
     Frame level L (dBFS, 40 ms frames). Noise gate: G = max(-50, noise floor + 8 dB), noise floor = 10th percentile
-    of L in the clip. jawOpen = 0.6 * clip((L - G) / (-15 - G), 0, 1); everything else 0. No extra smoothing: the
-    40 ms frame is smoothing enough, and attack/release smoothing (tried 0.6/0.35, 0.7/0.5, 0.8/0.6 per frame)
-    lowered closure recall, silence at rest and the offset more than it raised the correlation (+0.01-0.03).
+    of L in the clip. jawOpen = 0.6 * clip((L - G) / max(-15 - G, 1 dB), 0, 1); everything else 0. (Until
+    2026-12-06 the divisor was -15 - G alone: where the floor came within 8 dB of the -15 dBFS speech peaks, G rose
+    over -15, the ramp turned upside down and the jaw stood open at 0.6 under the gate, in 4 flite_noisy clips.)
+    No extra smoothing: the 40 ms frame is smoothing enough, and attack/release smoothing (tried 0.6/0.35, 0.7/0.5,
+    0.8/0.6 per frame) lowered closure recall, silence at rest and the offset more than it raised the correlation
+    (+0.01-0.03).
 
 MfccTemplates (uLipSync's method)
     MFCC c1..c12 per 10 ms frame from the plugin's log-mel, averaged per 25 fps frame, standardised with the
@@ -17,9 +20,19 @@ MfccTemplates (uLipSync's method)
     uLipSync also smooths its output; exponential smoothing (0.5 or 0.7 of the new frame) raised the jawOpen
     correlation by 0.01-0.03 but cost accuracy, closure recall and +9..17 ms of lag, so the default is none
     (smoothing=1.0).
+
+Both take the level normalisation and the noise gate's floor from the whole clip, which a stream cannot know.
+`causal=True` gives each the same statistics over the trailing HISTORY_S (1.5 s, the trained model's running
+window, `model.W`) instead: the gain from the 95th percentile of the last 75 hops of 20 ms (`frontend.normalise`'s
+`history`), the floor from the quietest of the last 38 frames, as the trained model's gate takes its floor (their
+10th percentile, tried first, is mostly speech in 1.5 s of talk and shut 7-58 % of the open-vowel frames); no
+statistic looks past the frame. A diagnostic of what the whole clip is worth to them (numbers in the model card);
+the issue's rows are scored against the whole-clip versions.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
@@ -28,19 +41,45 @@ from . import frontend, visemes
 JAW_MAX = 0.6
 
 
-def _gate(db: np.ndarray) -> float:
-    floor = float(np.percentile(db, 10)) if len(db) else -100.0
-    return max(-50.0, floor + 8.0)
+HISTORY_S = 1.5  # = model.W rows of 10 ms: the trained model's running statistics
+DIGITAL_DBFS = -80.0  # frames under this are digital silence (exact zeros: -200) for the causal floor, as model.DIGITAL
+
+
+def _history(causal: bool, per_second: int) -> int | None:
+    """The trailing window in steps of 1 / per_second s, or None (the whole clip)."""
+    return round(HISTORY_S * per_second) if causal else None
+
+
+def _gate(db: np.ndarray, history: int | None = None) -> np.ndarray:
+    """Per frame: 8 dB over the noise floor, at least -50 dBFS (35 dB under the normalised speech peaks). The
+    floor: the 10th percentile of the clip's frame levels; with `history`, the quietest of the last `history`
+    frames, frames of digital silence (under DIGITAL_DBFS) left out, as the trained model's gate takes its floor
+    (no floor yet: the gate stays shut)."""
+    if not len(db):
+        return np.full(0, -50.0)
+    if history is None:
+        floor = np.full(len(db), np.percentile(db, 10))
+    else:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # windows of digital silence only: all-NaN
+            floor = frontend.trailing_percentile(np.where(db < DIGITAL_DBFS, np.nan, db), history, 0)
+        floor = np.where(np.isnan(floor), 0.0, floor)  # 0 dBFS: over every level a clipped signal can have
+    return np.maximum(-50.0, floor + 8.0)
 
 
 class EnergyJaw:
     name = "energy jaw"
 
+    def __init__(self, causal: bool = False) -> None:
+        self.causal = causal
+        if causal:
+            self.name = f"{EnergyJaw.name} (causal)"
+
     def __call__(self, audio16k: np.ndarray) -> np.ndarray:
-        x = frontend.normalise(audio16k)
+        x = frontend.normalise(audio16k, _history(self.causal, 50))
         db = frontend.frame_db(x)
-        gate = _gate(db)
-        jaw = JAW_MAX * np.clip((db - gate) / (frontend.REF_DBFS - gate), 0.0, 1.0)
+        gate = _gate(db, _history(self.causal, frontend.FPS))
+        jaw = JAW_MAX * np.clip((db - gate) / np.maximum(frontend.REF_DBFS - gate, 1.0), 0.0, 1.0)
         out = np.zeros((len(db), 52), np.float32)
         out[:, 17] = jaw
         return out
@@ -49,8 +88,11 @@ class EnergyJaw:
 class MfccTemplates:
     name = "MFCC templates"
 
-    def __init__(self, smoothing: float = 1.0) -> None:
+    def __init__(self, smoothing: float = 1.0, causal: bool = False) -> None:
         self.smoothing = smoothing  # share of the new frame in the exponential smoothing (1 = none)
+        self.causal = causal
+        if causal:
+            self.name = f"{MfccTemplates.name} (causal)"
         self.templates: np.ndarray | None = None  # [15, 12]
         self.mean = self.std = None
 
@@ -64,7 +106,7 @@ class MfccTemplates:
         """`utterances`: iterable of dicts with "audio" (16 kHz) and "labels" (25 fps viseme ids)."""
         feats, labs = [], []
         for u in utterances:
-            f, _ = self._features(frontend.normalise(u["audio"]))
+            f, _ = self._features(frontend.normalise(u["audio"], _history(self.causal, 50)))
             n = min(len(f), len(u["labels"]))
             feats.append(f[:n])
             labs.append(u["labels"][:n])
@@ -77,11 +119,11 @@ class MfccTemplates:
 
     def __call__(self, audio16k: np.ndarray) -> np.ndarray:
         assert self.templates is not None, "calibrate() first"
-        x = frontend.normalise(audio16k)
+        x = frontend.normalise(audio16k, _history(self.causal, 50))
         f, db = self._features(x)
         z = (f - self.mean) / self.std
         cls = ((z[:, None, :] - self.templates[None]) ** 2).sum(-1).argmin(1)
-        gate = _gate(db)
+        gate = _gate(db, _history(self.causal, frontend.FPS))
         cls[db < gate] = visemes.SIL
         volume = np.clip((db - gate) / 20.0, 0.0, 1.0)
         raw = visemes.SHAPES[cls] * volume[:, None]

@@ -19,9 +19,11 @@ Sets:
 A predictor is a callable taking float32 mono 16 kHz audio (unnormalised) and returning [T, 52] ARKit weights at
 25 fps (T = ceil(samples / 640); longer outputs are cut, shorter ones scored on their length).
 Built-in predictors: "energy" and "mfcc" (baselines.py; MFCC templates calibrated on --calibration train
-utterances), "oracle" (the targets themselves: the ceiling each metric can reach, given the label rules) and
-"trained" (the exported audio_encoder.onnx + motion_generator.onnx in --model-dir, run through onnxruntime on the
-raw audio: model.OnnxModel; "trained" is in the default list when those files exist).
+utterances), "energy-causal" and "mfcc-causal" (the same with the trailing 1.5 s's statistics instead of the whole
+clip's; a diagnostic, added by --causal-baselines), "oracle" (the targets themselves: the ceiling each metric can
+reach, given the label rules) and "trained" (the exported audio_encoder.onnx + motion_generator.onnx in
+--model-dir, run through onnxruntime on the raw audio: model.OnnxModel; "trained" is in the default list when
+those files exist).
 """
 
 from __future__ import annotations
@@ -87,9 +89,13 @@ def make_predictors(names: list[str], data: str, n_calibration: int, model_dir: 
     for name in names:
         if name == "energy":
             out[baselines.EnergyJaw.name] = baselines.EnergyJaw()
-        elif name == "mfcc":
+        elif name == "energy-causal":
+            p = baselines.EnergyJaw(causal=True)
+            out[p.name] = p
+        elif name in ("mfcc", "mfcc-causal"):
             calib = itertools.islice(shards.iter_split(data, "train"), n_calibration)
-            out[baselines.MfccTemplates.name] = baselines.MfccTemplates().calibrate(calib)
+            p = baselines.MfccTemplates(causal=name == "mfcc-causal").calibrate(calib)
+            out[p.name] = p
         elif name == "oracle":
             out["target (oracle)"] = "oracle"
         elif name == "trained":
@@ -136,19 +142,25 @@ def markdown(results: dict, sets: dict[str, list[dict]]) -> str:
     return "\n".join(lines) + f"\n\n{datetime.date.today().isoformat()}; sets: {sizes}"
 
 
-def wins(results: dict, trained: str, sets) -> dict[str, list[str]]:
-    """Rows where `trained` beats both baselines (unrounded) per set."""
+def baseline_names(causal: bool = False) -> tuple[str, str]:
+    """The results' keys of the two baselines: the whole-clip ones (the issue's) or their causal variants."""
+    return baselines.EnergyJaw(causal).name, baselines.MfccTemplates(causal=causal).name
+
+
+def wins(results: dict, trained: str, sets, against: tuple[str, str] = baseline_names()) -> dict[str, list[str]]:
+    """Rows where `trained` beats both baselines `against` (unrounded) per set."""
     out = {}
     for s in sets:
-        out[s] = [row for row in metrics.ROWS if relative_margin(results, trained, s, row) > 0]
+        out[s] = [row for row in metrics.ROWS if relative_margin(results, trained, s, row, against) > 0]
     return out
 
 
-def relative_margin(results: dict, trained: str, s: str, row: str) -> float:
-    """How far `trained` is ahead of the better baseline on `row` of set `s`, relative to that baseline (> 0:
-    it beats both; for the A/V offset, distance to 0 is compared)."""
+def relative_margin(results: dict, trained: str, s: str, row: str,
+                    against: tuple[str, str] = baseline_names()) -> float:
+    """How far `trained` is ahead of the better of the baselines `against` on `row` of set `s`, relative to that
+    baseline (> 0: it beats both; for the A/V offset, distance to 0 is compared)."""
     v = results[(trained, s)][row]
-    others = [results[(b, s)][row] for b in (baselines.EnergyJaw.name, baselines.MfccTemplates.name)]
+    others = [results[(b, s)][row] for b in against]
     better = metrics.BETTER[row]
     if better == "higher":
         best = max(others)
@@ -162,13 +174,14 @@ def relative_margin(results: dict, trained: str, s: str, row: str) -> float:
     return ahead / max(abs(best), 1e-9)  # a baseline at exactly 0 (e.g. no false closures) must not divide by 0
 
 
-def print_wins(results: dict, trained: str, sets) -> None:
+def print_wins(results: dict, trained: str, sets, against: tuple[str, str] = baseline_names()) -> None:
     """Rows won per set, the total, and the selection rule's tie-break: the smallest relative margin on bilabial
     closure recall and vowel false closure over the sets (assets/models/speech_to_motion.md)."""
-    won = wins(results, trained, sets)
-    margin = min(relative_margin(results, trained, s, row) for s in sets
+    won = wins(results, trained, sets, against)
+    margin = min(relative_margin(results, trained, s, row, against) for s in sets
                  for row in ("bilabial closure recall", "vowel false closure"))
-    print(f"{trained}: beats both baselines on {sum(len(r) for r in won.values())} of {6 * len(won)} rows, "
+    versus = "" if against == baseline_names() else f" ({' and '.join(against)})"
+    print(f"{trained}: beats both baselines{versus} on {sum(len(r) for r in won.values())} of {6 * len(won)} rows, "
           f"min margin {margin:+.3f}: " + ", ".join(
               f"{s} {len(r)}/6 (not: {', '.join(x for x in metrics.ROWS if x not in r) or '-'})"
               for s, r in won.items()))
@@ -187,7 +200,7 @@ def main() -> None:
     ap.add_argument("--recorded-by-language", action="store_true",
                     help="also score the recorded set per language (sets recorded:en, recorded:cs, ...)")
     ap.add_argument("--predictor", action="append",
-                    help="energy, mfcc, oracle, trained or module:factory (repeatable)")
+                    help="energy, mfcc, energy-causal, mfcc-causal, oracle, trained or module:factory (repeatable)")
     ap.add_argument("--model-dir", default=None,
                     help="folder with audio_encoder.onnx + motion_generator.onnx for 'trained' (default: "
                          "assets/models if they are there, else " + DEFAULT_MODEL_DIR + ")")
@@ -196,6 +209,9 @@ def main() -> None:
     ap.add_argument("--flite-minutes", type=float, default=10.0)
     ap.add_argument("--rebuild-flite", action="store_true")
     ap.add_argument("--precise", action="store_true", help="also print unrounded values and the rows won")
+    ap.add_argument("--causal-baselines", action="store_true",
+                    help="also score the baselines with the trailing 1.5 s's statistics instead of the whole clip's "
+                         "(a diagnostic; --precise also prints the rows won against them)")
     args = ap.parse_args()
     if args.sets is None:
         set_names = list(SETS)
@@ -216,7 +232,8 @@ def main() -> None:
             sets[f"recorded:{lang}"] = [u for u in sets["recorded"] if u["meta"]["lang"] == lang]
     model_dir = args.model_dir or next((d for d in (ASSET_MODEL_DIR, DEFAULT_MODEL_DIR)
                                         if os.path.exists(os.path.join(d, "motion_generator.onnx"))), "")
-    default = ["energy", "mfcc"] + (["trained"] if model_dir else []) + ["oracle"]
+    default = (["energy", "mfcc"] + (["energy-causal", "mfcc-causal"] if args.causal_baselines else [])
+               + (["trained"] if model_dir else []) + ["oracle"])
     predictors = make_predictors(args.predictor or default, args.data, args.calibration, model_dir)
     results = evaluate(predictors, sets)
     print(markdown(results, sets))
@@ -225,6 +242,8 @@ def main() -> None:
         if model_dir and "trained" in (args.predictor or default):
             from . import model
             print_wins(results, model.OnnxModel.name, sets)
+            if args.causal_baselines:
+                print_wins(results, model.OnnxModel.name, sets, baseline_names(causal=True))
 
 
 if __name__ == "__main__":
