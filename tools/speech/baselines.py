@@ -6,10 +6,10 @@ EnergyJaw
     Frame level L (dBFS, 40 ms frames). Noise gate: G = max(-50, noise floor + 8 dB), noise floor = 10th percentile
     of L in the clip. jawOpen = 0.6 * clip((L - G) / max(-15 - G, 1 dB), 0, 1); everything else 0. (Until
     2026-12-06 the divisor was -15 - G alone: where the floor came within 8 dB of the -15 dBFS speech peaks, G rose
-    over -15, the ramp turned upside down and the jaw stood open at 0.6 under the gate, in 4 flite_noisy clips.)
-    No extra smoothing: the 40 ms frame is smoothing enough, and attack/release smoothing (tried 0.6/0.35, 0.7/0.5,
-    0.8/0.6 per frame) lowered closure recall, silence at rest and the offset more than it raised the correlation
-    (+0.01-0.03).
+    over -15, the ramp turned upside down and the jaw stood open at 0.6 under the gate: 4 flite_noisy clips, 1
+    val_festival and 3 val_hts ones.) No extra smoothing: the 40 ms frame is smoothing enough, and attack/release
+    smoothing (tried 0.6/0.35, 0.7/0.5, 0.8/0.6 per frame) lowered closure recall, silence at rest and the offset
+    more than it raised the correlation (+0.01-0.03).
 
 MfccTemplates (uLipSync's method)
     MFCC c1..c12 per 10 ms frame from the plugin's log-mel, averaged per 25 fps frame, standardised with the
