@@ -24,7 +24,7 @@ MfccTemplates (uLipSync's method)
 Both take the level normalisation and the noise gate's floor from the whole clip, which a stream cannot know.
 `causal=True` gives each the same statistics over the trailing HISTORY_S (1.5 s, the trained model's running
 window, `model.W`) instead: the gain from the 95th percentile of the last 75 hops of 20 ms (`frontend.normalise`'s
-`history`), the floor from the quietest of the last 38 frames, as the trained model's gate takes its floor (their
+`history_s`), the floor from the quietest of the last 38 frames, as the trained model's gate takes its floor (their
 10th percentile, tried first, is mostly speech in 1.5 s of talk and shut 7-58 % of the open-vowel frames); no
 statistic looks past the frame. A diagnostic of what the whole clip is worth to them (numbers in the model card);
 the issue's rows are scored against the whole-clip versions.
@@ -45,24 +45,20 @@ HISTORY_S = 1.5  # = model.W rows of 10 ms: the trained model's running statisti
 DIGITAL_DBFS = -80.0  # frames under this are digital silence (exact zeros: -200) for the causal floor, as model.DIGITAL
 
 
-def _history(causal: bool, per_second: int) -> int | None:
-    """The trailing window in steps of 1 / per_second s, or None (the whole clip)."""
-    return round(HISTORY_S * per_second) if causal else None
-
-
-def _gate(db: np.ndarray, history: int | None = None) -> np.ndarray:
+def _gate(db: np.ndarray, history_s: float | None = None) -> np.ndarray:
     """Per frame: 8 dB over the noise floor, at least -50 dBFS (35 dB under the normalised speech peaks). The
-    floor: the 10th percentile of the clip's frame levels; with `history`, the quietest of the last `history`
-    frames, frames of digital silence (under DIGITAL_DBFS) left out, as the trained model's gate takes its floor
-    (no floor yet: the gate stays shut)."""
+    floor: the 10th percentile of the clip's frame levels; with `history_s`, the quietest frame of the last
+    `history_s` seconds, frames of digital silence (under DIGITAL_DBFS) left out, as the trained model's gate takes
+    its floor (no floor yet: the gate stays shut)."""
     if not len(db):
         return np.full(0, -50.0)
-    if history is None:
+    if history_s is None:
         floor = np.full(len(db), np.percentile(db, 10))
     else:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # windows of digital silence only: all-NaN
-            floor = frontend.trailing_percentile(np.where(db < DIGITAL_DBFS, np.nan, db), history, 0)
+            floor = frontend.trailing_percentile(np.where(db < DIGITAL_DBFS, np.nan, db),
+                                                 round(history_s * frontend.FPS), 0)
         floor = np.where(np.isnan(floor), 0.0, floor)  # 0 dBFS: over every level a clipped signal can have
     return np.maximum(-50.0, floor + 8.0)
 
@@ -71,14 +67,14 @@ class EnergyJaw:
     name = "energy jaw"
 
     def __init__(self, causal: bool = False) -> None:
-        self.causal = causal
+        self.history_s = HISTORY_S if causal else None  # None: the whole clip's statistics
         if causal:
             self.name = f"{EnergyJaw.name} (causal)"
 
     def __call__(self, audio16k: np.ndarray) -> np.ndarray:
-        x = frontend.normalise(audio16k, _history(self.causal, 50))
+        x = frontend.normalise(audio16k, self.history_s)
         db = frontend.frame_db(x)
-        gate = _gate(db, _history(self.causal, frontend.FPS))
+        gate = _gate(db, self.history_s)
         jaw = JAW_MAX * np.clip((db - gate) / np.maximum(frontend.REF_DBFS - gate, 1.0), 0.0, 1.0)
         out = np.zeros((len(db), 52), np.float32)
         out[:, 17] = jaw
@@ -90,7 +86,7 @@ class MfccTemplates:
 
     def __init__(self, smoothing: float = 1.0, causal: bool = False) -> None:
         self.smoothing = smoothing  # share of the new frame in the exponential smoothing (1 = none)
-        self.causal = causal
+        self.history_s = HISTORY_S if causal else None  # None: the whole clip's statistics
         if causal:
             self.name = f"{MfccTemplates.name} (causal)"
         self.templates: np.ndarray | None = None  # [15, 12]
@@ -106,7 +102,7 @@ class MfccTemplates:
         """`utterances`: iterable of dicts with "audio" (16 kHz) and "labels" (25 fps viseme ids)."""
         feats, labs = [], []
         for u in utterances:
-            f, _ = self._features(frontend.normalise(u["audio"], _history(self.causal, 50)))
+            f, _ = self._features(frontend.normalise(u["audio"], self.history_s))
             n = min(len(f), len(u["labels"]))
             feats.append(f[:n])
             labs.append(u["labels"][:n])
@@ -119,11 +115,11 @@ class MfccTemplates:
 
     def __call__(self, audio16k: np.ndarray) -> np.ndarray:
         assert self.templates is not None, "calibrate() first"
-        x = frontend.normalise(audio16k, _history(self.causal, 50))
+        x = frontend.normalise(audio16k, self.history_s)
         f, db = self._features(x)
         z = (f - self.mean) / self.std
         cls = ((z[:, None, :] - self.templates[None]) ** 2).sum(-1).argmin(1)
-        gate = _gate(db, _history(self.causal, frontend.FPS))
+        gate = _gate(db, self.history_s)
         cls[db < gate] = visemes.SIL
         volume = np.clip((db - gate) / 20.0, 0.0, 1.0)
         raw = visemes.SHAPES[cls] * volume[:, None]

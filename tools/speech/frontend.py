@@ -4,8 +4,9 @@ Every predictor evaluated by `evaluate.py` (baselines and trained models alike) 
     1. NaN/Inf -> 0, DC and rumble removed (2nd-order Butterworth high-pass at 40 Hz, causal)
     2. level: the 95th percentile of 20 ms frame RMS is set to -15 dBFS (speech peaks; robust to long pauses and
        to padding), gain limited to +-40 dB; a clip whose 95th percentile is below -80 dBFS (digital silence or
-       nearly) is left as it is.  This is per utterance (offline); `history=n` gives the causal version a stream
-       can compute: each 20 ms hop gets its gain from the 95th percentile of the last n hops (itself included).
+       nearly) is left as it is.  This is per utterance (offline); `history_s` gives the causal version a stream
+       can compute: each 20 ms hop gets its gain from the 95th percentile of the hops in the last `history_s`
+       seconds (itself included).
     3. clipped to +-1.
 log_mel: the exact maths of tools/build_log_mel.py / plugin/inference/log_mel.rs (16 kHz, 400-sample periodic
 Hann window, hop 160 = 100 frames/s, no centre padding, 80 Slaney mel bands, ln(power + 1e-6)).
@@ -28,9 +29,10 @@ WINDOW, HOP = 400, 160
 REF_DBFS = -15.0
 
 
-def normalise(x: np.ndarray, history: int | None = None) -> np.ndarray:
-    """Steps 1-3 of the module docstring; `history`: None = one gain for the whole clip, n = a gain per 20 ms hop
-    from the last n hops (the samples after the last whole hop take the last hop's gain)."""
+def normalise(x: np.ndarray, history_s: float | None = None) -> np.ndarray:
+    """Steps 1-3 of the module docstring; `history_s`: None = one gain for the whole clip, else a gain per 20 ms
+    hop from the hops of the last `history_s` seconds (the samples after the last whole hop take the last hop's
+    gain)."""
     x = np.nan_to_num(np.asarray(x, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     if len(x) > 32:
         x = scipy.signal.sosfilt(scipy.signal.butter(2, 40, "highpass", fs=SR, output="sos"), x)
@@ -38,7 +40,8 @@ def normalise(x: np.ndarray, history: int | None = None) -> np.ndarray:
     n = len(x) // hop
     if n:
         rms = np.sqrt((x[:n * hop].reshape(n, hop) ** 2).mean(1))
-        ref = np.full(n, np.percentile(rms, 95)) if history is None else trailing_percentile(rms, history, 95)
+        ref = (np.full(n, np.percentile(rms, 95)) if history_s is None
+               else trailing_percentile(rms, round(history_s * SR / hop), 95))
         gain = np.where(ref > 1e-4, np.clip(10 ** (REF_DBFS / 20) / np.maximum(ref, 1e-4), 1e-2, 1e2), 1.0)
         x = x * np.repeat(gain, [hop] * (n - 1) + [len(x) - (n - 1) * hop])
     return np.clip(x, -1.0, 1.0).astype(np.float32)
