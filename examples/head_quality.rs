@@ -268,6 +268,7 @@ fn run(options: &Options) -> Result<(), String> {
         asset,
         frame,
         landmarks,
+        ..
     } = head_from_portrait(&registry, &portrait).map_err(|e| e.to_string())?;
     let head_landmarks: Vec<Vec3> = landmarks.points.iter().map(|p| frame.to_head(*p)).collect();
     let built = start.elapsed();

@@ -23,6 +23,8 @@ use bevy::time::TimeUpdateStrategy;
 use bevy_kira_audio::AudioSource;
 use bevy_talking_head::audio::decode_file;
 use bevy_talking_head::contract::{FRAME_RATE_HZ, models};
+use bevy_talking_head::identity::Background;
+use bevy_talking_head::identity::portrait_head::PortraitHead;
 use bevy_talking_head::inference::{Manifest, default_manifest_path};
 use bevy_talking_head::motion::track_file::{TrackFormat, write_track};
 use bevy_talking_head::offline::{
@@ -35,7 +37,8 @@ use serde::Deserialize;
 
 const USAGE: &str = "\
 usage: talk [--portrait IMAGE] [--audio CLIP | --text TEXT] [--emotion NAME] [--intensity 0..1]
-            [--emotion-timeline FILE] [--yaw DEG] [--pitch DEG] [--camera-path orbit:FROM_DEG:TO_DEG]
+            [--emotion-timeline FILE] [--display photo|head] [--background COLOR|IMAGE]
+            [--yaw DEG] [--pitch DEG] [--camera-path orbit:FROM_DEG:TO_DEG]
             [--size PIXELS] [--out PATH] [--coefficients-out TRACK.json|TRACK.csv]
 
   --portrait     portrait image (PNG/JPEG)           default assets/portraits/astronaut.png
@@ -48,9 +51,14 @@ usage: talk [--portrait IMAGE] [--audio CLIP | --text TEXT] [--emotion NAME] [--
                  intensity defaults to 1, blend_secs (how long the change takes) to 0.6. The video starts with the
                  entry at 0 s (neutral until the first entry if none). With the default clip and no emotion
                  option: assets/timelines/hello.ron (neutral, then happy, then surprised)
-  --yaw, --pitch fixed camera direction in degrees    default 0, 0
-  --camera-path  orbit:FROM:TO sweeps the yaw from FROM to TO degrees over the clip
-  --size         output width and height in pixels    default 256
+  --display      photo: the whole photo talks, at its own framing (default); head: the head alone, turning
+                 in front of the camera (--yaw, --pitch, --camera-path)
+  --background   with --display photo, replaces what stands behind the person: a colour (#rrggbb, or
+                 #rrggbbaa; #00000000 is transparent) or an image file, scaled to cover the photo
+  --yaw, --pitch fixed camera direction in degrees    default 0, 0 (--display head)
+  --camera-path  orbit:FROM:TO sweeps the yaw from FROM to TO degrees over the clip (--display head)
+  --size         the video's long side in pixels      default: the photo's, at most 1024 (--display photo);
+                 256 (--display head)
   --out          out.mp4 (needs ffmpeg) or a folder for PNG frames (default out/talk.mp4)
   --coefficients-out  the ARKit weights and head pose shown in each video frame, as JSON or CSV";
 
@@ -71,14 +79,25 @@ enum CameraPath {
     },
 }
 
+/// What the video shows.
+#[derive(Debug, PartialEq)]
+enum Display {
+    /// The whole photo talks.
+    Photo { background: Option<String> },
+    /// The head alone, from the camera path.
+    Head,
+}
+
 #[derive(Debug)]
 struct Options {
     portrait: PathBuf,
     audio: PathBuf,
     emotion: Emotion,
     intensity: f32,
+    display: Display,
     camera: CameraPath,
-    size: u32,
+    /// The long side; `None`: the default of the display.
+    size: Option<u32>,
     out: PathBuf,
     text: Option<String>,
     coefficients_out: Option<PathBuf>,
@@ -97,17 +116,19 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         audio: PathBuf::from("assets/speech/hello.wav"),
         emotion: Emotion::Neutral,
         intensity: 1.0,
+        display: Display::Photo { background: None },
         camera: CameraPath::Fixed {
             yaw_deg: 0.0,
             pitch_deg: 0.0,
         },
-        size: 256,
+        size: None,
         out: PathBuf::from("out/talk.mp4"),
         text: None,
         coefficients_out: None,
         emotion_timeline: None,
     };
     let (mut yaw, mut pitch, mut orbit) = (0.0f32, 0.0f32, None);
+    let (mut display, mut background, mut camera_flag) = (None, None, None);
     let mut fixed_emotion = None;
     let mut own_speech = false;
     let mut args = args.into_iter();
@@ -137,9 +158,24 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
                 }
                 options.intensity = intensity;
             }
-            "--yaw" => yaw = parse_number(&flag, &value)?,
-            "--pitch" => pitch = parse_number(&flag, &value)?,
+            "--display" => {
+                display = Some(match value.as_str() {
+                    "photo" => false,
+                    "head" => true,
+                    _ => return Err(format!("--display expects photo or head, got '{value}'")),
+                })
+            }
+            "--background" => background = Some(value),
+            "--yaw" => {
+                yaw = parse_number(&flag, &value)?;
+                camera_flag = Some(flag.clone());
+            }
+            "--pitch" => {
+                pitch = parse_number(&flag, &value)?;
+                camera_flag = Some(flag.clone());
+            }
             "--camera-path" => {
+                camera_flag = Some(flag.clone());
                 let parts: Vec<_> = value.split(':').collect();
                 let ["orbit", from, to] = parts.as_slice() else {
                     return Err(format!(
@@ -153,7 +189,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
                 if !(16..=4096).contains(&size) {
                     return Err(format!("--size must be within 16..4096 pixels, got {size}"));
                 }
-                options.size = size;
+                options.size = Some(size);
             }
             "--out" => options.out = PathBuf::from(value),
             "--text" => {
@@ -185,6 +221,20 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
             "{flag} and --emotion-timeline {} both set the emotion: give the emotion in the timeline, or drop the \
              timeline",
             timeline.display()
+        ));
+    }
+    options.display = match (display, background) {
+        (Some(true), Some(_)) => {
+            return Err(
+                "--background replaces the photo's background: it needs --display photo".into(),
+            );
+        }
+        (Some(true), None) => Display::Head,
+        (_, background) => Display::Photo { background },
+    };
+    if let (Display::Photo { .. }, Some(flag)) = (&options.display, camera_flag) {
+        return Err(format!(
+            "{flag} moves the camera around the head: it needs --display head (the photo keeps its own camera)"
         ));
     }
     options.camera = match orbit {
@@ -374,8 +424,22 @@ fn check_inputs(options: &Options, changes: Vec<EmotionChange>) -> Result<Inputs
             options.audio.display()
         )
     })?;
+    let shown = match &options.display {
+        Display::Photo { background } => format!(
+            "the whole photo{}, long side {} px",
+            background
+                .as_ref()
+                .map_or(String::new(), |b| format!(" over {b}")),
+            long_side(options, &portrait)
+        ),
+        Display::Head => format!(
+            "the head, camera {:?}, {}²",
+            options.camera,
+            long_side(options, &portrait)
+        ),
+    };
     println!(
-        "talk: portrait {} ({}x{}), speech {} ({:.2} s at {} Hz), emotion {}, camera {:?}, {}² -> {}",
+        "talk: portrait {} ({}x{}), speech {} ({:.2} s at {} Hz), emotion {}, {shown} -> {}",
         options.portrait.display(),
         portrait.width(),
         portrait.height(),
@@ -383,8 +447,6 @@ fn check_inputs(options: &Options, changes: Vec<EmotionChange>) -> Result<Inputs
         pcm.duration_secs(),
         pcm.sample_rate_hz,
         describe_changes(&changes),
-        options.camera,
-        options.size,
         options.out.display()
     );
     let sound = StaticSoundData::from_file(&options.audio).map_err(|e| {
@@ -508,6 +570,37 @@ fn speak(text: &str, out: &Path) -> Result<PathBuf, String> {
 }
 
 /// The decoded inputs.
+/// The video's long side: `--size`, or the display's default (the photo's own, at most 1024; 256 for the head).
+fn long_side(options: &Options, portrait: &image::DynamicImage) -> u32 {
+    options.size.unwrap_or(match options.display {
+        Display::Photo { .. } => portrait.width().max(portrait.height()).clamp(16, 1024),
+        Display::Head => 256,
+    })
+}
+
+/// A `--background`: `#rrggbb`, `#rrggbbaa` or an image file.
+fn read_background(value: &str) -> Result<Background, String> {
+    if let Some(hex) = value.strip_prefix('#') {
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
+            .collect();
+        return match bytes.as_deref() {
+            Some(&[r, g, b]) => Ok(Background::Colour([r, g, b, 255])),
+            Some(&[r, g, b, a]) => Ok(Background::Colour([r, g, b, a])),
+            _ => Err(format!(
+                "--background {value}: a colour is #rrggbb or #rrggbbaa in hexadecimal"
+            )),
+        };
+    }
+    image::open(value).map(Background::Image).map_err(|e| {
+        format!("--background {value}: not a colour (#rrggbb) nor a readable image: {e}")
+    })
+}
+
 struct Inputs {
     portrait: image::DynamicImage,
     sound: StaticSoundData,
@@ -555,6 +648,13 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
     app.add_plugins((headless_plugins(), TalkingHeadPlugin))
         .insert_resource(TimeUpdateStrategy::ManualDuration(frame_step));
     finish_headless_app(&mut app).map_err(|e| e.to_string())?;
+    let size = long_side(options, &inputs.portrait);
+    let background = match &options.display {
+        Display::Photo {
+            background: Some(value),
+        } => Some(read_background(value)?),
+        _ => None,
+    };
     let portrait = Image::from_dynamic(inputs.portrait, true, RenderAssetUsages::default());
     let portrait = app
         .world_mut()
@@ -568,14 +668,17 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
         });
     let (yaw, pitch) = yaw_pitch_at(&options.camera, 0.0);
     let mut settings = HeadSettings {
-        resolution: options.size,
+        resolution: size,
         steps_per_ray: 96,
         view: HeadView::Orbit {
             yaw: yaw.to_radians(),
             pitch: pitch.to_radians(),
             distance: 0.7,
         },
-        display: HeadDisplay::TextureOnly,
+        display: match options.display {
+            Display::Photo { .. } => HeadDisplay::Portrait(PortraitCrop::Whole),
+            Display::Head => HeadDisplay::TextureOnly,
+        },
     };
     // The video opens on the emotion of 0 s, already shown (no blend), and each later change blends in from its frame.
     let mut talking_head = TalkingHead::new(portrait).with_settings(settings);
@@ -598,6 +701,18 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
     })?;
     if let Some(TalkingHeadStatus::Failed(reason)) = app.world().get::<TalkingHeadStatus>(head) {
         return Err(reason.clone());
+    }
+    if let Some(background) = background {
+        let layers = app
+            .world()
+            .get::<PortraitHead>(head)
+            .and_then(|built| built.layers().cloned())
+            .ok_or_else(|| "the photo's layers were not built".to_string())?;
+        let mut assets = app.world_mut().resource_mut::<Assets<PortraitLayers>>();
+        let mut layers = assets
+            .get_mut(&layers)
+            .ok_or_else(|| "the photo's layers were not built".to_string())?;
+        layers.replace_background(&background);
     }
     // Motion is computed in chunks ahead of the clock; wait for the first one.
     wait(&mut app, 20_000, "the speech motion", |app| {
@@ -734,7 +849,8 @@ mod tests {
     #[test]
     fn defaults_and_flags() {
         let o = parse(&[]).expect("defaults");
-        assert_eq!(o.size, 256);
+        assert_eq!(o.size, None);
+        assert_eq!(o.display, Display::Photo { background: None });
         assert_eq!(o.emotion, Emotion::Neutral);
         // The default clip comes with its emotion timeline; other speech, or an emotion option, without it.
         assert_eq!(o.emotion_timeline, Some(PathBuf::from(DEFAULT_TIMELINE)));
@@ -753,6 +869,8 @@ mod tests {
         let o = parse(&[
             "--emotion",
             "Happy",
+            "--display",
+            "head",
             "--camera-path",
             "orbit:-30:45",
             "--pitch",
@@ -760,6 +878,37 @@ mod tests {
         ])
         .expect("flags");
         assert_eq!(o.emotion, Emotion::Happy);
+        assert_eq!(o.display, Display::Head);
+        // The photo keeps its own camera; a background needs the photo.
+        assert!(
+            parse(&["--yaw", "10"])
+                .unwrap_err()
+                .contains("--display head")
+        );
+        assert!(
+            parse(&["--display", "head", "--background", "#ffffff"])
+                .unwrap_err()
+                .contains("--display photo")
+        );
+        assert!(
+            parse(&["--display", "both"])
+                .unwrap_err()
+                .contains("photo or head")
+        );
+        assert_eq!(
+            parse(&["--background", "#102030"])
+                .expect("a colour")
+                .display,
+            Display::Photo {
+                background: Some("#102030".into())
+            }
+        );
+        assert!(matches!(
+            read_background("#10203040"),
+            Ok(Background::Colour([16, 32, 48, 64]))
+        ));
+        assert!(read_background("#1020").is_err());
+        assert!(read_background("no_such_file.png").is_err());
         assert_eq!(
             o.camera,
             CameraPath::Orbit {

@@ -107,12 +107,30 @@ pub enum HeadDisplay {
     Billboard,
     /// No quad: use [`TalkingHeadTexture`] yourself (UI, custom material, offline rendering).
     TextureOnly,
+    /// The whole photo talks: the head rendered at the photo's own camera and composited over the photo's body and
+    /// background ([`crate::identity::layers`]) into [`TalkingHeadTexture`], framed by the crop at its aspect
+    /// ([`HeadSettings::resolution`] is the long side). The head's pose turns it about its neck, the neck's top
+    /// follows a little; the view setting is not used. No quad: show the texture in UI or a material. Needs a
+    /// head made from a portrait ([`TalkingHead::new`]); a head from an asset is drawn alone.
+    Portrait(PortraitCrop),
+}
+
+/// Which part of the photo a [`HeadDisplay::Portrait`] shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Reflect)]
+pub enum PortraitCrop {
+    /// The head and shoulders, 4:5, as a dialogue box or a presenter's frame shows them.
+    #[default]
+    HeadAndShoulders,
+    /// The whole photo.
+    Whole,
+    /// A box in the portrait's pixels (clamped to the photo).
+    Pixels(URect),
 }
 
 /// Per-head rendering settings.
 #[derive(Clone, Copy, Debug, PartialEq, Reflect)]
 pub struct HeadSettings {
-    /// Width and height of the rendered image, pixels.
+    /// Width and height of the rendered image, pixels (with [`HeadDisplay::Portrait`], its long side).
     pub resolution: u32,
     /// Samples along the longest ray through the head's box.
     pub steps_per_ray: u32,

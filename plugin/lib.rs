@@ -38,10 +38,10 @@ pub mod render;
 
 pub use audio::clock::{ClockSource, PlaybackClock, Speech};
 pub use head::{
-    Emotion, HeadDisplay, HeadSettings, HeadSource, HeadView, MotionCode, Quality, TalkingHead,
-    TalkingHeadStatus, TalkingHeadTexture,
+    Emotion, HeadDisplay, HeadSettings, HeadSource, HeadView, MotionCode, PortraitCrop, Quality,
+    TalkingHead, TalkingHeadStatus, TalkingHeadTexture,
 };
-pub use identity::HeadAsset;
+pub use identity::{HeadAsset, PortraitLayers};
 pub use motion::{
     ArkitFace, EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack, SpeechFace,
     SpeechMotion,
@@ -53,10 +53,10 @@ pub mod prelude {
     pub use crate::audio::clock::{PlaybackClock, Speech};
     pub use crate::audio::voice::{SpatialVoice, SpeechVolume};
     pub use crate::head::{
-        Emotion, HeadDisplay, HeadSettings, HeadView, MotionCode, Quality, TalkingHead,
-        TalkingHeadStatus, TalkingHeadTexture,
+        Emotion, HeadDisplay, HeadSettings, HeadView, MotionCode, PortraitCrop, Quality,
+        TalkingHead, TalkingHeadStatus, TalkingHeadTexture,
     };
-    pub use crate::identity::HeadAsset;
+    pub use crate::identity::{HeadAsset, PortraitLayers};
     pub use crate::motion::{
         ArkitFace, EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack,
     };

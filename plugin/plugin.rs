@@ -10,11 +10,11 @@ use bevy_kira_audio::{AudioPlugin, AudioSource};
 use crate::audio::clock::{Speech, advance_playback, follow_speech_streams, start_speech};
 use crate::audio::playback::StreamAudioOutput;
 use crate::head::{
-    HeadDisplay, HeadSource, HeadView, MotionCode, TalkingHead, TalkingHeadStatus,
+    HeadDisplay, HeadSource, HeadView, MotionCode, PortraitCrop, TalkingHead, TalkingHeadStatus,
     TalkingHeadTexture,
 };
-use crate::identity::HeadAsset;
 use crate::identity::portrait_head::{PortraitHead, build_portrait_heads};
+use crate::identity::{HeadAsset, PortraitLayers};
 use crate::inference::ModelRegistry;
 use crate::motion::{
     EmotionLibrary, FaceCoefficients, MotionEncoding, apply_motion_codes, compose_faces,
@@ -23,6 +23,7 @@ use crate::motion::{
 };
 use crate::render::{
     HEAD_TEXTURE_FORMAT, HeadCamera, HeadRenderJob, MarchUniform, TalkingHeadRenderPlugin,
+    portrait_view, posed_about_pivot,
 };
 
 /// Default camera distance for a head with no 3D camera to follow, metres.
@@ -54,6 +55,7 @@ impl Plugin for TalkingHeadPlugin {
             app.add_plugins(AudioPlugin);
         }
         app.init_asset::<HeadAsset>()
+            .init_asset::<PortraitLayers>()
             .register_type::<TalkingHeadStatus>()
             .configure_sets(
                 Update,
@@ -73,8 +75,8 @@ impl Plugin for TalkingHeadPlugin {
                 Update,
                 (
                     (
-                        attach_head_outputs,
                         build_portrait_heads,
+                        attach_head_outputs,
                         update_head_status,
                     )
                         .chain()
@@ -150,7 +152,7 @@ fn load_models(mut commands: Commands) {
 /// What the plugin made for a head: its image and, for billboards, the quad that shows it.
 #[derive(Component, Debug)]
 pub struct HeadOutput {
-    resolution: u32,
+    size: UVec2,
     quad: Option<Entity>,
     material: Option<Handle<StandardMaterial>>,
 }
@@ -160,13 +162,58 @@ impl HeadOutput {
     pub fn quad(&self) -> Option<Entity> {
         self.quad
     }
+
+    /// Width and height of the head's image, pixels.
+    pub fn size(&self) -> UVec2 {
+        self.size
+    }
+}
+
+/// The plates' box a portrait display shows.
+pub(crate) fn portrait_crop(layers: &PortraitLayers, crop: PortraitCrop) -> URect {
+    match crop {
+        PortraitCrop::HeadAndShoulders => layers.head_and_shoulders,
+        PortraitCrop::Whole => layers.whole(),
+        PortraitCrop::Pixels(rect) => layers.plate_rect(rect),
+    }
+}
+
+/// The size of a head's image: `resolution`² for a head alone; for a portrait display whose layers are built,
+/// the crop's aspect with `resolution` as the long side (both sides even, as video encoders want them).
+fn output_size(head: &TalkingHead, layers: Option<&PortraitLayers>) -> UVec2 {
+    let resolution = head.settings.resolution.clamp(8, 4096);
+    match (head.settings.display, layers) {
+        (HeadDisplay::Portrait(crop), Some(layers)) => {
+            let size = portrait_crop(layers, crop).size().as_vec2();
+            (size / size.max_element().max(1.0) * resolution as f32 * 0.5)
+                .round()
+                .as_uvec2()
+                .max(UVec2::ONE)
+                * 2
+        }
+        _ => UVec2::splat(resolution),
+    }
+}
+
+/// The layers of a head shown as a portrait, once built.
+fn portrait_layers<'a>(
+    head: &TalkingHead,
+    built: Option<&PortraitHead>,
+    layers: &'a Assets<PortraitLayers>,
+) -> Option<&'a PortraitLayers> {
+    if !matches!(head.settings.display, HeadDisplay::Portrait(_)) {
+        return None;
+    }
+    built
+        .and_then(PortraitHead::layers)
+        .and_then(|handle| layers.get(handle))
 }
 
 /// An image the compute pass can write and materials can sample ([`HEAD_TEXTURE_FORMAT`]).
-fn head_image(resolution: u32) -> Image {
+fn head_image(size: UVec2) -> Image {
     let size = Extent3d {
-        width: resolution,
-        height: resolution,
+        width: size.x,
+        height: size.y,
         depth_or_array_layers: 1,
     };
     let mut image = Image::new_fill(
@@ -181,25 +228,31 @@ fn head_image(resolution: u32) -> Image {
     image
 }
 
-/// Creates (or re-creates, when the resolution changed) each head's image and billboard quad.
+/// Creates (or re-creates, when its size changed) each head's image, and the billboard quad.
 fn attach_head_outputs(
     mut commands: Commands,
     mut images: ResMut<Assets<Image>>,
     mut meshes: Option<ResMut<Assets<Mesh>>>,
     mut materials: Option<ResMut<Assets<StandardMaterial>>>,
-    mut heads: Query<(Entity, &TalkingHead, Option<&mut HeadOutput>), Changed<TalkingHead>>,
+    layers: Res<Assets<PortraitLayers>>,
+    mut heads: Query<(
+        Entity,
+        &TalkingHead,
+        Option<&PortraitHead>,
+        Option<&mut HeadOutput>,
+    )>,
 ) {
-    for (entity, head, output) in &mut heads {
-        let resolution = head.settings.resolution.clamp(8, 4096);
-        if output.as_ref().is_some_and(|o| o.resolution == resolution) {
+    for (entity, head, built, output) in &mut heads {
+        let size = output_size(head, portrait_layers(head, built, &layers));
+        if output.as_ref().is_some_and(|o| o.size == size) {
             continue;
         }
-        let texture = images.add(head_image(resolution));
+        let texture = images.add(head_image(size));
         commands
             .entity(entity)
             .insert(TalkingHeadTexture(texture.clone()));
         if let Some(mut output) = output {
-            output.resolution = resolution;
+            output.size = size;
             if let (Some(material), Some(materials)) = (&output.material, materials.as_mut())
                 && let Some(mut material) = materials.get_mut(material)
             {
@@ -208,7 +261,7 @@ fn attach_head_outputs(
             continue;
         }
         let mut output = HeadOutput {
-            resolution,
+            size,
             quad: None,
             material: None,
         };
@@ -335,6 +388,7 @@ fn update_head_status(
 fn update_render_jobs(
     mut commands: Commands,
     head_assets: Res<Assets<HeadAsset>>,
+    layer_assets: Res<Assets<PortraitLayers>>,
     cameras: Query<(&Camera, &GlobalTransform), With<Camera3d>>,
     heads: Query<(
         Entity,
@@ -388,17 +442,16 @@ fn update_render_jobs(
             }
         };
         // The head's rigid pose from its coefficients (pitch, yaw, roll; translation).
-        let view = match face {
-            Some(face) if face.head_rotation.is_finite() && face.head_translation.is_finite() => {
+        let pose = face
+            .filter(|face| face.head_rotation.is_finite() && face.head_translation.is_finite())
+            .map_or((Quat::IDENTITY, Vec3::ZERO), |face| {
                 let [pitch, yaw, roll] = face.head_rotation.to_array();
-                view.posed(
+                (
                     Quat::from_euler(EulerRot::YXZ, yaw, pitch, roll),
                     face.head_translation,
                 )
-            }
-            _ => view,
-        };
-        let resolution = output.map_or(head.settings.resolution, |o| o.resolution);
+            });
+        let size = output.map_or(UVec2::splat(head.settings.resolution), |o| o.size);
         let mut motion_code = motion.0.clone();
         motion_code.resize(asset.basis_count.max(1), 0.0);
         for weight in &mut motion_code {
@@ -406,16 +459,33 @@ fn update_render_jobs(
                 *weight = 0.0;
             }
         }
+        let layers_handle = portrait_head.and_then(PortraitHead::layers);
+        let (view, march) = match (
+            head.settings.display,
+            portrait_layers(head, portrait_head, &layer_assets),
+        ) {
+            // The photo's own camera; the head turns about its neck.
+            (HeadDisplay::Portrait(crop), Some(layers)) => {
+                let crop = portrait_crop(layers, crop);
+                let (rotation, translation) = posed_about_pivot(pose.0, pose.1, layers.neck.pivot);
+                let view = portrait_view(layers, crop).posed(rotation, translation);
+                let march =
+                    MarchUniform::new(asset, &view, size.x, size.y, head.settings.steps_per_ray)
+                        .over_portrait(layers, crop, pose);
+                (view, march)
+            }
+            _ => {
+                let view = view.posed(pose.0, pose.1);
+                let march =
+                    MarchUniform::new(asset, &view, size.x, size.y, head.settings.steps_per_ray);
+                (view, march)
+            }
+        };
         commands.entity(entity).insert(HeadRenderJob {
             asset: handle.id(),
+            layers: layers_handle.map(Handle::id),
             target: texture.0.id(),
-            march: MarchUniform::new(
-                asset,
-                &view,
-                resolution,
-                resolution,
-                head.settings.steps_per_ray,
-            ),
+            march,
             motion_code,
         });
         if let Some(mut quad) = output

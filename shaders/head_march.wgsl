@@ -19,6 +19,20 @@ struct March {
     shape: vec4<u32>,
     // the mouth: middle of the lips' line (x, y, metres), half its width, how strongly synthesized teeth show
     mouth: vec4<f32>,
+    // The portrait display (identity::layers): plate width, height (pixels), 1 to colour the head from the face
+    // plate and composite it over the body and background plates (0: the head alone; the pipeline compiled with
+    // PORTRAIT draws the first, the other the second), unused
+    plates: vec4<u32>,
+    // plate point of output pixel (0, 0)'s corner (x, y) and plate pixels per output pixel (x, y)
+    crop: vec4<f32>,
+    // head space -> plate pixels: plate point of the head's origin (x, y), plate pixels per metre; density factor
+    frame: vec4<f32>,
+    // the neck (plate pixels): jaw row, ring row, middle column, half width
+    neck: vec4<f32>,
+    // where the head's motion takes a plate point at the neck's top: x = dot(neck_x.xyz, (x, y, 1)), y likewise
+    // with neck_y; neck_x.w: how far the neck's top follows; neck_y.w: sine of the head's turn from the photo's pose
+    neck_x: vec4<f32>,
+    neck_y: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> march: March;
@@ -33,8 +47,12 @@ struct March {
 @group(0) @binding(5) var<storage, read_write> displacement: array<vec4<f32>>;
 // Premultiplied linear RGBA.
 @group(0) @binding(6) var output: texture_storage_2d<rgba16float, write>;
+// The portrait's face, body and background plates, one after the other, each width x height packed sRGB RGBA8
+// (straight alpha), row-major; then the photo weights, one byte per pixel, four to a value. A placeholder when
+// the head is drawn alone.
+@group(0) @binding(7) var<storage, read> plates: array<u32>;
 
-// MAX_CHANNELS, MAX_HIDDEN, and for where the lips part (see HeadAsset::motion_bases and identity::Mouth)
+// MAX_CHANNELS, MAX_HIDDEN, STEEPNESS_UNIT and SMEAR (identity::layers), and for where the lips part (see HeadAsset::motion_bases and identity::Mouth)
 // OPENING_START, OPENING_FULL, MOUTH_INTERIOR, TEETH, TEETH_SHOW, TEETH_LIT_GAP, TOOTH_COUNT, TOOTH_WIDTHS and
 // TOOTH_LENGTHS: defined by the plugin in front of this file from the Rust constants of the same names
 // (render::gpu::shader_source), so that the CPU reference and the shader cannot disagree.
@@ -196,6 +214,70 @@ fn mouth_colour(p: vec3<f32>, warp: vec4<f32>, half_height: f32) -> vec3<f32> {
     return mix(MOUTH_INTERIOR, TEETH, mouth.w * band * seam * recede * lit);
 }
 
+#ifdef PORTRAIT
+fn srgb_to_linear(c: vec3<f32>) -> vec3<f32> {
+    return select(pow((c + 0.055) / 1.055, vec3<f32>(2.4)), c / 12.92, c <= vec3<f32>(0.04045));
+}
+
+// Premultiplied linear RGBA of texel (x, y) of plate k (0 face, 1 body, 2 background), clamped to the plate.
+fn plate_texel(k: u32, x: i32, y: i32) -> vec4<f32> {
+    let w = i32(march.plates.x);
+    let h = i32(march.plates.y);
+    let i = k * u32(w * h) + u32(clamp(y, 0, h - 1) * w + clamp(x, 0, w - 1));
+    let v = unpack4x8unorm(plates[i]);
+    return vec4<f32>(srgb_to_linear(v.rgb) * v.a, v.a);
+}
+
+// Plate k at plate point q (pixels; texel centres at +0.5), bilinear, premultiplied.
+fn plate_at(k: u32, q: vec2<f32>) -> vec4<f32> {
+    let s = q - 0.5;
+    let f = floor(s);
+    let t = s - f;
+    let x = i32(f.x);
+    let y = i32(f.y);
+    let top = mix(plate_texel(k, x, y), plate_texel(k, x + 1, y), t.x);
+    let bottom = mix(plate_texel(k, x, y + 1), plate_texel(k, x + 1, y + 1), t.x);
+    return mix(top, bottom, t.y);
+}
+
+// The byte of plane k (0 steepness, 1 follow) at the texel nearest plate point q.
+fn plate_byte(k: u32, q: vec2<f32>) -> f32 {
+    let w = i32(march.plates.x);
+    let h = i32(march.plates.y);
+    let n = u32(w * h);
+    let i = u32(clamp(i32(floor(q.y)), 0, h - 1) * w + clamp(i32(floor(q.x)), 0, w - 1));
+    let word = plates[3u * n + k * ((n + 3u) / 4u) + i / 4u];
+    return f32((word >> (8u * (i % 4u))) & 255u);
+}
+
+// How much of the head's colour at plate point q comes from the face plate: all of it unless the surface there
+// is steep and the head turned (see identity::layers::SMEAR).
+fn photo_weight(q: vec2<f32>) -> f32 {
+    let steepness = plate_byte(0u, q) * STEEPNESS_UNIT;
+    return 1.0 - smoothstep(SMEAR.x, SMEAR.y, steepness * march.neck_y.w);
+}
+
+// The plate point of head-space point p (metres).
+fn plate_point(p: vec3<f32>) -> vec2<f32> {
+    return vec2<f32>(march.frame.x + p.x * march.frame.z, march.frame.y - p.y * march.frame.z);
+}
+
+// What shows behind the head at plate point q: the body plate (its neck's top and the hair around the head moved
+// towards where the head's motion takes them) over the background plate. Premultiplied.
+fn behind_head(q: vec2<f32>) -> vec4<f32> {
+    let neck = march.neck;
+    let down = clamp((neck.y - q.y) / max(neck.y - neck.x, 1e-3), 0.0, 1.0);
+    let across = clamp((abs(q.x - neck.z) - neck.w) / max(neck.w, 1e-3), 0.0, 1.0);
+    let neck_weight = march.neck_x.w * down * down * (3.0 - 2.0 * down)
+        * (1.0 - across * across * (3.0 - 2.0 * across));
+    let weight = max(neck_weight, plate_byte(1u, q) / 255.0);
+    let moved = vec2<f32>(dot(march.neck_x.xyz, vec3<f32>(q, 1.0)), dot(march.neck_y.xyz, vec3<f32>(q, 1.0)));
+    let body = plate_at(1u, q - weight * (moved - q));
+    let background = plate_at(2u, q);
+    return body + (1.0 - body.a) * background;
+}
+#endif
+
 @compute @workgroup_size(8, 8)
 fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
     let width = march.size.x;
@@ -218,8 +300,12 @@ fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
 
     let step_len = march.up.w;
     let stop = march.forward.w;
+    let density_factor = march.frame.w;
     var color = vec3<f32>(0.0);
     var transmittance = 1.0;
+    // How much of the pixel the head covers: 1 - transmittance, or with the portrait display the same weighted
+    // by the face plate's matte where the ray meets the head.
+    var coverage = 0.0;
     if t_near < t_far {
         for (var i = 0u; i < march.size.z; i++) {
             let t = t_near + (f32(i) + 0.5) * step_len;
@@ -233,18 +319,41 @@ fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
                 continue;
             }
             let point = decode(canonical);
-            let interior = smoothstep(OPENING_START, OPENING_FULL, warp.w);
-            var rgb = point.xyz;
-            if interior > 0.0 {
-                rgb = mix(point.xyz, mouth_colour(u * half_extent, warp, half_extent.y), interior);
+            let alpha = 1.0 - exp(-point.w * density_factor * step_len);
+            if alpha <= 0.0 {
+                continue;
             }
-            let alpha = 1.0 - exp(-point.w * step_len);
-            color = color + transmittance * alpha * rgb;
+            var rgb = point.xyz;
+            var matte = 1.0;
+#ifdef PORTRAIT
+            {
+                // The photo's own colour and the head's matte where this point sat at rest; where the surface is
+                // steep and the head turned, the head's own colour and opacity instead.
+                let q = plate_point(canonical * half_extent);
+                let face = plate_at(0u, q);
+                let weight = photo_weight(q);
+                let photo = select(point.xyz, face.rgb / face.a, face.a > 1e-3);
+                matte = mix(1.0, face.a, weight);
+                rgb = mix(point.xyz, photo, weight);
+            }
+#endif
+            let interior = smoothstep(OPENING_START, OPENING_FULL, warp.w);
+            if interior > 0.0 {
+                rgb = mix(rgb, mouth_colour(u * half_extent, warp, half_extent.y), interior);
+            }
+            color = color + transmittance * alpha * matte * rgb;
+            coverage = coverage + transmittance * alpha * matte;
             transmittance = transmittance * (1.0 - alpha);
             if transmittance < stop {
                 break;
             }
         }
     }
+#ifdef PORTRAIT
+    let q = march.crop.xy + (vec2<f32>(id.xy) + 0.5) * march.crop.zw;
+    let behind = behind_head(q);
+    textureStore(output, vec2<i32>(id.xy), vec4<f32>(color, coverage) + (1.0 - coverage) * behind);
+#else
     textureStore(output, vec2<i32>(id.xy), vec4<f32>(color, 1.0 - transmittance));
+#endif
 }

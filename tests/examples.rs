@@ -431,7 +431,7 @@ fn live_tts_streams_espeak_into_the_head_while_it_speaks() {
             "--screenshot",
             path.to_str().expect("a UTF-8 path"),
             "--shots",
-            "12,36",
+            "12,24,36,48",
         ],
     );
     assert!(
@@ -460,7 +460,7 @@ fn live_tts_streams_espeak_into_the_head_while_it_speaks() {
         (30_000..80_000).contains(&streamed),
         "{streamed} samples streamed:\n{stdout}"
     );
-    let shots: Vec<Shot> = [12, 36]
+    let shots: Vec<Shot> = [12, 24, 36, 48]
         .iter()
         .map(|frame| Shot::load(dir.join(format!("shot_{frame:04}.png"))))
         .collect();
@@ -469,10 +469,20 @@ fn live_tts_streams_espeak_into_the_head_while_it_speaks() {
         assert_face_at(shot, "astronaut");
         assert_eq!(shot.head("astronaut")["speaking"], true, "{}", shot.meta);
     }
-    let change = face_change(&shots[0], &shots[1], "astronaut");
-    println!("astronaut face change between frames 12 and 36: {change:.1}");
+    // The largest change between two of the shots (blinks and sway fall where the head's random life puts them,
+    // which moves with how many frames the head and its pipelines took to get ready: the largest of six pairs
+    // does not rest on one of them).
+    let change = (0..shots.len())
+        .flat_map(|a| (a + 1..shots.len()).map(move |b| (a, b)))
+        .map(|(a, b)| face_change(&shots[a], &shots[b], "astronaut"))
+        .fold(0.0, f64::max);
+    println!(
+        "astronaut face change between two of frames 12, 24, 36, 48, the largest: {change:.1}"
+    );
+    // Measured 2026-12-07: 2.3–3.1 with no blink between the shots (speech and sway alone), 4.4 with one; a frozen
+    // face gives 0.
     assert!(
-        change > 3.0,
+        change > 2.0,
         "the face did not change while she spoke ({change:.1})"
     );
 }

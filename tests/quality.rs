@@ -40,6 +40,7 @@ fn astronaut_head_quality() {
         asset,
         frame,
         landmarks,
+        ..
     } = head_from_portrait(&registry, &portrait).unwrap_or_else(|e| panic!("{e}"));
     let head_landmarks: Vec<Vec3> = landmarks.points.iter().map(|p| frame.to_head(*p)).collect();
 

@@ -10,7 +10,7 @@ use bevy_talking_head::motion::{SpeechFace, arkit_index};
 use bevy_talking_head::offline::{CapturedFrame, capture_head};
 use bevy_talking_head::prelude::*;
 use bevy_talking_head::render::{
-    HeadRenderCounts, HeadRenderJob, linear_to_srgb, render_reference,
+    HeadRenderCounts, HeadRenderJob, linear_to_srgb, render_portrait_reference, render_reference,
 };
 use common::{
     coverage, first_visible_frame, fresh_frame, headless_app, run_until, save_png,
@@ -339,6 +339,64 @@ fn a_portrait_head_fails_with_the_model_error_when_models_are_unavailable() {
     for _ in 0..5 {
         app.update();
     }
+}
+
+#[test]
+fn the_whole_photo_renders_the_same_on_gpu_and_cpu() {
+    let mut app = headless_app();
+    let portrait = app
+        .world()
+        .resource::<AssetServer>()
+        .load("portraits/grace_hopper.jpg");
+    let head = app
+        .world_mut()
+        .spawn(
+            TalkingHead::new(portrait)
+                .with_settings(HeadSettings {
+                    resolution: 80,
+                    steps_per_ray: 64,
+                    view: HeadView::FollowCamera,
+                    display: HeadDisplay::Portrait(PortraitCrop::HeadAndShoulders),
+                })
+                .with_motion(common::frozen()),
+        )
+        .id();
+    wait_until_ready(&mut app, head, 3000);
+    let (capture, _) = capture_head(&mut app, head).expect("capture");
+    first_visible_frame(&mut app, &capture);
+    let mut face = FaceCoefficients::default();
+    face.weights[arkit_index("jawOpen").expect("jawOpen")] = 0.6;
+    app.world_mut().entity_mut(head).insert(SpeechFace(face));
+    let frame = fresh_frame(&mut app, &capture, 3);
+    // The head-and-shoulders framing is 4:5: 64×80.
+    assert_eq!((frame.width, frame.height), (64, 80));
+    let built = app.world().get::<PortraitHead>(head).expect("a built head");
+    let (asset, layers) = (
+        app.world()
+            .resource::<Assets<HeadAsset>>()
+            .get(built.asset().expect("asset"))
+            .expect("asset")
+            .clone(),
+        app.world()
+            .resource::<Assets<PortraitLayers>>()
+            .get(built.layers().expect("layers"))
+            .expect("layers")
+            .clone(),
+    );
+    let job = app
+        .world()
+        .get::<HeadRenderJob>(head)
+        .expect("a render job");
+    assert!(job.march.is_portrait());
+    let cpu = render_portrait_reference(&asset, &layers, &job.motion_code, &job.march);
+    save_png("gpu_whole_photo", frame.width, frame.height, &frame.linear);
+    save_png("cpu_whole_photo", frame.width, frame.height, &cpu);
+    let (mean, max) = difference(&frame.linear, &cpu);
+    println!("whole photo: mean |gpu - cpu| = {mean:.4}/255, max = {max:.3}/255");
+    assert!(mean < 1.0, "mean difference {mean}/255");
+    assert!(max < 8.0, "max difference {max}/255");
+    // Opaque everywhere: the photo's background, body and head.
+    assert!(frame.linear.chunks_exact(4).all(|p| p[3] > 0.99));
 }
 
 #[test]

@@ -136,6 +136,8 @@ fn talk_makes_a_video_as_long_as_its_clip() {
         "assets/speech/hello_stereo_44k.wav".as_ref(),
         "--size".as_ref(),
         "64".as_ref(),
+        "--display".as_ref(),
+        "head".as_ref(),
         "--yaw".as_ref(),
         "20".as_ref(),
         "--emotion".as_ref(),
@@ -160,16 +162,32 @@ fn talk_makes_a_video_as_long_as_its_clip() {
         "happy, but mouthSmileLeft reached only {smile}"
     );
 
-    // Words instead of a clip: spoken with espeak-ng, and the video lasts as long as the speech.
+    // Words instead of a clip: spoken with espeak-ng, and the video lasts as long as the speech. The whole photo
+    // talks (the default), at its aspect, over a replaced background.
     let spoken = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("talk_text.mp4");
     run_talk(&[
         "--text".as_ref(),
         "Hi.".as_ref(),
+        "--portrait".as_ref(),
+        "assets/portraits/grace_hopper.jpg".as_ref(),
+        "--background".as_ref(),
+        "#00ff00".as_ref(),
         "--size".as_ref(),
-        "32".as_ref(),
+        "60".as_ref(),
         "--out".as_ref(),
         spoken.as_os_str(),
     ]);
+    let first = image::open(spoken.with_extension("frames").join("frame_00000.png"))
+        .expect("a frame")
+        .to_rgba8();
+    // 512×600 → 52×60 (even sides); the top right corner is the new background, the middle is her face.
+    assert_eq!(first.dimensions(), (52, 60));
+    let corner = first.get_pixel(50, 1).0;
+    assert!(
+        corner[1] > 200 && corner[0] < 60 && corner[2] < 60,
+        "{corner:?}"
+    );
+    assert!(first.pixels().all(|p| p[3] == 255));
     let speech = bevy_talking_head::audio::decode_file(spoken.with_extension("speech.wav"))
         .expect("the synthesized speech")
         .duration_secs();

@@ -232,11 +232,8 @@ pub struct PortraitFrame {
 impl PortraitFrame {
     /// Head-space point of a landmark (x, y in image pixels, z in pixels, smaller nearer).
     pub fn to_head(&self, p: Vec3) -> Vec3 {
-        Vec3::new(
-            (p.x - self.origin.x) * self.scale,
-            (self.origin.y - p.y) * self.scale,
-            (self.depth_origin - p.z) * self.scale,
-        )
+        self.image_to_head(p.truncate())
+            .extend((self.depth_origin - p.z) * self.scale)
     }
 
     /// Image point (pixels) of a head-space x, y.
@@ -244,6 +241,14 @@ impl PortraitFrame {
         Vec2::new(
             self.origin.x + x / self.scale,
             self.origin.y - y / self.scale,
+        )
+    }
+
+    /// Head-space x, y (metres) of image point `p` (pixels): the inverse of [`to_image`](Self::to_image).
+    pub fn image_to_head(&self, p: Vec2) -> Vec2 {
+        Vec2::new(
+            (p.x - self.origin.x) * self.scale,
+            (self.origin.y - p.y) * self.scale,
         )
     }
 }
@@ -497,15 +502,15 @@ impl Grid {
 }
 
 /// The person mask with its image size.
-struct PersonMask<'a> {
-    values: &'a [f32],
-    width: u32,
-    height: u32,
+pub(super) struct PersonMask<'a> {
+    pub(super) values: &'a [f32],
+    pub(super) width: u32,
+    pub(super) height: u32,
 }
 
 impl PersonMask<'_> {
     /// The mask at image point `p` (pixels), bilinear between pixel centres; 0 outside the image.
-    fn at(&self, p: Vec2) -> f32 {
+    pub(super) fn at(&self, p: Vec2) -> f32 {
         let (w, h) = (self.width as f32, self.height as f32);
         if p.x < 0.0 || p.y < 0.0 || p.x >= w || p.y >= h {
             return 0.0;
@@ -583,12 +588,12 @@ impl PersonMask<'_> {
 }
 
 /// The convex hull of the face landmarks in head x–y (metres), counter-clockwise.
-struct FaceHull {
+pub(super) struct FaceHull {
     corners: Vec<Vec2>,
 }
 
 impl FaceHull {
-    fn new(face: &[Vec3]) -> Self {
+    pub(super) fn new(face: &[Vec3]) -> Self {
         let mut points: Vec<Vec2> = face.iter().map(|p| p.truncate()).collect();
         points.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)));
         let cross = |o: Vec2, a: Vec2, b: Vec2| (a - o).perp_dot(b - o);
@@ -615,7 +620,7 @@ impl FaceHull {
 
     /// Signed distance (metres) inside the hull: positive inside, negative outside (exact inside, a lower bound
     /// of the distance outside).
-    fn inside(&self, p: Vec2) -> f32 {
+    pub(super) fn inside(&self, p: Vec2) -> f32 {
         let n = self.corners.len();
         if n < 3 {
             return -1.0;
@@ -630,10 +635,15 @@ impl FaceHull {
     }
 }
 
-/// Distance (metres) from each texel inside `inside` to the nearest texel outside (chamfer transform, 0 outside).
-fn distance_inside(inside: &[bool], grid: Grid) -> Vec<f32> {
-    let r = grid.r;
-    let step = grid.texel();
+/// Distance from each texel of a `width × height` map (row-major) inside `inside` to the nearest texel outside
+/// (chamfer transform, 0 outside; texels `step` apart along x and y, in the caller's unit). Beyond the map's
+/// border counts as outside when `border_outside`, and is ignored otherwise.
+pub(super) fn distance_inside(
+    inside: &[bool],
+    (width, height): (usize, usize),
+    step: Vec2,
+    border_outside: bool,
+) -> Vec<f32> {
     let diagonal = step.length();
     let mut d: Vec<f32> = inside
         .iter()
@@ -646,25 +656,26 @@ fn distance_inside(inside: &[bool], grid: Grid) -> Vec<f32> {
         (0, -1, step.x),
     ];
     let relax = |d: &mut Vec<f32>, row: usize, col: usize, sign: i64| {
-        let i = row * r + col;
+        let i = row * width + col;
         for &(dr, dc, cost) in &neighbours_before {
             let (nr, nc) = (row as i64 + sign * dr, col as i64 + sign * dc);
-            if nr < 0 || nc < 0 || nr >= r as i64 || nc >= r as i64 {
-                // Outside the grid counts as outside the head.
-                d[i] = d[i].min(cost);
+            if nr < 0 || nc < 0 || nr >= height as i64 || nc >= width as i64 {
+                if border_outside {
+                    d[i] = d[i].min(cost);
+                }
                 continue;
             }
-            let candidate = d[nr as usize * r + nc as usize] + cost;
+            let candidate = d[nr as usize * width + nc as usize] + cost;
             d[i] = d[i].min(candidate);
         }
     };
-    for row in 0..r {
-        for col in 0..r {
+    for row in 0..height {
+        for col in 0..width {
             relax(&mut d, row, col, 1);
         }
     }
-    for row in (0..r).rev() {
-        for col in (0..r).rev() {
+    for row in (0..height).rev() {
+        for col in (0..width).rev() {
             relax(&mut d, row, col, -1);
         }
     }
@@ -743,7 +754,7 @@ impl Surfaces {
         } else {
             rim.iter().sum::<f32>() / rim.len() as f32
         };
-        let edge_distance = distance_inside(&inside, grid);
+        let edge_distance = distance_inside(&inside, (r, r), grid.texel(), true);
 
         let mut front = vec![-2.0f32; r * r];
         let mut back = vec![2.0f32; r * r];
@@ -778,7 +789,7 @@ struct Colours {
     hair: [f32; 3],
 }
 
-fn srgb_to_linear(c: u8) -> f32 {
+pub(super) fn srgb_to_linear(c: u8) -> f32 {
     let c = f32::from(c) / 255.0;
     if c <= 0.040_45 {
         c / 12.92
@@ -858,31 +869,45 @@ fn sample_linear(image: &RgbImage, p: Vec2) -> [f32; 3] {
     out
 }
 
-/// Fills the texels of an `r × r` colour map whose weight is below 1 from their surroundings (push–pull: a
-/// weighted image pyramid, coarse levels filling the holes of finer ones with bilinear upsampling). Returns
-/// `None` when no texel has any weight.
-fn push_pull(colour: &[[f32; 3]], weight: &[f32], r: usize) -> Option<Vec<[f32; 3]>> {
-    // Level arrays hold premultiplied colour and weight (at most 1).
-    let mut levels: Vec<(usize, Vec<[f32; 3]>, Vec<f32>)> = Vec::new();
-    let first: Vec<[f32; 3]> = colour
-        .iter()
-        .zip(weight)
-        .map(|(c, &w)| c.map(|v| v * w.clamp(0.0, 1.0)))
-        .collect();
-    levels.push((r, first, weight.iter().map(|w| w.clamp(0.0, 1.0)).collect()));
-    while levels.last().is_some_and(|(n, _, _)| *n > 1) {
-        let Some((n, c, w)) = levels.last() else {
-            break;
-        };
-        let (n, half) = (*n, n.div_ceil(2));
-        let mut cc = vec![[0.0f32; 3]; half * half];
-        let mut ww = vec![0.0f32; half * half];
-        for row in 0..n {
-            for col in 0..n {
-                let (i, j) = (row * n + col, (row / 2) * half + col / 2);
-                ww[j] += w[i];
-                for k in 0..3 {
-                    cc[j][k] += c[i][k];
+/// Fills the texels of a `width × height` colour map (row-major) whose weight is below 1 from their surroundings
+/// (push–pull: a weighted image pyramid, coarse levels filling the holes of finer ones with bilinear upsampling).
+/// Returns `None` when no texel has any weight.
+pub(super) fn push_pull(
+    colour: &[[f32; 3]],
+    weight: &[f32],
+    width: usize,
+    height: usize,
+) -> Option<Vec<[f32; 3]>> {
+    struct Level {
+        width: usize,
+        height: usize,
+        /// Premultiplied colour.
+        colour: Vec<[f32; 3]>,
+        /// Weight, at most 1.
+        weight: Vec<f32>,
+    }
+    let first = Level {
+        width,
+        height,
+        colour: colour
+            .iter()
+            .zip(weight)
+            .map(|(c, &w)| c.map(|v| v * w.clamp(0.0, 1.0)))
+            .collect(),
+        weight: weight.iter().map(|w| w.clamp(0.0, 1.0)).collect(),
+    };
+    let mut levels = vec![first];
+    while let Some(last) = levels.last().filter(|l| l.width > 1 || l.height > 1) {
+        let (w, h) = (last.width, last.height);
+        let (half_w, half_h) = (w.div_ceil(2), h.div_ceil(2));
+        let mut cc = vec![[0.0f32; 3]; half_w * half_h];
+        let mut ww = vec![0.0f32; half_w * half_h];
+        for row in 0..h {
+            for col in 0..w {
+                let (i, j) = (row * w + col, (row / 2) * half_w + col / 2);
+                ww[j] += last.weight[i];
+                for (sum, value) in cc[j].iter_mut().zip(last.colour[i]) {
+                    *sum += value;
                 }
             }
         }
@@ -892,22 +917,28 @@ fn push_pull(colour: &[[f32; 3]], weight: &[f32], r: usize) -> Option<Vec<[f32; 
                 *w = 1.0;
             }
         }
-        levels.push((half, cc, ww));
+        levels.push(Level {
+            width: half_w,
+            height: half_h,
+            colour: cc,
+            weight: ww,
+        });
     }
-    if levels.last().is_none_or(|(_, _, w)| w[0] <= 0.0) {
+    if levels.last().is_none_or(|l| l.weight[0] <= 0.0) {
         return None;
     }
     // Pull: each level's holes take the (already complete) coarser level, bilinearly upsampled.
     for level in (0..levels.len() - 1).rev() {
-        let (coarse_n, coarse_c, coarse_w) = {
-            let (n, c, w) = &levels[level + 1];
-            (*n, c.clone(), w.clone())
-        };
-        let coarse = |row: f32, col: f32| {
-            let row = row.clamp(0.0, (coarse_n - 1) as f32);
-            let col = col.clamp(0.0, (coarse_n - 1) as f32);
+        let (done, rest) = levels.split_at_mut(level + 1);
+        let (fine, coarse) = (&mut done[level], &rest[0]);
+        let coarse_at = |row: f32, col: f32| {
+            let row = row.clamp(0.0, (coarse.height - 1) as f32);
+            let col = col.clamp(0.0, (coarse.width - 1) as f32);
             let (r0, c0) = (row.floor() as usize, col.floor() as usize);
-            let (r1, c1) = ((r0 + 1).min(coarse_n - 1), (c0 + 1).min(coarse_n - 1));
+            let (r1, c1) = (
+                (r0 + 1).min(coarse.height - 1),
+                (c0 + 1).min(coarse.width - 1),
+            );
             let (tr, tc) = (row - r0 as f32, col - c0 as f32);
             let mut out = [0.0f32; 3];
             for (rr, cc, t) in [
@@ -916,58 +947,77 @@ fn push_pull(colour: &[[f32; 3]], weight: &[f32], r: usize) -> Option<Vec<[f32; 
                 (r1, c0, tr * (1.0 - tc)),
                 (r1, c1, tr * tc),
             ] {
-                let j = rr * coarse_n + cc;
-                let w = coarse_w[j].max(1e-9);
-                for k in 0..3 {
-                    out[k] += t * coarse_c[j][k] / w;
+                let j = rr * coarse.width + cc;
+                let w = coarse.weight[j].max(1e-9);
+                for (sum, value) in out.iter_mut().zip(coarse.colour[j]) {
+                    *sum += t * value / w;
                 }
             }
             out
         };
-        let (n, c, w) = &mut levels[level];
-        let n = *n;
-        for row in 0..n {
-            for col in 0..n {
-                let i = row * n + col;
-                if w[i] >= 1.0 {
+        for row in 0..fine.height {
+            for col in 0..fine.width {
+                let i = row * fine.width + col;
+                if fine.weight[i] >= 1.0 {
                     continue;
                 }
-                let fill = coarse((row as f32 - 0.5) * 0.5, (col as f32 - 0.5) * 0.5);
-                for k in 0..3 {
-                    c[i][k] += (1.0 - w[i]) * fill[k];
+                let fill = coarse_at((row as f32 - 0.5) * 0.5, (col as f32 - 0.5) * 0.5);
+                let missing = 1.0 - fine.weight[i];
+                for (value, filled) in fine.colour[i].iter_mut().zip(fill) {
+                    *value += missing * filled;
                 }
-                w[i] = 1.0;
+                fine.weight[i] = 1.0;
             }
         }
     }
-    let (_, c, w) = levels.swap_remove(0);
+    let first = levels.swap_remove(0);
     Some(
-        c.iter()
-            .zip(&w)
+        first
+            .colour
+            .iter()
+            .zip(&first.weight)
             .map(|(c, &w)| c.map(|v| v / w.max(1e-9)))
             .collect(),
     )
 }
 
-/// Separable box blur of an `r × r` colour map, `radius` texels, applied twice (close to a Gaussian).
-fn blur(colour: &[[f32; 3]], r: usize, radius: usize) -> Vec<[f32; 3]> {
+/// Separable box blur of a `width × height` colour map (row-major), `radius` texels, applied twice (close to a
+/// Gaussian).
+pub(super) fn blur(
+    colour: &[[f32; 3]],
+    width: usize,
+    height: usize,
+    radius: usize,
+) -> Vec<[f32; 3]> {
     let mut current = colour.to_vec();
     for _ in 0..2 {
         for horizontal in [true, false] {
-            let mut next = vec![[0.0f32; 3]; r * r];
-            for a in 0..r {
-                for b in 0..r {
+            // Lines along the blur's direction: rows, or columns.
+            let (lines, length) = if horizontal {
+                (height, width)
+            } else {
+                (width, height)
+            };
+            let index = |line: usize, k: usize| {
+                if horizontal {
+                    line * width + k
+                } else {
+                    k * width + line
+                }
+            };
+            let mut next = vec![[0.0f32; 3]; width * height];
+            for line in 0..lines {
+                for b in 0..length {
                     let mut sum = [0.0f32; 3];
                     let lo = b.saturating_sub(radius);
-                    let hi = (b + radius).min(r - 1);
+                    let hi = (b + radius).min(length - 1);
                     for k in lo..=hi {
-                        let i = if horizontal { a * r + k } else { k * r + a };
+                        let v = current[index(line, k)];
                         for ch in 0..3 {
-                            sum[ch] += current[i][ch];
+                            sum[ch] += v[ch];
                         }
                     }
-                    let i = if horizontal { a * r + b } else { b * r + a };
-                    next[i] = sum.map(|v| v / (hi - lo + 1) as f32);
+                    next[index(line, b)] = sum.map(|v| v / (hi - lo + 1) as f32);
                 }
             }
             current = next;
@@ -976,7 +1026,7 @@ fn blur(colour: &[[f32; 3]], r: usize, radius: usize) -> Vec<[f32; 3]> {
     current
 }
 
-fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
+pub(super) fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
     std::array::from_fn(|k| a[k] + (b[k] - a[k]) * t)
 }
 
@@ -989,7 +1039,7 @@ struct FaceLevels {
 }
 
 /// Per-channel median of some colours; `None` when there are none.
-fn median_colour(colours: impl Iterator<Item = [f32; 3]>) -> Option<[f32; 3]> {
+pub(super) fn median_colour(colours: impl Iterator<Item = [f32; 3]>) -> Option<[f32; 3]> {
     let mut channels: [Vec<f32>; 3] = Default::default();
     for colour in colours {
         for (values, v) in channels.iter_mut().zip(colour) {
@@ -1092,14 +1142,14 @@ impl ColourMaps {
             }
         }
         let fallback = vec![colours.hair; r * r];
-        let filled = push_pull(&portrait, &reliable, r).unwrap_or_else(|| fallback.clone());
+        let filled = push_pull(&portrait, &reliable, r, r).unwrap_or_else(|| fallback.clone());
         let front: Vec<[f32; 3]> = portrait
             .iter()
             .zip(&filled)
             .zip(&reliable)
             .map(|((&p, &f), &w)| mix(f, p, w))
             .collect();
-        let soft = blur(&front, r, (0.008 / texel.x).round().max(1.0) as usize);
+        let soft = blur(&front, r, r, (0.008 / texel.x).round().max(1.0) as usize);
         let front: Vec<[f32; 3]> = (0..r * r)
             .map(|i| {
                 let (row, col) = (i / r, i % r);
@@ -1120,8 +1170,8 @@ impl ColourMaps {
             (hull.inside(p) > 0.005 && p.y < levels.nose && p.y > levels.mouth).then_some(front[i])
         }))
         .unwrap_or(colours.hair);
-        let hair = push_pull(&front, &outside_face, r).unwrap_or(fallback);
-        let hair = blur(&hair, r, (0.006 / texel.x).round().max(1.0) as usize);
+        let hair = push_pull(&front, &outside_face, r, r).unwrap_or(fallback);
+        let hair = blur(&hair, r, r, (0.006 / texel.x).round().max(1.0) as usize);
         let back: Vec<[f32; 3]> = (0..r * r)
             .map(|i| {
                 let (row, col) = (i / r, i % r);

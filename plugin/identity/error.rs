@@ -50,6 +50,9 @@ pub enum IdentityError {
     /// A face box handed in cannot be cropped (not finite, or of zero size).
     #[error("face box cannot be used: {0}")]
     InvalidFaceBox(String),
+    /// The photo's layers (plates for the portrait display) could not be built.
+    #[error("the portrait's layers could not be built: {0}")]
+    Layers(String),
     /// A face model could not be run or gave output of the wrong size.
     #[error("face model failed: {0}")]
     Model(#[from] InferenceError),

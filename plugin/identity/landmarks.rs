@@ -111,6 +111,10 @@ pub mod landmark_index {
     pub const RIGHT_CHEEK: usize = 205;
     /// Cheek below the subject's left eye, beside the nose.
     pub const LEFT_CHEEK: usize = 425;
+    /// The face's outline on the subject's right, at the eyes' height (beside the ear).
+    pub const RIGHT_FACE_SIDE: usize = 234;
+    /// The face's outline on the subject's left, at the eyes' height (beside the ear).
+    pub const LEFT_FACE_SIDE: usize = 454;
 }
 
 /// The six keypoints the detector gives with each face, in [`FaceBox::keypoints`] order.
@@ -300,15 +304,27 @@ pub fn find_face_landmarks(
     };
     let face = portrait.to_original(&largest);
     if faces.len() > 1 {
-        bevy::log::info!(
-            "talking_head: {} faces in the portrait; using the largest ({:.0}×{:.0} px at ({:.0}, {:.0}), \
-             score {:.2})",
+        let others: Vec<String> = faces
+            .iter()
+            .filter(|other| **other != largest)
+            .map(|other| {
+                let other = portrait.to_original(other);
+                format!(
+                    "{:.0}×{:.0} px at ({:.0}, {:.0})",
+                    other.size.x, other.size.y, other.min.x, other.min.y
+                )
+            })
+            .collect();
+        bevy::log::warn!(
+            "talking_head: {} faces in the portrait; using the largest ({:.0}×{:.0} px at ({:.0}, {:.0}), score \
+             {:.2}); the others stay still: {}",
             faces.len(),
             face.size.x,
             face.size.y,
             face.min.x,
             face.min.y,
-            face.score
+            face.score,
+            others.join(", ")
         );
     }
     let mut landmarks = portrait.landmarks(registry, &largest)?;

@@ -6,7 +6,9 @@ mod error;
 pub mod gltf;
 mod head_asset;
 pub mod landmarks;
+pub mod layers;
 pub mod portrait_head;
+pub mod portrait_quality;
 pub mod procedural;
 pub mod quality;
 pub mod segmentation;
@@ -14,6 +16,7 @@ pub mod triangulation;
 
 pub use construct::{ConstructSettings, PortraitFrame, build_head};
 pub use error::IdentityError;
+pub use layers::{Background, PortraitLayers, Segment, build_layers};
 pub use portrait_head::{BuiltHead, head_from_portrait};
 pub use segmentation::person_mask;
 

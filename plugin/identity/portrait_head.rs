@@ -7,11 +7,11 @@ use bevy::prelude::*;
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
 use super::{
-    ConstructSettings, FaceLandmarks, HeadAsset, IdentityError, PortraitFrame, build_head, cache,
-    find_face_landmarks, person_mask,
+    ConstructSettings, FaceLandmarks, HeadAsset, IdentityError, PortraitFrame, PortraitLayers,
+    build_head, build_layers, cache, find_face_landmarks, person_mask,
 };
 use crate::contract::models::PORTRAIT_TO_HEAD;
-use crate::head::{HeadSource, TalkingHead};
+use crate::head::{HeadDisplay, HeadSource, TalkingHead};
 use crate::inference::ModelRegistry;
 use crate::plugin::Models;
 
@@ -19,13 +19,18 @@ use crate::plugin::Models;
 #[derive(Component, Debug)]
 pub struct PortraitHead {
     portrait: AssetId<Image>,
+    /// Whether the build makes the photo's layers too.
+    with_layers: bool,
     state: BuildState,
 }
 
+/// A finished build: the head, and the photo's layers when they were asked for.
+type Built = Result<(HeadAsset, Option<PortraitLayers>), IdentityError>;
+
 #[derive(Debug)]
 enum BuildState {
-    Building(Task<Result<HeadAsset, IdentityError>>),
-    Built(Handle<HeadAsset>),
+    Building(Task<Built>),
+    Built(Handle<HeadAsset>, Option<Handle<PortraitLayers>>),
     Failed(String),
 }
 
@@ -33,7 +38,17 @@ impl PortraitHead {
     /// The head asset, once built.
     pub fn asset(&self) -> Option<&Handle<HeadAsset>> {
         match &self.state {
-            BuildState::Built(handle) => Some(handle),
+            BuildState::Built(handle, _) => Some(handle),
+            _ => None,
+        }
+    }
+
+    /// The photo's layers (what a [`HeadDisplay::Portrait`](crate::HeadDisplay::Portrait) composites the head
+    /// over), once built; they are built for heads shown as portraits only. Change the asset to replace the
+    /// background ([`PortraitLayers::replace_background`]).
+    pub fn layers(&self) -> Option<&Handle<PortraitLayers>> {
+        match &self.state {
+            BuildState::Built(_, layers) => layers.as_ref(),
             _ => None,
         }
     }
@@ -52,7 +67,8 @@ impl PortraitHead {
     }
 }
 
-/// A head built from a portrait, with the landmarks it was built from and the portrait's mapping to head space.
+/// A head built from a portrait, with the landmarks it was built from, the portrait's mapping to head space and
+/// the photo's layers.
 #[derive(Clone, Debug)]
 pub struct BuiltHead {
     /// The head.
@@ -61,14 +77,31 @@ pub struct BuiltHead {
     pub frame: PortraitFrame,
     /// The face's landmarks in the portrait.
     pub landmarks: FaceLandmarks,
+    /// The photo's layers, for the portrait display.
+    pub layers: PortraitLayers,
 }
 
 /// The whole portrait → head step, no cache: face landmarks (a face turned too far is refused, see
-/// [`FaceLandmarks::check_pose`]), person mask, construction with the default settings.
+/// [`FaceLandmarks::check_pose`]), person mask, construction with the default settings, the photo's layers.
 pub fn head_from_portrait(
     registry: &ModelRegistry,
     portrait: &image::DynamicImage,
 ) -> Result<BuiltHead, IdentityError> {
+    let (asset, frame, landmarks, mask) = construct(registry, portrait)?;
+    let layers = build_layers(portrait, &landmarks, &mask, &asset, &frame)?;
+    Ok(BuiltHead {
+        asset,
+        frame,
+        landmarks,
+        layers,
+    })
+}
+
+/// The head of [`head_from_portrait`], with what its layers are made from.
+fn construct(
+    registry: &ModelRegistry,
+    portrait: &image::DynamicImage,
+) -> Result<(HeadAsset, PortraitFrame, FaceLandmarks, Vec<f32>), IdentityError> {
     let landmarks = find_face_landmarks(registry, portrait)?;
     landmarks.check_pose()?;
     let mask = person_mask(registry, portrait)?;
@@ -78,38 +111,49 @@ pub fn head_from_portrait(
         Some(&mask),
         ConstructSettings::default(),
     );
-    Ok(BuiltHead {
-        asset,
-        frame,
-        landmarks,
-    })
+    Ok((asset, frame, landmarks, mask))
 }
 
-/// Loads the portrait's head from the disk cache, or builds it (and caches it).
-fn build(
-    registry: &ModelRegistry,
-    portrait: &image::DynamicImage,
-) -> Result<HeadAsset, IdentityError> {
+/// Loads the portrait's head (and, `with_layers`, its layers) from the disk cache, or builds them (and caches
+/// them).
+fn build(registry: &ModelRegistry, portrait: &image::DynamicImage, with_layers: bool) -> Built {
     let rgba = portrait.to_rgba8();
     let key = cache::portrait_key(rgba.width(), rgba.height(), rgba.as_raw());
     let dir = cache::default_cache_dir();
     if let Some(dir) = &dir {
-        match cache::load(dir, &key) {
-            Ok(Some(asset)) => return Ok(asset),
+        let cached = cache::load(dir, &key).and_then(|asset| {
+            let layers = if with_layers {
+                cache::load_layers(dir, &key)?
+            } else {
+                None
+            };
+            Ok(asset
+                .filter(|_| layers.is_some() || !with_layers)
+                .map(|a| (a, layers)))
+        });
+        match cached {
+            Ok(Some(built)) => return Ok(built),
             Ok(None) => {}
             Err(error) => warn!("talking_head: rebuilding a cached head: {error}"),
         }
     }
-    let BuiltHead { asset, .. } = head_from_portrait(registry, portrait)?;
+    let (asset, frame, landmarks, mask) = construct(registry, portrait)?;
+    let layers = with_layers
+        .then(|| build_layers(portrait, &landmarks, &mask, &asset, &frame))
+        .transpose()?;
     if let Some(dir) = &dir
-        && let Err(error) = cache::save(dir, &key, &asset)
+        && let Err(error) = cache::save(dir, &key, &asset).and_then(|()| {
+            layers
+                .as_ref()
+                .map_or(Ok(()), |layers| cache::save_layers(dir, &key, layers))
+        })
     {
         warn!(
             "talking_head: could not cache the head in {}: {error}",
             dir.display()
         );
     }
-    Ok(asset)
+    Ok((asset, layers))
 }
 
 /// Starts a build for every portrait head whose portrait has loaded (again when the portrait changes), and
@@ -119,6 +163,7 @@ pub(crate) fn build_portrait_heads(
     images: Res<Assets<Image>>,
     models: Option<Res<Models>>,
     mut head_assets: ResMut<Assets<HeadAsset>>,
+    mut layer_assets: ResMut<Assets<PortraitLayers>>,
     mut heads: Query<(Entity, &TalkingHead, Option<&mut PortraitHead>)>,
 ) {
     for (entity, head, existing) in &mut heads {
@@ -128,13 +173,20 @@ pub(crate) fn build_portrait_heads(
             }
             continue;
         };
+        // The photo's layers are made for heads shown as portraits (asked for later, the head is built again).
+        let with_layers = matches!(head.settings.display, HeadDisplay::Portrait(_));
         match existing {
-            Some(mut existing) if existing.portrait == handle.id() => {
+            Some(mut existing)
+                if existing.portrait == handle.id() && (existing.with_layers || !with_layers) =>
+            {
                 if let BuildState::Building(task) = &mut existing.state
                     && let Some(result) = check_ready(task)
                 {
                     existing.state = match result {
-                        Ok(asset) => BuildState::Built(head_assets.add(asset)),
+                        Ok((asset, layers)) => BuildState::Built(
+                            head_assets.add(asset),
+                            layers.map(|layers| layer_assets.add(layers)),
+                        ),
                         Err(error) => BuildState::Failed(error.to_string()),
                     };
                 }
@@ -146,12 +198,13 @@ pub(crate) fn build_portrait_heads(
                 let Some(models) = models.as_ref() else {
                     continue;
                 };
-                let state = match start_build(models, image) {
+                let state = match start_build(models, image, with_layers) {
                     Ok(task) => BuildState::Building(task),
                     Err(reason) => BuildState::Failed(reason),
                 };
                 commands.entity(entity).insert(PortraitHead {
                     portrait: handle.id(),
+                    with_layers,
                     state,
                 });
             }
@@ -159,10 +212,7 @@ pub(crate) fn build_portrait_heads(
     }
 }
 
-fn start_build(
-    models: &Models,
-    image: &Image,
-) -> Result<Task<Result<HeadAsset, IdentityError>>, String> {
+fn start_build(models: &Models, image: &Image, with_layers: bool) -> Result<Task<Built>, String> {
     let missing = models
         .missing(&PORTRAIT_TO_HEAD)
         .map_err(|reason| format!("building a head from a portrait needs models: {reason}"))?;
@@ -180,5 +230,5 @@ fn start_build(
         .clone()
         .try_into_dynamic()
         .map_err(|e| format!("the portrait's pixel format cannot be read: {e}"))?;
-    Ok(AsyncComputeTaskPool::get().spawn(async move { build(&registry, &portrait) }))
+    Ok(AsyncComputeTaskPool::get().spawn(async move { build(&registry, &portrait, with_layers) }))
 }

@@ -234,11 +234,7 @@ pub fn project(camera: &HeadCamera, width: u32, height: u32, point: Vec3) -> Opt
 /// `min .. min + size` are: rendered pixel (i, j) falls on portrait pixel (min.x + i, min.y + j).
 pub fn portrait_camera(frame: &PortraitFrame, min: UVec2, size: UVec2) -> HeadCamera {
     let centre = min.as_vec2() + size.as_vec2() * 0.5;
-    let target = Vec3::new(
-        (centre.x - frame.origin.x) * frame.scale,
-        (frame.origin.y - centre.y) * frame.scale,
-        0.0,
-    );
+    let target = frame.image_to_head(centre).extend(0.0);
     let half_height = size.y.max(1) as f32 * 0.5 * frame.scale;
     HeadCamera {
         position: target + Vec3::Z * FRONTAL_DISTANCE_M,
@@ -647,15 +643,15 @@ pub struct Holes {
     pub translucent: usize,
 }
 
-/// Finds holes in a render's alpha (`width × height` values, row-major): the background is every empty pixel
-/// (alpha below [`EMPTY_ALPHA`]) that can be reached from the image's border through empty pixels (4-connected);
-/// the silhouette is everything else, and empty pixels inside it are holes.
-pub fn find_holes(alpha: &[f32], width: usize, height: usize) -> Holes {
-    if alpha.len() != width * height {
-        return Holes::default();
-    }
+/// The background of a render's alpha (`width × height` values, row-major): every empty pixel (alpha below
+/// [`EMPTY_ALPHA`]) that can be reached from the image's border through empty pixels (4-connected). Empty pixels
+/// that are not background are holes (see [`find_holes`]).
+pub fn outside_silhouette(alpha: &[f32], width: usize, height: usize) -> Vec<bool> {
     let empty = |i: usize| alpha[i] < EMPTY_ALPHA;
     let mut background = vec![false; alpha.len()];
+    if alpha.len() != width * height {
+        return background;
+    }
     let mut stack: Vec<usize> = (0..alpha.len())
         .filter(|&i| {
             let (x, y) = (i % width, i / width);
@@ -680,6 +676,18 @@ pub fn find_holes(alpha: &[f32], width: usize, height: usize) -> Holes {
             }
         }
     }
+    background
+}
+
+/// Finds holes in a render's alpha (`width × height` values, row-major): the background is every empty pixel
+/// (alpha below [`EMPTY_ALPHA`]) that can be reached from the image's border through empty pixels (4-connected);
+/// the silhouette is everything else, and empty pixels inside it are holes.
+pub fn find_holes(alpha: &[f32], width: usize, height: usize) -> Holes {
+    if alpha.len() != width * height {
+        return Holes::default();
+    }
+    let empty = |i: usize| alpha[i] < EMPTY_ALPHA;
+    let background = outside_silhouette(alpha, width, height);
     let near_background = |i: usize| {
         let (x, y) = ((i % width) as i64, (i / width) as i64);
         let r = RIM_PIXELS as i64;

@@ -16,12 +16,13 @@ use bevy::render::render_resource::*;
 use bevy::render::renderer::{RenderContext, RenderDevice, RenderGraph, RenderQueue};
 use bevy::render::texture::GpuImage;
 use bevy::render::{Render, RenderApp, RenderStartup, RenderSystems};
-use bevy::shader::Shader;
+use bevy::shader::{Shader, ShaderDefVal};
 
 use super::{HeadRenderJob, MarchUniform};
+use crate::identity::layers::{SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
-    HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR, OPENING_FULL, OPENING_START, TEETH,
-    TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
+    HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR, OPENING_FULL, OPENING_START,
+    PortraitLayers, TEETH, TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
 };
 
 /// The embedded volume-rendering shader (`shaders/head_march.wgsl`).
@@ -39,6 +40,7 @@ fn shader_source() -> String {
     let [r, g, b] = MOUTH_INTERIOR;
     let [tr, tg, tb] = TEETH;
     let teeth = TOOTH_WIDTHS.len();
+    let [smear_from, smear_to] = SMEAR;
     let list = |values: &[f32]| {
         values
             .iter()
@@ -56,6 +58,8 @@ fn shader_source() -> String {
          const TEETH_SHOW: f32 = {TEETH_SHOW:?};\n\
          const TEETH_LIT_GAP: f32 = {TEETH_LIT_GAP:?};\n\
          const TOOTH_COUNT: u32 = {teeth}u;\n\
+         const STEEPNESS_UNIT: f32 = {STEEPNESS_UNIT:?};\n\
+         const SMEAR: vec2<f32> = vec2<f32>({smear_from:?}, {smear_to:?});\n\
          const TOOTH_WIDTHS = array<f32, {teeth}>({});\n\
          const TOOTH_LENGTHS = array<f32, {teeth}>({});\n\
          {}",
@@ -77,7 +81,10 @@ impl Plugin for TalkingHeadRenderPlugin {
             let _ = shaders.insert(MARCH_SHADER.id(), shader);
         }
         super::build_extraction(app);
-        app.add_plugins(RenderAssetPlugin::<GpuHeadAsset>::default());
+        app.add_plugins((
+            RenderAssetPlugin::<GpuHeadAsset>::default(),
+            RenderAssetPlugin::<GpuPortraitLayers>::default(),
+        ));
         let Some(render_app) = app.get_sub_app_mut(RenderApp) else {
             return;
         };
@@ -89,6 +96,7 @@ impl Plugin for TalkingHeadRenderPlugin {
                 prepare_head_bind_groups
                     .in_set(RenderSystems::PrepareBindGroups)
                     .after(prepare_assets::<GpuHeadAsset>)
+                    .after(prepare_assets::<GpuPortraitLayers>)
                     .after(prepare_assets::<GpuImage>),
             )
             .add_systems(RenderGraph, march_heads);
@@ -151,15 +159,57 @@ impl RenderAsset for GpuHeadAsset {
     }
 }
 
+/// A portrait's face, body and background plates in one GPU storage buffer (the shader's `plates`).
+pub struct GpuPortraitLayers {
+    plates: Buffer,
+}
+
+impl RenderAsset for GpuPortraitLayers {
+    type SourceAsset = PortraitLayers;
+    type Param = SRes<RenderDevice>;
+
+    fn byte_len(layers: &PortraitLayers) -> Option<usize> {
+        Some(layers.gpu_bytes())
+    }
+
+    fn prepare_asset(
+        layers: PortraitLayers,
+        _id: AssetId<PortraitLayers>,
+        device: &mut SystemParamItem<Self::Param>,
+        _previous: Option<&Self>,
+    ) -> Result<Self, PrepareAssetError<PortraitLayers>> {
+        if let Err(error) = layers.validate() {
+            warn_once!("talking_head: not uploading invalid portrait layers: {error}");
+            return Err(PrepareAssetError::RetryNextUpdate(layers));
+        }
+        let contents = layers.gpu_words();
+        Ok(Self {
+            plates: device.create_buffer_with_data(&BufferInitDescriptor {
+                label: Some("talking_head:buffer:plates"),
+                contents: bytemuck::cast_slice(&contents),
+                usage: BufferUsages::STORAGE,
+            }),
+        })
+    }
+}
+
 /// Pipelines and bind group layout of the volume renderer.
 #[derive(Resource)]
 struct HeadPipeline {
     layout: BindGroupLayoutDescriptor,
     blend: CachedComputePipelineId,
     march: CachedComputePipelineId,
+    /// `march_rays` with the portrait display (the shader's `PORTRAIT`).
+    march_portrait: CachedComputePipelineId,
+    /// Bound as the plates of heads drawn alone.
+    no_plates: Buffer,
 }
 
-fn init_head_pipeline(mut commands: Commands, pipeline_cache: Res<PipelineCache>) {
+fn init_head_pipeline(
+    mut commands: Commands,
+    pipeline_cache: Res<PipelineCache>,
+    device: Res<RenderDevice>,
+) {
     let uniform_size = NonZeroU64::new(size_of::<MarchUniform>() as u64);
     let layout = BindGroupLayoutDescriptor::new(
         "talking_head:bind_group_layout:march",
@@ -173,24 +223,38 @@ fn init_head_pipeline(mut commands: Commands, pipeline_cache: Res<PipelineCache>
                 storage_buffer_read_only_sized(false, None),
                 storage_buffer_sized(false, None),
                 texture_storage_2d(HEAD_TEXTURE_FORMAT, StorageTextureAccess::WriteOnly),
+                storage_buffer_read_only_sized(false, None),
             ),
         ),
     );
-    let queue = |label: &'static str, entry_point: &'static str| {
+    let queue = |label: &'static str, entry_point: &'static str, defs: Vec<ShaderDefVal>| {
         pipeline_cache.queue_compute_pipeline(ComputePipelineDescriptor {
             label: Some(label.into()),
             layout: vec![layout.clone()],
             shader: MARCH_SHADER,
+            shader_defs: defs,
             entry_point: Some(entry_point.into()),
             ..default()
         })
     };
-    let blend = queue("talking_head:pipeline:blend", "blend");
-    let march = queue("talking_head:pipeline:march", "march_rays");
+    let blend = queue("talking_head:pipeline:blend", "blend", Vec::new());
+    let march = queue("talking_head:pipeline:march", "march_rays", Vec::new());
+    let march_portrait = queue(
+        "talking_head:pipeline:march_portrait",
+        "march_rays",
+        vec!["PORTRAIT".into()],
+    );
+    let no_plates = device.create_buffer_with_data(&BufferInitDescriptor {
+        label: Some("talking_head:buffer:no_plates"),
+        contents: &[0u8; 16],
+        usage: BufferUsages::STORAGE,
+    });
     commands.insert_resource(HeadPipeline {
         layout,
         blend,
         march,
+        march_portrait,
+        no_plates,
     });
 }
 
@@ -211,21 +275,26 @@ struct HeadBuffers {
 struct RenderedInputs {
     march: MarchUniform,
     motion_code: Vec<f32>,
-    /// The GPU buffers of the head asset and the target texture (new ones when either asset changes).
+    /// The GPU buffers of the head asset, the plates and the target texture (new ones when an asset changes).
     triplane: BufferId,
+    plates: BufferId,
     target: TextureId,
 }
 
 impl RenderedInputs {
     /// Whether a frame of `job`, drawn from the asset buffer `triplane` into the texture `target`, would show
     /// the same picture.
-    fn shows(&self, job: &HeadRenderJob, triplane: BufferId, target: TextureId) -> bool {
+    fn shows(&self, job: &HeadRenderJob, (triplane, plates, target): Drawn) -> bool {
         self.march == job.march
             && self.motion_code == job.motion_code
             && self.triplane == triplane
+            && self.plates == plates
             && self.target == target
     }
 }
+
+/// The ids of what a head is drawn from and into: head asset, plates, target.
+type Drawn = (BufferId, BufferId, TextureId);
 
 /// Render-world counters of the volume renderer's work, per head and frame (read them from the render sub-app).
 #[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -242,6 +311,8 @@ struct HeadBindGroup {
     bind_group: BindGroup,
     blend_groups: u32,
     march_groups: UVec2,
+    /// Drawn over a portrait's plates (the `PORTRAIT` pipeline).
+    portrait: bool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -252,21 +323,28 @@ fn prepare_head_bind_groups(
     device: Res<RenderDevice>,
     queue: Res<RenderQueue>,
     assets: Res<RenderAssets<GpuHeadAsset>>,
+    layers: Res<RenderAssets<GpuPortraitLayers>>,
     images: Res<RenderAssets<GpuImage>>,
     mut heads: Query<(Entity, &HeadRenderJob, Option<&mut HeadBuffers>)>,
     mut counts: ResMut<HeadRenderCounts>,
 ) {
     // Nothing is drawn while the shader compiles, so nothing counts as rendered either.
-    let pipelines_ready = pipeline_cache
-        .get_compute_pipeline(pipeline.blend)
-        .is_some()
-        && pipeline_cache
-            .get_compute_pipeline(pipeline.march)
-            .is_some();
+    let ready = |id: CachedComputePipelineId| pipeline_cache.get_compute_pipeline(id).is_some();
     for (entity, job, mut buffers) in &mut heads {
         let (Some(asset), Some(image)) = (assets.get(job.asset), images.get(job.target)) else {
             commands.entity(entity).remove::<HeadBindGroup>();
             continue;
+        };
+        // A portrait display waits for its plates; a head drawn alone binds a placeholder.
+        let plates = match job.layers {
+            Some(id) if job.march.is_portrait() => match layers.get(id) {
+                Some(layers) => &layers.plates,
+                None => {
+                    commands.entity(entity).remove::<HeadBindGroup>();
+                    continue;
+                }
+            },
+            _ => &pipeline.no_plates,
         };
         if image.texture_descriptor.format != HEAD_TEXTURE_FORMAT
             || !image
@@ -282,11 +360,18 @@ fn prepare_head_bind_groups(
         let reuse = buffers.as_deref_mut().filter(|b| {
             b.motion_len == job.motion_code.len() && b.displacement_texels == asset.motion_texels
         });
-        let (triplane, target) = (asset.triplane.id(), image.texture.id());
+        let portrait = job.march.is_portrait() && job.layers.is_some();
+        let pipelines_ready = ready(pipeline.blend)
+            && ready(if portrait {
+                pipeline.march_portrait
+            } else {
+                pipeline.march
+            });
+        let drawn = (asset.triplane.id(), plates.id(), image.texture.id());
         if reuse
             .as_ref()
             .and_then(|b| b.rendered.as_ref())
-            .is_some_and(|last| last.shows(job, triplane, target))
+            .is_some_and(|last| last.shows(job, drawn))
         {
             // The texture already holds this picture: nothing to bind or dispatch.
             counts.unchanged += 1;
@@ -304,8 +389,9 @@ fn prepare_head_bind_groups(
         buffers.rendered = pipelines_ready.then(|| RenderedInputs {
             march: job.march,
             motion_code: job.motion_code.clone(),
-            triplane,
-            target,
+            triplane: drawn.0,
+            plates: drawn.1,
+            target: drawn.2,
         });
         if pipelines_ready {
             counts.rendered += 1;
@@ -327,6 +413,7 @@ fn prepare_head_bind_groups(
                 buffers.motion.as_entire_binding(),
                 buffers.displacement.as_entire_binding(),
                 &storage_view,
+                plates.as_entire_binding(),
             )),
         );
         let size = UVec2::new(job.march.width(), job.march.height());
@@ -334,6 +421,7 @@ fn prepare_head_bind_groups(
             bind_group,
             blend_groups: asset.motion_texels.div_ceil(BLEND_WORKGROUP),
             march_groups: size.map(|s| s.div_ceil(MARCH_WORKGROUP)),
+            portrait,
         };
         let mut entity = commands.entity(entity);
         entity.insert(group);
@@ -386,17 +474,21 @@ fn march_heads(
     heads: Query<&HeadBindGroup, With<HeadRenderJob>>,
 ) {
     // Skip while the shader is still compiling.
-    let (Some(blend), Some(march)) = (
-        pipeline_cache.get_compute_pipeline(pipeline.blend),
-        pipeline_cache.get_compute_pipeline(pipeline.march),
-    ) else {
+    let Some(blend) = pipeline_cache.get_compute_pipeline(pipeline.blend) else {
         return;
     };
+    let (alone, portrait) = (
+        pipeline_cache.get_compute_pipeline(pipeline.march),
+        pipeline_cache.get_compute_pipeline(pipeline.march_portrait),
+    );
     if heads.is_empty() {
         return;
     }
     let encoder = render_context.command_encoder();
     for head in &heads {
+        let Some(march) = (if head.portrait { portrait } else { alone }) else {
+            continue;
+        };
         {
             let mut pass = encoder.begin_compute_pass(&ComputePassDescriptor {
                 label: Some("talking_head:pass:blend"),

@@ -1,12 +1,18 @@
 //! The per-head, per-frame parameters of the volume renderer, shared by the GPU pass and the CPU reference.
 
-use bevy::math::{Mat3, Quat, Vec3};
+use bevy::math::{Mat3, Quat, URect, UVec2, Vec2, Vec3};
 use bytemuck::{Pod, Zeroable};
 
-use crate::identity::HeadAsset;
+use crate::identity::layers::NECK_FOLLOW;
+use crate::identity::{HeadAsset, PortraitLayers};
 
 /// Transmittance below which a ray stops marching (early termination).
 pub const STOP_TRANSMITTANCE: f32 = 1e-3;
+/// With the portrait display the head's density is this many times higher, so that its own edge is sharp and the
+/// face plate's matte (the photo's own outline) feathers it.
+pub const PORTRAIT_DENSITY_FACTOR: f32 = 20.0;
+/// How far in front of the head's pivot the neck's front lies, metres (where the neck's top follows the head).
+const NECK_FRONT_M: f32 = 0.04;
 
 /// A pinhole camera looking at a head, in head space (metres; +Y up, the face looks down +Z).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -79,6 +85,18 @@ impl HeadCamera {
     }
 }
 
+/// The camera of the portrait display: the photo's own (the nearly orthographic camera the head was lifted from
+/// the portrait with), showing the plates' `crop`.
+pub fn portrait_view(layers: &PortraitLayers, crop: URect) -> HeadCamera {
+    crate::identity::quality::portrait_camera(&layers.frame, crop.min, crop.size())
+}
+
+/// A head's rigid motion (`rotation`, `translation` in metres) about the neck's `pivot` instead of the head's
+/// centre, as [`HeadCamera::posed`] takes it: the rotation, and the translation that keeps the pivot in place.
+pub fn posed_about_pivot(rotation: Quat, translation: Vec3, pivot: Vec3) -> (Quat, Vec3) {
+    (rotation, translation + pivot - rotation * pivot)
+}
+
 /// The uniform block of `shaders/head_march.wgsl` (`struct March`), byte for byte.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
@@ -99,6 +117,20 @@ pub struct MarchUniform {
     pub shape: [u32; 4],
     /// The head's mouth ([`crate::identity::Mouth::to_array`]).
     pub mouth: [f32; 4],
+    /// The portrait display ([`MarchUniform::over_portrait`]): plate width and height, 1 to composite over the
+    /// plates (0: the head alone), unused.
+    pub plates: [u32; 4],
+    /// Plate point of output pixel (0, 0)'s corner and plate pixels per output pixel, x and y.
+    pub crop: [f32; 4],
+    /// Plate point of the head's origin (x, y), plate pixels per metre, and the factor on the head's density.
+    pub frame: [f32; 4],
+    /// The neck in plate pixels: jaw row, ring row, middle column, half width.
+    pub neck: [f32; 4],
+    /// First row of the affine map that takes a plate point at the neck's top where the head's motion moves it,
+    /// and how far the neck follows ([`NECK_FOLLOW`]).
+    pub neck_x: [f32; 4],
+    /// Second row of that map, and the sine of the head's turn from the photo's pose.
+    pub neck_y: [f32; 4],
 }
 
 impl MarchUniform {
@@ -131,7 +163,62 @@ impl MarchUniform {
                 asset.motion_resolution as u32,
             ],
             mouth: asset.mouth.to_array(),
+            plates: [0; 4],
+            crop: [0.0; 4],
+            frame: [0.0, 0.0, 0.0, 1.0],
+            neck: [0.0; 4],
+            neck_x: [1.0, 0.0, 0.0, 0.0],
+            neck_y: [0.0, 1.0, 0.0, 0.0],
         }
+    }
+
+    /// The same render composited over the photo's `layers` (the portrait display): the head coloured from the
+    /// face plate and weighted by its matte, over the body plate (its neck's top following the head's `motion`:
+    /// rotation, and translation in metres, about the neck's pivot) over the background plate. `crop` is the part
+    /// of the plates the image shows; the camera must be [`portrait_view`]'s for it, posed by
+    /// [`posed_about_pivot`] with the same motion.
+    pub fn over_portrait(
+        mut self,
+        layers: &PortraitLayers,
+        crop: URect,
+        motion: (Quat, Vec3),
+    ) -> Self {
+        let size = crop.size().max(UVec2::ONE).as_vec2();
+        let per_pixel = size / Vec2::new(self.width().max(1) as f32, self.height().max(1) as f32);
+        let frame = layers.frame;
+        let neck = layers.neck;
+        // Where the head's motion takes a plate point on the neck's front.
+        let (rotation, translation) = motion;
+        let moved = |q: Vec2| {
+            let p = frame.image_to_head(q).extend(neck.pivot.z + NECK_FRONT_M);
+            let p = rotation * (p - neck.pivot) + neck.pivot + translation;
+            frame.to_image(p.x, p.y)
+        };
+        let c = moved(Vec2::ZERO);
+        let (a, b) = (moved(Vec2::X) - c, moved(Vec2::Y) - c);
+        self.plates = [layers.width, layers.height, 1, 0];
+        self.crop = [
+            crop.min.x as f32,
+            crop.min.y as f32,
+            per_pixel.x,
+            per_pixel.y,
+        ];
+        self.frame = [
+            frame.origin.x,
+            frame.origin.y,
+            1.0 / frame.scale,
+            PORTRAIT_DENSITY_FACTOR,
+        ];
+        self.neck = [neck.jaw_y, neck.ring_y, neck.centre_x, neck.half_width];
+        self.neck_x = [a.x, b.x, c.x, NECK_FOLLOW];
+        let turn = (rotation.w.abs().min(1.0).acos() * 2.0).sin().abs();
+        self.neck_y = [a.y, b.y, c.y, turn];
+        self
+    }
+
+    /// Whether this render is composited over a portrait's plates.
+    pub fn is_portrait(&self) -> bool {
+        self.plates[2] == 1
     }
 
     /// Image width in pixels.

@@ -14,11 +14,14 @@ use bevy::render::extract_component::{ExtractComponent, ExtractComponentPlugin};
 use bevy::render::sync_component::SyncComponent;
 
 pub use gpu::{HEAD_TEXTURE_FORMAT, HeadRenderCounts, TalkingHeadRenderPlugin};
-pub use march::{HeadCamera, MarchUniform, STOP_TRANSMITTANCE};
+pub use march::{
+    HeadCamera, MarchUniform, PORTRAIT_DENSITY_FACTOR, STOP_TRANSMITTANCE, portrait_view,
+    posed_about_pivot,
+};
 pub use pixels::{linear_to_srgb, premultiplied_to_srgba8};
-pub use reference::{blend_bases, decode, render_reference};
+pub use reference::{blend_bases, decode, render_portrait_reference, render_reference};
 
-use crate::identity::HeadAsset;
+use crate::identity::{HeadAsset, PortraitLayers};
 
 /// What the render world needs to draw one head this frame. Maintained by the plugin; read it for debugging.
 #[derive(Component, Clone, Debug)]
@@ -27,6 +30,8 @@ pub struct HeadRenderJob {
     pub asset: AssetId<HeadAsset>,
     /// The image to draw into ([`HEAD_TEXTURE_FORMAT`], storage usage).
     pub target: AssetId<Image>,
+    /// The photo's layers the head is composited over (the portrait display), if any.
+    pub layers: Option<AssetId<PortraitLayers>>,
     /// Camera and sizes.
     pub march: MarchUniform,
     /// Motion-basis weights (at least one entry, so the GPU buffer is never empty).

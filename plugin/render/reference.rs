@@ -5,22 +5,46 @@
 use bevy::math::{Vec3, Vec4};
 use half::f16;
 
+use bevy::math::Vec2;
+
 use super::march::MarchUniform;
+use crate::identity::layers::{SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
     BASIS_COMPONENTS, DECODER_OUTPUTS, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR,
-    OPENING_FULL, OPENING_START, PLANES, TEETH, TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS,
-    TOOTH_WIDTHS,
+    OPENING_FULL, OPENING_START, PLANES, PortraitLayers, TEETH, TEETH_LIT_GAP, TEETH_SHOW,
+    TOOTH_LENGTHS, TOOTH_WIDTHS,
 };
 
 /// Renders `asset` with `motion_code` into premultiplied linear RGBA (4 floats per pixel, row-major, top row
 /// first), rounded to half floats exactly as the GPU's `Rgba16Float` target stores them. Missing motion-code entries
 /// count as 0; extra ones are ignored.
 pub fn render_reference(asset: &HeadAsset, motion_code: &[f32], march: &MarchUniform) -> Vec<f32> {
+    render(asset, None, motion_code, march)
+}
+
+/// [`render_reference`] with the portrait display: `march` made by [`MarchUniform::over_portrait`] for `layers`.
+pub fn render_portrait_reference(
+    asset: &HeadAsset,
+    layers: &PortraitLayers,
+    motion_code: &[f32],
+    march: &MarchUniform,
+) -> Vec<f32> {
+    render(asset, Some(layers), motion_code, march)
+}
+
+fn render(
+    asset: &HeadAsset,
+    layers: Option<&PortraitLayers>,
+    motion_code: &[f32],
+    march: &MarchUniform,
+) -> Vec<f32> {
     let displacement = blend_bases(asset, motion_code);
+    let plates = layers.filter(|_| march.is_portrait()).map(Plates::new);
     let (width, height) = (march.width() as usize, march.height() as usize);
     let mut pixels = vec![0.0f32; width * height * 4];
     for (index, pixel) in pixels.chunks_exact_mut(4).enumerate() {
-        let rgba = march_ray(asset, &displacement, march, index % width, index / width);
+        let (px, py) = (index % width, index / width);
+        let rgba = march_ray(asset, &displacement, march, plates.as_ref(), px, py);
         for (out, value) in pixel.iter_mut().zip(rgba.to_array()) {
             *out = f16::from_f32(value).to_f32();
         }
@@ -179,10 +203,95 @@ fn mouth_colour(p: Vec3, warp: Vec4, half_height: f32, mouth: [f32; 4]) -> Vec3 
         .lerp(Vec3::from_array(TEETH), teeth * band * seam * recede * lit)
 }
 
+/// The plates of a portrait (`plate_texel`, `plate_at`, `behind_head` in the shader).
+struct Plates<'a> {
+    layers: &'a PortraitLayers,
+}
+
+fn srgb_to_linear(c: f32) -> f32 {
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+impl<'a> Plates<'a> {
+    fn new(layers: &'a PortraitLayers) -> Self {
+        Self { layers }
+    }
+
+    /// Premultiplied linear RGBA of texel (x, y) of plate k (0 face, 1 body, 2 background), clamped.
+    fn texel(&self, k: usize, x: i64, y: i64) -> Vec4 {
+        let (w, h) = (self.layers.width as i64, self.layers.height as i64);
+        let i = (y.clamp(0, h - 1) * w + x.clamp(0, w - 1)) as usize;
+        let plate = match k {
+            0 => &self.layers.face,
+            1 => &self.layers.body,
+            _ => &self.layers.background,
+        };
+        let [r, g, b, a] = plate[i].to_le_bytes().map(|v| f32::from(v) / 255.0);
+        Vec4::new(
+            srgb_to_linear(r) * a,
+            srgb_to_linear(g) * a,
+            srgb_to_linear(b) * a,
+            a,
+        )
+    }
+
+    /// How much of the head's colour at plate point q comes from the face plate: all of it unless the surface
+    /// there (the nearest texel) is steep and the head turned by an angle whose sine is `turn`.
+    fn photo_weight(&self, q: Vec2, turn: f32) -> f32 {
+        let steepness = self.byte(&self.layers.steepness, q) * STEEPNESS_UNIT;
+        1.0 - smoothstep(SMEAR[0], SMEAR[1], steepness * turn)
+    }
+
+    /// The byte of `plane` at the texel nearest plate point q.
+    fn byte(&self, plane: &[u8], q: Vec2) -> f32 {
+        let (w, h) = (self.layers.width as i64, self.layers.height as i64);
+        let x = (q.x.floor() as i64).clamp(0, w - 1);
+        let y = (q.y.floor() as i64).clamp(0, h - 1);
+        f32::from(plane[(y * w + x) as usize])
+    }
+
+    /// Plate k at plate point q, bilinear, premultiplied.
+    fn at(&self, k: usize, q: Vec2) -> Vec4 {
+        let s = q - 0.5;
+        let f = s.floor();
+        let t = s - f;
+        let (x, y) = (f.x as i64, f.y as i64);
+        let top = self.texel(k, x, y).lerp(self.texel(k, x + 1, y), t.x);
+        let bottom = self
+            .texel(k, x, y + 1)
+            .lerp(self.texel(k, x + 1, y + 1), t.x);
+        top.lerp(bottom, t.y)
+    }
+
+    /// The body plate (its neck's top and the hair around the head moved with the head) over the background plate
+    /// at plate point q.
+    fn behind_head(&self, march: &MarchUniform, q: Vec2) -> Vec4 {
+        let [jaw, ring, centre, half_width] = march.neck;
+        let down = ((ring - q.y) / (ring - jaw).max(1e-3)).clamp(0.0, 1.0);
+        let across = (((q.x - centre).abs() - half_width) / half_width.max(1e-3)).clamp(0.0, 1.0);
+        let neck_weight = march.neck_x[3]
+            * down
+            * down
+            * (3.0 - 2.0 * down)
+            * (1.0 - across * across * (3.0 - 2.0 * across));
+        let weight = neck_weight.max(self.byte(&self.layers.follow, q) / 255.0);
+        let row = |r: [f32; 4]| r[0] * q.x + r[1] * q.y + r[2];
+        let moved = Vec2::new(row(march.neck_x), row(march.neck_y));
+        let body = self.at(1, q - weight * (moved - q));
+        let background = self.at(2, q);
+        body + (1.0 - body.w) * background
+    }
+}
+
 fn march_ray(
     asset: &HeadAsset,
     displacement: &[Vec4],
     march: &MarchUniform,
+    plates: Option<&Plates>,
     px: usize,
     py: usize,
 ) -> Vec4 {
@@ -203,8 +312,10 @@ fn march_ray(
 
     let step = march.up[3];
     let stop = march.forward[3];
+    let density_factor = march.frame[3];
     let mut color = Vec3::ZERO;
     let mut transmittance = 1.0f32;
+    let mut coverage = 0.0f32;
     if t_near < t_far {
         for i in 0..march.size[2] {
             let t = t_near + (i as f32 + 0.5) * step;
@@ -218,20 +329,50 @@ fn march_ray(
                 continue;
             }
             let sample = decode(asset, canonical);
+            let alpha = 1.0 - (-sample.w * density_factor * step).exp();
+            if alpha <= 0.0 {
+                continue;
+            }
+            let (mut rgb, mut matte) = (sample.truncate(), 1.0);
+            if let Some(plates) = plates {
+                // The photo's own colour and the head's matte where this point sat at rest; where the surface
+                // is steep and the head turned, the head's own colour and opacity instead.
+                let p = canonical * half_extent;
+                let q = Vec2::new(
+                    march.frame[0] + p.x * march.frame[2],
+                    march.frame[1] - p.y * march.frame[2],
+                );
+                let face = plates.at(0, q);
+                let weight = plates.photo_weight(q, march.neck_y[3]);
+                let photo = if face.w > 1e-3 {
+                    face.truncate() / face.w
+                } else {
+                    rgb
+                };
+                matte = 1.0 + (face.w - 1.0) * weight;
+                rgb = rgb.lerp(photo, weight);
+            }
             let interior = smoothstep(OPENING_START, OPENING_FULL, warp.w);
-            let rgb = if interior > 0.0 {
+            if interior > 0.0 {
                 let mouth = mouth_colour(u * half_extent, warp, half_extent.y, march.mouth);
-                sample.truncate().lerp(mouth, interior)
-            } else {
-                sample.truncate()
-            };
-            let alpha = 1.0 - (-sample.w * step).exp();
-            color += transmittance * alpha * rgb;
+                rgb = rgb.lerp(mouth, interior);
+            }
+            color += transmittance * alpha * matte * rgb;
+            coverage += transmittance * alpha * matte;
             transmittance *= 1.0 - alpha;
             if transmittance < stop {
                 break;
             }
         }
     }
-    color.extend(1.0 - transmittance)
+    match plates {
+        Some(plates) => {
+            let q = Vec2::new(
+                march.crop[0] + (px as f32 + 0.5) * march.crop[2],
+                march.crop[1] + (py as f32 + 0.5) * march.crop[3],
+            );
+            color.extend(coverage) + (1.0 - coverage) * plates.behind_head(march, q)
+        }
+        None => color.extend(1.0 - transmittance),
+    }
 }

@@ -1,0 +1,324 @@
+//! The whole photo talks (`HeadDisplay::Portrait`): the photo's layers, and the portrait display's frames on the
+//! CPU reference renderer (the GPU is held to it in tests/render.rs). Thresholds are the goals, or the
+//! values measured on the shipped portraits with a margin where a goal is not met yet (said so at each).
+
+use bevy::math::{EulerRot, Quat, Vec3};
+use bevy_talking_head::identity::construct::bases;
+use bevy_talking_head::identity::portrait_quality::{
+    head_and_neck, head_coverage, holes_opened, portrait_size, render_portrait, seam_band,
+    seam_gradient_ratio,
+};
+use bevy_talking_head::identity::quality::{luma, psnr, ssim};
+use bevy_talking_head::identity::{
+    Background, BuiltHead, PortraitLayers, Segment, cache, head_from_portrait,
+};
+use bevy_talking_head::inference::ModelRegistry;
+use bevy_talking_head::render::premultiplied_to_srgba8;
+use image::RgbImage;
+
+/// Samples along the longest ray (the `Medium` preset).
+const STEPS: u32 = 96;
+
+fn built(name: &str) -> (image::DynamicImage, BuiltHead) {
+    let registry = ModelRegistry::load_default().unwrap_or_else(|e| panic!("{e}"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/portraits")
+        .join(name);
+    let portrait = image::open(path).unwrap_or_else(|e| panic!("{e}"));
+    let built = head_from_portrait(&registry, &portrait).unwrap_or_else(|e| panic!("{e}"));
+    (portrait, built)
+}
+
+fn pose(yaw_deg: f32, pitch_deg: f32, roll_deg: f32) -> (Quat, Vec3) {
+    (
+        Quat::from_euler(
+            EulerRot::YXZ,
+            yaw_deg.to_radians(),
+            pitch_deg.to_radians(),
+            roll_deg.to_radians(),
+        ),
+        Vec3::ZERO,
+    )
+}
+
+fn to_rgb(pixels: &[f32], width: u32, height: u32) -> RgbImage {
+    let rgba = premultiplied_to_srgba8(pixels);
+    RgbImage::from_fn(width, height, |x, y| {
+        let i = ((y * width + x) * 4) as usize;
+        image::Rgb([rgba[i], rgba[i + 1], rgba[i + 2]])
+    })
+}
+
+#[test]
+fn the_layers_separate_the_person_and_load_back_from_the_cache() {
+    let (_, BuiltHead { layers, .. }) = built("astronaut.png");
+    assert_eq!((layers.width, layers.height), (512, 512));
+    assert_eq!(layers.validate(), Ok(()));
+    let counts = layers.segment_counts();
+    let share = |s: Segment| counts[s as usize] as f64 / layers.pixels() as f64;
+    println!(
+        "segments: background {:.3}, hair {:.3}, face {:.3}, skin {:.3}, clothes {:.3}",
+        share(Segment::Background),
+        share(Segment::Hair),
+        share(Segment::Face),
+        share(Segment::Skin),
+        share(Segment::Clothes)
+    );
+    // The astronaut: a face about 100 px wide, hair around it, an orange suit filling the lower half.
+    assert!((0.02..0.08).contains(&share(Segment::Face)));
+    assert!((0.01..0.08).contains(&share(Segment::Hair)));
+    assert!((0.25..0.6).contains(&share(Segment::Clothes)));
+    assert!((0.2..0.6).contains(&share(Segment::Background)));
+    // The body plate continues the neck behind the chin: opaque just above the chin, in the neck's middle.
+    let neck = layers.neck;
+    let above_chin = |dy: f32| {
+        let (x, y) = (neck.centre_x as u32, (neck.jaw_y - dy) as u32);
+        layers.body[(y * layers.width + x) as usize].to_le_bytes()[3]
+    };
+    assert_eq!(above_chin(5.0), 255);
+    assert_eq!(above_chin(20.0), 255);
+    // The background plate has no person left in it: where the face was, it is closer to the wall above the
+    // head than to the face.
+    let at = |plate: &[u32], x: u32, y: u32| plate[(y * layers.width + x) as usize].to_le_bytes();
+    let (cx, cy) = (neck.centre_x as u32, (neck.jaw_y - 60.0) as u32);
+    let filled = at(&layers.background, cx, cy);
+    let face = at(&layers.face, cx, cy);
+    let beside = at(&layers.background, cx, 4);
+    let distance = |a: [u8; 4], b: [u8; 4]| {
+        (0..3)
+            .map(|c| (f64::from(a[c]) - f64::from(b[c])).powi(2))
+            .sum::<f64>()
+            .sqrt()
+    };
+    println!("face {face:?}, background plate there {filled:?}, above the head {beside:?}");
+    assert!(
+        distance(filled, beside) < distance(filled, face),
+        "{filled:?} vs {face:?} and {beside:?}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("talking_head_layers_{}", std::process::id()));
+    cache::save_layers(&dir, "k", &layers).expect("save");
+    assert_eq!(cache::load_layers(&dir, "k").expect("load"), Some(layers));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_whole_photo_at_rest_is_the_photo_and_only_the_head_and_neck_move() {
+    let (portrait, BuiltHead { asset, layers, .. }) = built("astronaut.png");
+    let crop = layers.whole();
+    let long_side = layers.width.max(layers.height);
+    let sizes = (long_side, STEPS);
+    let size = portrait_size(crop, long_side);
+    let rest_code = vec![0.0; asset.basis_count];
+    let rest = render_portrait(
+        &asset,
+        &layers,
+        &rest_code,
+        pose(0.0, 0.0, 0.0),
+        crop,
+        sizes,
+    );
+    let rest = to_rgb(&rest.pixels, size.x, size.y);
+    let photo = portrait.to_rgb8();
+    let psnr_db = psnr(&rest, &photo, None).expect("same size");
+    let ssim_value = ssim(
+        &luma(&rest),
+        &luma(&photo),
+        size.x as usize,
+        size.y as usize,
+    )
+    .expect("size");
+    println!("at rest vs the photo: PSNR {psnr_db:.2} dB, SSIM {ssim_value:.4}");
+    // Goals: 32 dB and 0.95 (measured 39.8 dB, 0.995).
+    assert!(psnr_db >= 32.0, "PSNR {psnr_db}");
+    assert!(ssim_value >= 0.95, "SSIM {ssim_value}");
+
+    // Speaking, blinking, swaying: outside the head and neck nothing changes.
+    let moving = head_and_neck(&layers, crop, size);
+    let mut largest = 0u8;
+    let mut previous = rest.clone();
+    for (jaw, blink, (yaw, pitch, roll)) in [
+        (1.0, 0.0, (6.0, 2.0, 0.0)),
+        (0.3, 1.0, (-4.0, -3.0, 3.0)),
+        (0.7, 0.0, (0.0, 4.0, -3.0)),
+    ] {
+        let mut code = rest_code.clone();
+        code[bases::JAW_OPEN] = jaw;
+        code[bases::BLINK_LEFT] = blink;
+        code[bases::BLINK_RIGHT] = blink;
+        let frame = render_portrait(&asset, &layers, &code, pose(yaw, pitch, roll), crop, sizes);
+        let frame = to_rgb(&frame.pixels, size.x, size.y);
+        let mut changed_inside = 0usize;
+        for (i, (a, b)) in frame.pixels().zip(previous.pixels()).enumerate() {
+            let change = (0..3).map(|c| a[c].abs_diff(b[c])).max().unwrap_or(0);
+            if moving[i] {
+                changed_inside += usize::from(change > 8);
+            } else {
+                largest = largest.max(change);
+            }
+        }
+        // The head did move.
+        assert!(changed_inside > 500, "{changed_inside} pixels changed");
+        previous = frame;
+    }
+    println!("largest change outside the head and neck: {largest}/255");
+    assert!(largest <= 2, "{largest}/255 outside the head and neck");
+}
+
+#[test]
+fn the_seam_adds_no_edge_and_turning_opens_almost_no_hole() {
+    let (portrait, BuiltHead { asset, layers, .. }) = built("grace_hopper.jpg");
+    let crop = layers.head_and_shoulders;
+    let long_side = 256;
+    let sizes = (long_side, STEPS);
+    let size = portrait_size(crop, long_side);
+    let photo = image::DynamicImage::ImageRgb8(portrait.to_rgb8())
+        .crop_imm(crop.min.x, crop.min.y, crop.width(), crop.height())
+        .resize_exact(size.x, size.y, image::imageops::FilterType::Triangle)
+        .to_rgb8();
+    let rest_code = vec![0.0; asset.basis_count];
+    let mut jaw = rest_code.clone();
+    jaw[bases::JAW_OPEN] = 1.0;
+    for (name, code, head_pose, limit) in [
+        ("rest", &rest_code, pose(0.0, 0.0, 0.0), 0.2),
+        ("jaw 1", &jaw, pose(0.0, 0.0, 0.0), 0.2),
+        // Goal 0.2; the turned head's side walls add streaks (measured 1.13–1.26 at 512 px).
+        ("yaw 15°", &rest_code, pose(15.0, 0.0, 0.0), 0.35),
+    ] {
+        let frame = render_portrait(&asset, &layers, code, head_pose, crop, sizes);
+        let coverage = head_coverage(&asset, &layers, code, head_pose, crop, sizes);
+        let band = seam_band(&coverage, size.x as usize, size.y as usize, 3);
+        let ratio = seam_gradient_ratio(&to_rgb(&frame.pixels, size.x, size.y), &photo, &band)
+            .expect("a seam");
+        println!("seam {name}: gradient {ratio:.3} × the photo's");
+        assert!((ratio - 1.0).abs() <= limit, "{name}: {ratio}");
+    }
+    // With the jaw open and the head turned, the background hardly shows through the person (goal: nowhere;
+    // measured up to 0.1 % of the frame at the hair's and cap's edges).
+    let pixels = (size.x * size.y) as usize;
+    for (yaw, pitch, roll) in [
+        (20.0, 0.0, 0.0),
+        (-20.0, 0.0, 0.0),
+        (0.0, 10.0, 0.0),
+        (0.0, -10.0, 0.0),
+        (0.0, 0.0, 10.0),
+        (0.0, 0.0, -10.0),
+    ] {
+        let opened = holes_opened(&asset, &layers, (&jaw, pose(yaw, pitch, roll)), crop, sizes)
+            .iter()
+            .filter(|&&h| h)
+            .count();
+        println!(
+            "yaw {yaw}°, pitch {pitch}°, roll {roll}°: {opened} px of background through the person"
+        );
+        assert!(opened * 1000 <= pixels * 2, "{opened} of {pixels}");
+    }
+}
+
+#[test]
+fn a_replaced_background_shows_only_where_the_person_is_not() {
+    let (_, BuiltHead { asset, layers, .. }) = built("astronaut.png");
+    let mut green = layers.clone();
+    green.replace_background(&Background::Colour([0, 255, 0, 255]));
+    let crop = layers.whole();
+    let sizes = (128, 48);
+    let size = portrait_size(crop, 128);
+    let rest_code = vec![0.0; asset.basis_count];
+    let original = to_rgb(
+        &render_portrait(
+            &asset,
+            &layers,
+            &rest_code,
+            pose(0.0, 0.0, 0.0),
+            crop,
+            sizes,
+        )
+        .pixels,
+        size.x,
+        size.y,
+    );
+    let replaced = to_rgb(
+        &render_portrait(&asset, &green, &rest_code, pose(0.0, 0.0, 0.0), crop, sizes).pixels,
+        size.x,
+        size.y,
+    );
+    let is_green = |p: &image::Rgb<u8>| p[1] > 200 && p[0] < 60 && p[2] < 60;
+    let greens = replaced.pixels().filter(|p| is_green(p)).count() as f64 / (128.0 * 128.0);
+    // The face (middle of the head) keeps its colour; the top corners (sky behind the flag and the shuttle) turn
+    // green.
+    let (fx, fy) = (
+        (layers.neck.centre_x / 4.0) as u32,
+        ((layers.neck.jaw_y - 40.0) / 4.0) as u32,
+    );
+    println!("green share {greens:.3}");
+    assert_eq!(original.get_pixel(fx, fy), replaced.get_pixel(fx, fy));
+    assert!(is_green(replaced.get_pixel(size.x - 2, 1)));
+    assert!((0.2..0.6).contains(&greens), "green share {greens}");
+    // A transparent replacement leaves the frame transparent there and opaque on the person.
+    let mut clear = layers.clone();
+    clear.replace_background(&Background::Colour([0, 0, 0, 0]));
+    let frame = render_portrait(&asset, &clear, &rest_code, pose(0.0, 0.0, 0.0), crop, sizes);
+    let alpha = |x: u32, y: u32| frame.pixels[((y * size.x + x) * 4 + 3) as usize];
+    assert!(alpha(size.x - 2, 1) < 0.01);
+    assert!(alpha(fx, fy) > 0.99);
+}
+
+#[test]
+fn layers_of_the_wrong_size_are_refused() {
+    let (_, BuiltHead { layers, .. }) = built("astronaut.png");
+    let mut short = layers.clone();
+    short.body = short.body[1..].into();
+    assert!(short.validate().is_err_and(|e| e.contains("body")));
+    let huge = PortraitLayers {
+        width: 5000,
+        ..layers.clone()
+    };
+    assert!(huge.validate().is_err());
+}
+
+#[test]
+fn hard_photos_give_whole_photos_that_match_at_rest() {
+    // The gallery of hard cases (assets/portraits/gallery, tools/make_portrait_gallery.py): measured 34.1–46.4 dB.
+    let registry = ModelRegistry::load_default().unwrap_or_else(|e| panic!("{e}"));
+    let gallery = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/portraits/gallery");
+    for name in [
+        "astronaut_tight.png",
+        "astronaut_edge.png",
+        "astronaut_small.png",
+        "hopper_grey.png",
+        "hopper_transparent.png",
+        "hopper_dark.png",
+    ] {
+        let portrait = image::open(gallery.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let BuiltHead { asset, layers, .. } =
+            head_from_portrait(&registry, &portrait).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(layers.validate(), Ok(()), "{name}");
+        let crop = layers.whole();
+        let long_side = layers.width.max(layers.height);
+        let size = portrait_size(crop, long_side);
+        assert_eq!(
+            (size.x, size.y),
+            (portrait.width(), portrait.height()),
+            "{name}"
+        );
+        let rest_code = vec![0.0; asset.basis_count];
+        let frame = render_portrait(
+            &asset,
+            &layers,
+            &rest_code,
+            pose(0.0, 0.0, 0.0),
+            crop,
+            (long_side, STEPS),
+        );
+        // Compared as a viewer shows them: the transparent portrait over black, as the frame's transparent part.
+        let rgba = portrait.to_rgba8();
+        let photo = RgbImage::from_fn(size.x, size.y, |x, y| {
+            let [r, g, b, a] = rgba.get_pixel(x, y).0;
+            let over = |c: u8| ((u32::from(c) * u32::from(a) + 127) / 255) as u8;
+            image::Rgb([over(r), over(g), over(b)])
+        });
+        let psnr_db = psnr(&to_rgb(&frame.pixels, size.x, size.y), &photo, None).expect("size");
+        println!("{name}: at rest vs the photo {psnr_db:.2} dB");
+        assert!(psnr_db >= 32.0, "{name}: {psnr_db} dB");
+    }
+}
