@@ -20,18 +20,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bevy::math::{EulerRot, Quat, Vec3};
 use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::portrait_quality::{
-    head_and_neck, head_coverage, holes_opened, portrait_size, render_portrait, seam_band,
-    seam_gradient_ratio,
+    head_and_neck, head_coverage, head_pose as pose, holes_opened, portrait_size, render_at_rest,
+    render_portrait, seam_band, seam_gradient_ratio,
 };
 use bevy_talking_head::identity::quality::{luma, psnr, ssim};
 use bevy_talking_head::identity::{BuiltHead, head_from_portrait};
 use bevy_talking_head::inference::ModelRegistry;
-use bevy_talking_head::render::{
-    MarchUniform, portrait_view, premultiplied_to_srgba8, render_reference,
-};
+use bevy_talking_head::render::{MarchUniform, portrait_view, render_reference};
 use image::{RgbImage, RgbaImage, imageops::FilterType};
 
 const USAGE: &str = "\
@@ -107,27 +104,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// A head pose from degrees.
-fn pose(yaw_deg: f32, pitch_deg: f32, roll_deg: f32) -> (Quat, Vec3) {
-    (
-        Quat::from_euler(
-            EulerRot::YXZ,
-            yaw_deg.to_radians(),
-            pitch_deg.to_radians(),
-            roll_deg.to_radians(),
-        ),
-        Vec3::ZERO,
-    )
-}
-
-fn to_rgb(pixels: &[f32], width: u32, height: u32) -> RgbImage {
-    let rgba = premultiplied_to_srgba8(pixels);
-    RgbImage::from_fn(width, height, |x, y| {
-        let i = ((y * width + x) * 4) as usize;
-        image::Rgb([rgba[i], rgba[i + 1], rgba[i + 2]])
-    })
 }
 
 /// One portrait's row of the table.
@@ -213,9 +189,9 @@ fn measure(
 
     // 1. At rest.
     let started = Instant::now();
-    let rest = render_portrait(asset, layers, &rest_code, still, crop, sizes);
+    let rest = render_at_rest(asset, layers, crop, sizes);
     let composite_secs = started.elapsed().as_secs_f64();
-    let rest_rgb = to_rgb(&rest.pixels, size.x, size.y);
+    let rest_rgb = rest.to_rgb();
     let psnr_db = psnr(&rest_rgb, &photo, None).ok_or("PSNR of an empty frame")?;
     let ssim_value = ssim(
         &luma(&rest_rgb),
@@ -246,11 +222,7 @@ fn measure(
         code[bases::BLINK_LEFT] = blink;
         code[bases::BLINK_RIGHT] = blink;
         let sway = pose(6.0 * t.sin(), 4.0 * (t * 0.5).sin(), 3.0 * t.cos());
-        let image = to_rgb(
-            &render_portrait(asset, layers, &code, sway, crop, sizes).pixels,
-            size.x,
-            size.y,
-        );
+        let image = render_portrait(asset, layers, &code, sway, crop, sizes).to_rgb();
         if let Some(previous) = &previous {
             for i in (0..w * h).filter(|&i| !moving[i]) {
                 let (x, y) = ((i % w) as u32, (i / w) as u32);
@@ -275,14 +247,13 @@ fn measure(
         let frame = render_portrait(asset, layers, code, head_pose, crop, sizes);
         let coverage = head_coverage(asset, layers, code, head_pose, crop, sizes);
         let band = seam_band(&coverage, w, h, SEAM_REACH);
-        *slot = seam_gradient_ratio(&to_rgb(&frame.pixels, size.x, size.y), &photo, &band)
-            .unwrap_or(f64::NAN);
+        *slot = seam_gradient_ratio(&frame.to_rgb(), &photo, &band).unwrap_or(f64::NAN);
     }
     let turned = render_portrait(asset, layers, &jaw, pose(15.0, 0.0, 0.0), crop, sizes);
     save(
         &options.out,
         &format!("{name}_jaw_open_yaw15"),
-        &to_rgb(&turned.pixels, size.x, size.y),
+        &turned.to_rgb(),
     )?;
 
     // 4. No background through the person.
@@ -303,7 +274,7 @@ fn measure(
                 "{name}: yaw {yaw}°, pitch {pitch}°, roll {roll}°: {count} px of background through the person"
             );
             let frame = render_portrait(asset, layers, &jaw, head_pose, crop, sizes);
-            let mut image = to_rgb(&frame.pixels, size.x, size.y);
+            let mut image = frame.to_rgb();
             for (i, _) in opened.iter().enumerate().filter(|(_, h)| **h) {
                 image.put_pixel((i % w) as u32, (i / w) as u32, image::Rgb([0, 255, 0]));
             }
@@ -323,7 +294,7 @@ fn measure(
     save(
         &options.out,
         &format!("{name}_yaw20_magenta"),
-        &to_rgb(&check.pixels, size.x, size.y),
+        &check.to_rgb(),
     )?;
     save_layers(name, built, &options.out)?;
     Ok(Row {

@@ -2,18 +2,16 @@
 //! CPU reference renderer (the GPU is held to it in tests/render.rs). Thresholds are the goals, or the
 //! values measured on the shipped portraits with a margin where a goal is not met yet (said so at each).
 
-use bevy::math::{EulerRot, Quat, Vec3};
 use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::portrait_quality::{
-    head_and_neck, head_coverage, holes_opened, portrait_size, render_portrait, seam_band,
-    seam_gradient_ratio,
+    head_and_neck, head_coverage, head_pose as pose, holes_opened, portrait_size, render_at_rest,
+    render_portrait, seam_band, seam_gradient_ratio,
 };
 use bevy_talking_head::identity::quality::{luma, psnr, ssim};
 use bevy_talking_head::identity::{
     Background, BuiltHead, PortraitLayers, Segment, cache, head_from_portrait,
 };
 use bevy_talking_head::inference::ModelRegistry;
-use bevy_talking_head::render::premultiplied_to_srgba8;
 use image::RgbImage;
 
 /// Samples along the longest ray (the `Medium` preset).
@@ -27,26 +25,6 @@ fn built(name: &str) -> (image::DynamicImage, BuiltHead) {
     let portrait = image::open(path).unwrap_or_else(|e| panic!("{e}"));
     let built = head_from_portrait(&registry, &portrait).unwrap_or_else(|e| panic!("{e}"));
     (portrait, built)
-}
-
-fn pose(yaw_deg: f32, pitch_deg: f32, roll_deg: f32) -> (Quat, Vec3) {
-    (
-        Quat::from_euler(
-            EulerRot::YXZ,
-            yaw_deg.to_radians(),
-            pitch_deg.to_radians(),
-            roll_deg.to_radians(),
-        ),
-        Vec3::ZERO,
-    )
-}
-
-fn to_rgb(pixels: &[f32], width: u32, height: u32) -> RgbImage {
-    let rgba = premultiplied_to_srgba8(pixels);
-    RgbImage::from_fn(width, height, |x, y| {
-        let i = ((y * width + x) * 4) as usize;
-        image::Rgb([rgba[i], rgba[i + 1], rgba[i + 2]])
-    })
 }
 
 #[test]
@@ -110,15 +88,7 @@ fn the_whole_photo_at_rest_is_the_photo_and_only_the_head_and_neck_move() {
     let sizes = (long_side, STEPS);
     let size = portrait_size(crop, long_side);
     let rest_code = vec![0.0; asset.basis_count];
-    let rest = render_portrait(
-        &asset,
-        &layers,
-        &rest_code,
-        pose(0.0, 0.0, 0.0),
-        crop,
-        sizes,
-    );
-    let rest = to_rgb(&rest.pixels, size.x, size.y);
+    let rest = render_at_rest(&asset, &layers, crop, sizes).to_rgb();
     let photo = portrait.to_rgb8();
     let psnr_db = psnr(&rest, &photo, None).expect("same size");
     let ssim_value = ssim(
@@ -146,8 +116,8 @@ fn the_whole_photo_at_rest_is_the_photo_and_only_the_head_and_neck_move() {
         code[bases::JAW_OPEN] = jaw;
         code[bases::BLINK_LEFT] = blink;
         code[bases::BLINK_RIGHT] = blink;
-        let frame = render_portrait(&asset, &layers, &code, pose(yaw, pitch, roll), crop, sizes);
-        let frame = to_rgb(&frame.pixels, size.x, size.y);
+        let frame =
+            render_portrait(&asset, &layers, &code, pose(yaw, pitch, roll), crop, sizes).to_rgb();
         let mut changed_inside = 0usize;
         for (i, (a, b)) in frame.pixels().zip(previous.pixels()).enumerate() {
             let change = (0..3).map(|c| a[c].abs_diff(b[c])).max().unwrap_or(0);
@@ -188,8 +158,7 @@ fn the_seam_adds_no_edge_and_turning_opens_almost_no_hole() {
         let frame = render_portrait(&asset, &layers, code, head_pose, crop, sizes);
         let coverage = head_coverage(&asset, &layers, code, head_pose, crop, sizes);
         let band = seam_band(&coverage, size.x as usize, size.y as usize, 3);
-        let ratio = seam_gradient_ratio(&to_rgb(&frame.pixels, size.x, size.y), &photo, &band)
-            .expect("a seam");
+        let ratio = seam_gradient_ratio(&frame.to_rgb(), &photo, &band).expect("a seam");
         println!("seam {name}: gradient {ratio:.3} × the photo's");
         assert!((ratio - 1.0).abs() <= limit, "{name}: {ratio}");
     }
@@ -223,25 +192,8 @@ fn a_replaced_background_shows_only_where_the_person_is_not() {
     let crop = layers.whole();
     let sizes = (128, 48);
     let size = portrait_size(crop, 128);
-    let rest_code = vec![0.0; asset.basis_count];
-    let original = to_rgb(
-        &render_portrait(
-            &asset,
-            &layers,
-            &rest_code,
-            pose(0.0, 0.0, 0.0),
-            crop,
-            sizes,
-        )
-        .pixels,
-        size.x,
-        size.y,
-    );
-    let replaced = to_rgb(
-        &render_portrait(&asset, &green, &rest_code, pose(0.0, 0.0, 0.0), crop, sizes).pixels,
-        size.x,
-        size.y,
-    );
+    let original = render_at_rest(&asset, &layers, crop, sizes).to_rgb();
+    let replaced = render_at_rest(&asset, &green, crop, sizes).to_rgb();
     let is_green = |p: &image::Rgb<u8>| p[1] > 200 && p[0] < 60 && p[2] < 60;
     let greens = replaced.pixels().filter(|p| is_green(p)).count() as f64 / (128.0 * 128.0);
     // The face (middle of the head) keeps its colour; the top corners (sky behind the flag and the shuttle) turn
@@ -257,7 +209,7 @@ fn a_replaced_background_shows_only_where_the_person_is_not() {
     // A transparent replacement leaves the frame transparent there and opaque on the person.
     let mut clear = layers.clone();
     clear.replace_background(&Background::Colour([0, 0, 0, 0]));
-    let frame = render_portrait(&asset, &clear, &rest_code, pose(0.0, 0.0, 0.0), crop, sizes);
+    let frame = render_at_rest(&asset, &clear, crop, sizes);
     let alpha = |x: u32, y: u32| frame.pixels[((y * size.x + x) * 4 + 3) as usize];
     assert!(alpha(size.x - 2, 1) < 0.01);
     assert!(alpha(fx, fy) > 0.99);
@@ -301,15 +253,7 @@ fn hard_photos_give_whole_photos_that_match_at_rest() {
             (portrait.width(), portrait.height()),
             "{name}"
         );
-        let rest_code = vec![0.0; asset.basis_count];
-        let frame = render_portrait(
-            &asset,
-            &layers,
-            &rest_code,
-            pose(0.0, 0.0, 0.0),
-            crop,
-            (long_side, STEPS),
-        );
+        let frame = render_at_rest(&asset, &layers, crop, (long_side, STEPS));
         // Compared as a viewer shows them: the transparent portrait over black, as the frame's transparent part.
         let rgba = portrait.to_rgba8();
         let photo = RgbImage::from_fn(size.x, size.y, |x, y| {
@@ -317,7 +261,7 @@ fn hard_photos_give_whole_photos_that_match_at_rest() {
             let over = |c: u8| ((u32::from(c) * u32::from(a) + 127) / 255) as u8;
             image::Rgb([over(r), over(g), over(b)])
         });
-        let psnr_db = psnr(&to_rgb(&frame.pixels, size.x, size.y), &photo, None).expect("size");
+        let psnr_db = psnr(&frame.to_rgb(), &photo, None).expect("size");
         println!("{name}: at rest vs the photo {psnr_db:.2} dB");
         assert!(psnr_db >= 32.0, "{name}: {psnr_db} dB");
     }

@@ -8,13 +8,16 @@
 //!   over the photo's at the same pixels: 1 where the seam adds no edge and blurs nothing.
 //! - [`person_holes`]: pixels inside the person's silhouette (head and body plate) that show the background plate.
 
-use bevy::math::{Quat, URect, UVec2, Vec2, Vec3};
+use bevy::math::{EulerRot, Quat, URect, UVec2, Vec2, Vec3};
 use image::RgbImage;
 
 use super::layers::NECK_LENGTH;
 use super::quality::{EMPTY_ALPHA, luma, outside_silhouette};
 use super::{HeadAsset, PortraitLayers};
-use crate::render::{MarchUniform, portrait_view, posed_about_pivot, render_portrait_reference};
+use crate::render::{
+    MarchUniform, portrait_view, posed_about_pivot, premultiplied_to_srgba8,
+    render_portrait_reference,
+};
 
 /// A frame of the portrait display: premultiplied linear RGBA, `width × height`.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +28,31 @@ pub struct PortraitFrameRender {
     pub height: u32,
     /// Premultiplied linear RGBA, row-major.
     pub pixels: Vec<f32>,
+}
+
+impl PortraitFrameRender {
+    /// The frame in 8-bit sRGB (over black where it is transparent).
+    pub fn to_rgb(&self) -> RgbImage {
+        let rgba = premultiplied_to_srgba8(&self.pixels);
+        RgbImage::from_fn(self.width, self.height, |x, y| {
+            let i = ((y * self.width + x) * 4) as usize;
+            image::Rgb([rgba[i], rgba[i + 1], rgba[i + 2]])
+        })
+    }
+}
+
+/// A head's pose from degrees (yaw about +Y, pitch, roll; no translation), as the plugin reads it from
+/// `FaceCoefficients::head_rotation`.
+pub fn head_pose(yaw_deg: f32, pitch_deg: f32, roll_deg: f32) -> (Quat, Vec3) {
+    (
+        Quat::from_euler(
+            EulerRot::YXZ,
+            yaw_deg.to_radians(),
+            pitch_deg.to_radians(),
+            roll_deg.to_radians(),
+        ),
+        Vec3::ZERO,
+    )
 }
 
 /// The output size of a portrait display of `crop` with `long_side` pixels along its longer side.
@@ -58,6 +86,40 @@ pub fn render_portrait(
     }
 }
 
+/// [`render_portrait`] at rest: no expression, no speech, the head's rest pose.
+pub fn render_at_rest(
+    asset: &HeadAsset,
+    layers: &PortraitLayers,
+    crop: URect,
+    sizes: (u32, u32),
+) -> PortraitFrameRender {
+    let rest_code = vec![0.0; asset.basis_count];
+    render_portrait(
+        asset,
+        layers,
+        &rest_code,
+        head_pose(0.0, 0.0, 0.0),
+        crop,
+        sizes,
+    )
+}
+
+/// `layers` with a transparent background plate, and with `body` false a transparent body plate too.
+fn transparent(layers: &PortraitLayers, body: bool) -> PortraitLayers {
+    let empty: std::sync::Arc<[u32]> = vec![0u32; layers.pixels()].into();
+    let mut bare = layers.clone();
+    if !body {
+        bare.body = empty.clone();
+    }
+    bare.background = empty;
+    bare
+}
+
+/// The alpha of a frame, one value per pixel.
+fn alpha(frame: &PortraitFrameRender) -> Vec<f32> {
+    frame.pixels.chunks_exact(4).map(|p| p[3]).collect()
+}
+
 /// How much of each pixel of [`render_portrait`]'s frame the head covers (0..1): the same frame over transparent
 /// body and background plates.
 pub fn head_coverage(
@@ -68,15 +130,14 @@ pub fn head_coverage(
     crop: URect,
     sizes: (u32, u32),
 ) -> Vec<f32> {
-    let mut bare = layers.clone();
-    let empty: std::sync::Arc<[u32]> = vec![0u32; layers.pixels()].into();
-    bare.body = empty.clone();
-    bare.background = empty;
-    render_portrait(asset, &bare, code, pose, crop, sizes)
-        .pixels
-        .chunks_exact(4)
-        .map(|p| p[3])
-        .collect()
+    alpha(&render_portrait(
+        asset,
+        &transparent(layers, false),
+        code,
+        pose,
+        crop,
+        sizes,
+    ))
 }
 
 /// Pixels within `reach` pixels (square neighbourhood) of the head's boundary: where `coverage` crosses 0.5
@@ -144,10 +205,8 @@ pub fn person_holes(
     crop: URect,
     sizes: (u32, u32),
 ) -> Vec<bool> {
-    let mut bare = layers.clone();
-    bare.background = vec![0u32; layers.pixels()].into();
-    let frame = render_portrait(asset, &bare, code, pose, crop, sizes);
-    let alpha: Vec<f32> = frame.pixels.chunks_exact(4).map(|p| p[3]).collect();
+    let frame = render_portrait(asset, &transparent(layers, true), code, pose, crop, sizes);
+    let alpha = alpha(&frame);
     let outside = outside_silhouette(&alpha, frame.width as usize, frame.height as usize);
     alpha
         .iter()
@@ -167,8 +226,14 @@ pub fn holes_opened(
     sizes: (u32, u32),
 ) -> Vec<bool> {
     let rest_code = vec![0.0; asset.basis_count];
-    let still = (Quat::IDENTITY, Vec3::ZERO);
-    let at_rest = person_holes(asset, layers, &rest_code, still, crop, sizes);
+    let at_rest = person_holes(
+        asset,
+        layers,
+        &rest_code,
+        head_pose(0.0, 0.0, 0.0),
+        crop,
+        sizes,
+    );
     person_holes(asset, layers, code, pose, crop, sizes)
         .iter()
         .zip(at_rest)
