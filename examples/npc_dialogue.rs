@@ -1,5 +1,7 @@
 //! `npc_dialogue`: three NPCs in a room take turns speaking, each line with its own voice, emotion and subtitle.
-//! The one speaking turns to face the player (the camera); the others turn to look at the speaker.
+//! The one speaking turns to face the player (the camera); the others turn to look at the speaker. As in RPGs, the
+//! dialogue box shows the speaker's portrait: the whole photo talking (`HeadDisplay::Portrait`), moving as the
+//! speaker's head in the room does.
 //!
 //! Each NPC is a simple body with a `TalkingHead` as a child: turning the NPC turns its head, and since heads follow
 //! the camera (`HeadView::FollowCamera`), a listener is seen from the side and the speaker from the front. The three
@@ -18,6 +20,7 @@ use std::process::ExitCode;
 
 use bevy::asset::RenderAssetUsages;
 use bevy::prelude::*;
+use bevy_talking_head::motion::SpeechFace;
 use bevy_talking_head::prelude::*;
 use common::{Options, Preload, SceneCamera, Script, ScriptLine, preload};
 
@@ -78,7 +81,7 @@ fn main() -> ExitCode {
         ..default()
     })
     .add_systems(Startup, set_up)
-    .add_systems(Update, (make_faces, turn_npcs));
+    .add_systems(Update, (make_faces, turn_npcs, show_speaker_portrait));
     common::run(app, &options)
 }
 
@@ -93,6 +96,20 @@ struct Settings {
 struct Npc {
     head: Entity,
 }
+
+/// An NPC's face in the dialogue box: a second head from the same portrait shown as the whole photo (head and
+/// shoulders), with the speech and emotion of the NPC's head in the room.
+#[derive(Component)]
+struct DialoguePortrait {
+    head: Entity,
+}
+
+/// The dialogue box's picture: the speaker's [`DialoguePortrait`] texture.
+#[derive(Component)]
+struct DialogueBox;
+
+/// The dialogue box's picture, as a share of the view: height; its width is 4/5 of that (head and shoulders).
+const PORTRAIT_HEIGHT: f32 = 0.24;
 
 /// The shipped portrait and the reserved images of the faces made from it once it has loaded.
 #[derive(Resource)]
@@ -174,7 +191,7 @@ fn set_up(
         let head = commands
             .spawn((
                 Name::new(name),
-                TalkingHead::new(face).with_settings(HeadSettings {
+                TalkingHead::new(face.clone()).with_settings(HeadSettings {
                     resolution: settings.head_size,
                     ..HeadSettings::preset(Quality::Low)
                 }),
@@ -204,8 +221,34 @@ fn set_up(
                     Transform::from_xyz(0.0, 1.46, -0.07),
                 ));
             });
+        commands.spawn((
+            Name::new(format!("{name}'s portrait")),
+            DialoguePortrait { head },
+            TalkingHead::new(face).with_settings(HeadSettings {
+                resolution: settings.head_size,
+                steps_per_ray: 64,
+                view: HeadView::FollowCamera,
+                display: HeadDisplay::Portrait(PortraitCrop::HeadAndShoulders),
+            }),
+            Visibility::Hidden,
+        ));
         speakers.push(head);
     }
+    commands.spawn((
+        DialogueBox,
+        ImageNode::default(),
+        Node {
+            position_type: PositionType::Absolute,
+            left: Val::Percent(2.0),
+            bottom: Val::Percent(14.0),
+            height: Val::Percent(100.0 * PORTRAIT_HEIGHT),
+            aspect_ratio: Some(0.8),
+            border: UiRect::all(Val::Px(2.0)),
+            ..default()
+        },
+        BorderColor::all(Color::srgb(0.85, 0.75, 0.5)),
+        Visibility::Hidden,
+    ));
     commands.insert_resource(Faces { portrait, derived });
 
     let lines = DIALOGUE
@@ -282,6 +325,62 @@ fn make_faces(
         }
     }
     commands.remove_resource::<Faces>();
+}
+
+/// The dialogue box's picture and visibility.
+type DialogueBoxes<'w, 's> = Query<
+    'w,
+    's,
+    (&'static mut ImageNode, &'static mut Visibility),
+    (With<DialogueBox>, Without<DialoguePortrait>),
+>;
+
+/// The dialogue box shows the speaker's portrait, which speaks the speaker's line with the speaker's emotion; the
+/// other portraits are not drawn.
+fn show_speaker_portrait(
+    script: Res<Script>,
+    heads: Query<(&SpeechFace, &TalkingHead), Without<DialoguePortrait>>,
+    mut portraits: Query<(
+        &DialoguePortrait,
+        &mut SpeechFace,
+        &mut TalkingHead,
+        &mut Visibility,
+        Option<&TalkingHeadTexture>,
+    )>,
+    mut boxes: DialogueBoxes,
+) {
+    let speaker = script.current().map(|(_, line)| line.speaker);
+    let mut shown = None;
+    for (portrait, mut face, mut head, mut visibility, texture) in &mut portraits {
+        let speaking = Some(portrait.head) == speaker;
+        visibility.set_if_neq(if speaking {
+            Visibility::Inherited
+        } else {
+            Visibility::Hidden
+        });
+        let Ok((speech, original)) = heads.get(portrait.head) else {
+            continue;
+        };
+        face.set_if_neq(*speech);
+        if (head.emotion, head.intensity) != (original.emotion, original.intensity) {
+            head.set_emotion(original.emotion, original.intensity);
+        }
+        if speaking {
+            shown = texture.map(|t| t.0.clone());
+        }
+    }
+    for (mut image, mut visibility) in &mut boxes {
+        visibility.set_if_neq(if shown.is_some() {
+            Visibility::Inherited
+        } else {
+            Visibility::Hidden
+        });
+        if let Some(texture) = &shown
+            && image.image != *texture
+        {
+            image.image = texture.clone();
+        }
+    }
 }
 
 /// The speaker turns to face the player; the others look at the speaker (at the player when nobody speaks).

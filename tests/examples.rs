@@ -275,6 +275,53 @@ fn npc_dialogue_takes_turns_and_the_speaker_faces_the_player() {
     );
     assert!(turned(during_tova, "Tova") < 15.0, "{}", during_tova.meta);
     assert!(turned(during_tova, "Mira") > 15.0, "{}", during_tova.meta);
+    // The dialogue box (bottom left: 2 % in, 14 % up, 24 % of the height, 4:5) shows the speaker's portrait, the
+    // whole photo talking: a picture, not a flat panel, and another one when Tova speaks (her face is Mira's
+    // photo mirrored).
+    let dialogue_box = |shot: &Shot| -> Vec<[u8; 3]> {
+        let (w, h) = (shot.image.width() as f32, shot.image.height() as f32);
+        let (top, height) = ((1.0 - 0.14 - 0.24) * h, 0.24 * h);
+        let (left, width) = (0.02 * w, 0.8 * height);
+        let mut pixels = Vec::new();
+        for y in (top + 0.15 * height) as u32..(top + 0.85 * height) as u32 {
+            for x in (left + 0.15 * width) as u32..(left + 0.85 * width) as u32 {
+                let p = shot.image.get_pixel(x, y).0;
+                pixels.push([p[0], p[1], p[2]]);
+            }
+        }
+        pixels
+    };
+    let spread = |pixels: &[[u8; 3]]| {
+        let luma: Vec<f64> = pixels
+            .iter()
+            .map(|p| 0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+            .collect();
+        let mean = luma.iter().sum::<f64>() / luma.len() as f64;
+        (luma.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / luma.len() as f64).sqrt()
+    };
+    for shot in &shots {
+        let spread = spread(&dialogue_box(shot));
+        println!(
+            "dialogue box at frame {}: luma spread {spread:.1}",
+            shot.meta["frame"]
+        );
+        assert!(
+            spread > 15.0,
+            "the dialogue box shows no picture ({spread:.1})"
+        );
+    }
+    let (mira, tova) = (dialogue_box(&shots[1]), dialogue_box(&shots[2]));
+    let difference = mira
+        .iter()
+        .zip(&tova)
+        .flat_map(|(a, b)| (0..3).map(move |c| f64::from(a[c].abs_diff(b[c]))))
+        .sum::<f64>()
+        / (mira.len() * 3) as f64;
+    println!("dialogue box, Mira's portrait vs Tova's: {difference:.1}");
+    assert!(
+        difference > 5.0,
+        "the portrait did not change with the speaker"
+    );
 }
 
 #[test]

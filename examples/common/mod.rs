@@ -826,11 +826,13 @@ fn run_headless(app: &mut App, options: &Options, headless: &Headless) -> Result
         })
     })
     .map_err(|e| format!("{e} ({awaited})"))?;
-    // Each head's compute pipeline compiles on its own: wait until every head has drawn itself once.
+    // Each head's compute pipeline compiles on its own: wait until every visible head has drawn itself once.
     let heads: Vec<Entity> = app
         .world_mut()
-        .query_filtered::<Entity, With<TalkingHead>>()
+        .query_filtered::<(Entity, &InheritedVisibility), With<TalkingHead>>()
         .iter(app.world())
+        .filter(|(_, visibility)| visibility.get())
+        .map(|(head, _)| head)
         .collect();
     let mut captures = Vec::new();
     for &head in &heads {
