@@ -22,8 +22,8 @@ use std::time::Instant;
 
 use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::portrait_quality::{
-    head_and_neck, head_coverage, head_pose as pose, holes_opened, portrait_size, render_at_rest,
-    render_portrait, seam_band, seam_gradient_ratio,
+    HOLE_POSES_DEG, head_and_neck, head_coverage, head_pose as pose, holes_opened, portrait_size,
+    render_at_rest, render_portrait, seam_band, seam_gradient_ratio,
 };
 use bevy_talking_head::identity::quality::{luma, psnr, ssim};
 use bevy_talking_head::identity::{BuiltHead, head_from_portrait};
@@ -258,16 +258,12 @@ fn measure(
 
     // 4. No background through the person.
     let mut holes = 0;
-    for (yaw, pitch, roll) in [
-        (20.0, 0.0, 0.0),
-        (-20.0, 0.0, 0.0),
-        (0.0, 10.0, 0.0),
-        (0.0, -10.0, 0.0),
-        (0.0, 0.0, 10.0),
-        (0.0, 0.0, -10.0),
-    ] {
-        let head_pose = pose(yaw, pitch, roll);
-        let opened = holes_opened(asset, layers, (&jaw, head_pose), crop, sizes);
+    let poses = HOLE_POSES_DEG.map(|(yaw, pitch, roll)| pose(yaw, pitch, roll));
+    let opened_per_pose = holes_opened(asset, layers, (&jaw, &poses), crop, sizes);
+    for ((yaw, pitch, roll), (head_pose, opened)) in HOLE_POSES_DEG
+        .into_iter()
+        .zip(poses.into_iter().zip(opened_per_pose))
+    {
         let count = opened.iter().filter(|&&h| h).count();
         if count > 0 {
             println!(

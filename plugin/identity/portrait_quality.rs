@@ -215,16 +215,26 @@ pub fn person_holes(
         .collect()
 }
 
-/// Pixels where the background shows through the person with the head's `pose` and `code` that it does not show
-/// through at rest (where the person mask alone leaves gaps): the holes the head's motion opens, one flag per
-/// output pixel.
+/// The head's poses the holes are checked at, degrees (yaw, pitch, roll): ±20° yaw, ±10° pitch, ±10° roll.
+pub const HOLE_POSES_DEG: [(f32, f32, f32); 6] = [
+    (20.0, 0.0, 0.0),
+    (-20.0, 0.0, 0.0),
+    (0.0, 10.0, 0.0),
+    (0.0, -10.0, 0.0),
+    (0.0, 0.0, 10.0),
+    (0.0, 0.0, -10.0),
+];
+
+/// For each of `poses` (with the motion `code`), the pixels where the background shows through the person that
+/// it does not show through at rest (where the person mask alone leaves gaps): the holes the head's motion
+/// opens, one flag per output pixel. The frame at rest is rendered once for all poses.
 pub fn holes_opened(
     asset: &HeadAsset,
     layers: &PortraitLayers,
-    (code, pose): (&[f32], (Quat, Vec3)),
+    (code, poses): (&[f32], &[(Quat, Vec3)]),
     crop: URect,
     sizes: (u32, u32),
-) -> Vec<bool> {
+) -> Vec<Vec<bool>> {
     let rest_code = vec![0.0; asset.basis_count];
     let at_rest = person_holes(
         asset,
@@ -234,10 +244,15 @@ pub fn holes_opened(
         crop,
         sizes,
     );
-    person_holes(asset, layers, code, pose, crop, sizes)
+    poses
         .iter()
-        .zip(at_rest)
-        .map(|(posed, rest)| *posed && !rest)
+        .map(|&pose| {
+            person_holes(asset, layers, code, pose, crop, sizes)
+                .iter()
+                .zip(&at_rest)
+                .map(|(posed, rest)| *posed && !rest)
+                .collect()
+        })
         .collect()
 }
 
