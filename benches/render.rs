@@ -85,6 +85,7 @@ fn heads_app(size: u32, count: usize, still: bool) -> Option<(App, FrameCapture,
                     distance: 0.6,
                 },
                 display: HeadDisplay::TextureOnly,
+                expression_base: Default::default(),
             };
             app.world_mut()
                 .spawn((

@@ -229,6 +229,7 @@ fn set_up(
                 steps_per_ray: 64,
                 view: HeadView::FollowCamera,
                 display: HeadDisplay::Portrait(PortraitCrop::HeadAndShoulders),
+                expression_base: Default::default(),
             }),
             Visibility::Hidden,
         ));

@@ -26,7 +26,7 @@ use bevy_talking_head::identity::portrait_quality::{
     render_at_rest, render_portrait, seam_band, seam_gradient_ratio,
 };
 use bevy_talking_head::identity::quality::{luma, psnr, ssim};
-use bevy_talking_head::identity::{BuiltHead, head_from_portrait};
+use bevy_talking_head::identity::{BuiltHead, ExpressionBase, head_from_portrait};
 use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::render::{MarchUniform, portrait_view, render_reference};
 use image::{RgbImage, RgbaImage, imageops::FilterType};
@@ -222,7 +222,15 @@ fn measure(
         code[bases::BLINK_LEFT] = blink;
         code[bases::BLINK_RIGHT] = blink;
         let sway = pose(6.0 * t.sin(), 4.0 * (t * 0.5).sin(), 3.0 * t.cos());
-        let image = render_portrait(asset, layers, &code, sway, crop, sizes).to_rgb();
+        let image = render_portrait(
+            asset,
+            layers,
+            (&code, ExpressionBase::Photo),
+            sway,
+            crop,
+            sizes,
+        )
+        .to_rgb();
         if let Some(previous) = &previous {
             for i in (0..w * h).filter(|&i| !moving[i]) {
                 let (x, y) = ((i % w) as u32, (i / w) as u32);
@@ -244,12 +252,26 @@ fn measure(
         (&jaw, still),
         (&rest_code, pose(15.0, 0.0, 0.0)),
     ]) {
-        let frame = render_portrait(asset, layers, code, head_pose, crop, sizes);
+        let frame = render_portrait(
+            asset,
+            layers,
+            (code, ExpressionBase::Photo),
+            head_pose,
+            crop,
+            sizes,
+        );
         let coverage = head_coverage(asset, layers, code, head_pose, crop, sizes);
         let band = seam_band(&coverage, w, h, SEAM_REACH);
         *slot = seam_gradient_ratio(&frame.to_rgb(), &photo, &band).unwrap_or(f64::NAN);
     }
-    let turned = render_portrait(asset, layers, &jaw, pose(15.0, 0.0, 0.0), crop, sizes);
+    let turned = render_portrait(
+        asset,
+        layers,
+        (&jaw, ExpressionBase::Photo),
+        pose(15.0, 0.0, 0.0),
+        crop,
+        sizes,
+    );
     save(
         &options.out,
         &format!("{name}_jaw_open_yaw15"),
@@ -269,7 +291,14 @@ fn measure(
             println!(
                 "{name}: yaw {yaw}°, pitch {pitch}°, roll {roll}°: {count} px of background through the person"
             );
-            let frame = render_portrait(asset, layers, &jaw, head_pose, crop, sizes);
+            let frame = render_portrait(
+                asset,
+                layers,
+                (&jaw, ExpressionBase::Photo),
+                head_pose,
+                crop,
+                sizes,
+            );
             let mut image = frame.to_rgb();
             for (i, _) in opened.iter().enumerate().filter(|(_, h)| **h) {
                 image.put_pixel((i % w) as u32, (i / w) as u32, image::Rgb([0, 255, 0]));
@@ -286,7 +315,14 @@ fn measure(
     // The background in magenta behind the head turned 20° with the jaw open, for the eye.
     let mut magenta = layers.clone();
     magenta.background = vec![0xffff_00ffu32; layers.pixels()].into();
-    let check = render_portrait(asset, &magenta, &jaw, pose(20.0, 0.0, 0.0), crop, sizes);
+    let check = render_portrait(
+        asset,
+        &magenta,
+        (&jaw, ExpressionBase::Photo),
+        pose(20.0, 0.0, 0.0),
+        crop,
+        sizes,
+    );
     save(
         &options.out,
         &format!("{name}_yaw20_magenta"),

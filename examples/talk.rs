@@ -679,6 +679,7 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
             Display::Photo { .. } => HeadDisplay::Portrait(PortraitCrop::Whole),
             Display::Head => HeadDisplay::TextureOnly,
         },
+        expression_base: Default::default(),
     };
     // The video opens on the emotion of 0 s, already shown (no blend), and each later change blends in from its frame.
     let mut talking_head = TalkingHead::new(portrait).with_settings(settings);

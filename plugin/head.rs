@@ -3,7 +3,7 @@
 use bevy::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::identity::HeadAsset;
+use crate::identity::{ExpressionBase, HeadAsset};
 use crate::motion::{FaceCoefficients, MotionSettings, MotionTrack, SpeechFace};
 
 /// The eight emotions of the MEAD corpus, as the paper uses them.
@@ -138,6 +138,9 @@ pub struct HeadSettings {
     pub view: HeadView,
     /// Display in the scene.
     pub display: HeadDisplay,
+    /// The face the head rests in: [`ExpressionBase::Neutral`] (the photo's smile or parted lips undone, so the
+    /// emotion asked for is the one people see) or [`ExpressionBase::Photo`] (the photo's own face).
+    pub expression_base: ExpressionBase,
 }
 
 /// Quality presets for [`HeadSettings`].
@@ -164,6 +167,7 @@ impl HeadSettings {
             steps_per_ray,
             view: HeadView::FollowCamera,
             display: HeadDisplay::Billboard,
+            expression_base: ExpressionBase::Neutral,
         }
     }
 }

@@ -41,7 +41,7 @@ pub use head::{
     Emotion, HeadDisplay, HeadSettings, HeadSource, HeadView, MotionCode, PortraitCrop, Quality,
     TalkingHead, TalkingHeadStatus, TalkingHeadTexture,
 };
-pub use identity::{HeadAsset, PortraitLayers};
+pub use identity::{ExpressionBase, HeadAsset, PortraitLayers};
 pub use motion::{
     ArkitFace, EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack, SpeechFace,
     SpeechMotion,
@@ -56,7 +56,7 @@ pub mod prelude {
         Emotion, HeadDisplay, HeadSettings, HeadView, MotionCode, PortraitCrop, Quality,
         TalkingHead, TalkingHeadStatus, TalkingHeadTexture,
     };
-    pub use crate::identity::{HeadAsset, PortraitLayers};
+    pub use crate::identity::{ExpressionBase, HeadAsset, PortraitLayers};
     pub use crate::motion::{
         ArkitFace, EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack,
     };

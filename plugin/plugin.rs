@@ -452,13 +452,8 @@ fn update_render_jobs(
                 )
             });
         let size = output.map_or(UVec2::splat(head.settings.resolution), |o| o.size);
-        let mut motion_code = motion.0.clone();
-        motion_code.resize(asset.basis_count.max(1), 0.0);
-        for weight in &mut motion_code {
-            if !weight.is_finite() {
-                *weight = 0.0;
-            }
-        }
+        let base = head.settings.expression_base;
+        let motion_code = asset.basis_weights(&motion.0, base);
         let layers_handle = portrait_head.and_then(PortraitHead::layers);
         let (view, march) = match (
             head.settings.display,
@@ -471,13 +466,15 @@ fn update_render_jobs(
                 let view = portrait_view(layers, crop).posed(rotation, translation);
                 let march =
                     MarchUniform::new(asset, &view, size.x, size.y, head.settings.steps_per_ray)
+                        .with_mouth(asset.mouth_for(base))
                         .over_portrait(layers, crop, pose);
                 (view, march)
             }
             _ => {
                 let view = view.posed(pose.0, pose.1);
                 let march =
-                    MarchUniform::new(asset, &view, size.x, size.y, head.settings.steps_per_ray);
+                    MarchUniform::new(asset, &view, size.x, size.y, head.settings.steps_per_ray)
+                        .with_mouth(asset.mouth_for(base));
                 (view, march)
             }
         };

@@ -233,6 +233,7 @@ fn a_portrait_head_speaks_its_clip() {
             distance: 0.7,
         },
         display: HeadDisplay::TextureOnly,
+        expression_base: Default::default(),
     };
     let head = app
         .world_mut()

@@ -9,7 +9,7 @@ use bevy_talking_head::identity::portrait_quality::{
 };
 use bevy_talking_head::identity::quality::{luma, psnr, ssim};
 use bevy_talking_head::identity::{
-    Background, BuiltHead, PortraitLayers, Segment, cache, head_from_portrait,
+    Background, BuiltHead, ExpressionBase, PortraitLayers, Segment, cache, head_from_portrait,
 };
 use bevy_talking_head::inference::ModelRegistry;
 use image::RgbImage;
@@ -116,8 +116,15 @@ fn the_whole_photo_at_rest_is_the_photo_and_only_the_head_and_neck_move() {
         code[bases::JAW_OPEN] = jaw;
         code[bases::BLINK_LEFT] = blink;
         code[bases::BLINK_RIGHT] = blink;
-        let frame =
-            render_portrait(&asset, &layers, &code, pose(yaw, pitch, roll), crop, sizes).to_rgb();
+        let frame = render_portrait(
+            &asset,
+            &layers,
+            (&code, ExpressionBase::Photo),
+            pose(yaw, pitch, roll),
+            crop,
+            sizes,
+        )
+        .to_rgb();
         let mut changed_inside = 0usize;
         for (i, (a, b)) in frame.pixels().zip(previous.pixels()).enumerate() {
             let change = (0..3).map(|c| a[c].abs_diff(b[c])).max().unwrap_or(0);
@@ -155,7 +162,14 @@ fn the_seam_adds_no_edge_and_turning_opens_almost_no_hole() {
         // Goal 0.2; the turned head's side walls add streaks (measured 1.13–1.26 at 512 px).
         ("yaw 15°", &rest_code, pose(15.0, 0.0, 0.0), 0.35),
     ] {
-        let frame = render_portrait(&asset, &layers, code, head_pose, crop, sizes);
+        let frame = render_portrait(
+            &asset,
+            &layers,
+            (code, ExpressionBase::Photo),
+            head_pose,
+            crop,
+            sizes,
+        );
         let coverage = head_coverage(&asset, &layers, code, head_pose, crop, sizes);
         let band = seam_band(&coverage, size.x as usize, size.y as usize, 3);
         let ratio = seam_gradient_ratio(&frame.to_rgb(), &photo, &band).expect("a seam");

@@ -357,6 +357,7 @@ fn the_whole_photo_renders_the_same_on_gpu_and_cpu() {
                     steps_per_ray: 64,
                     view: HeadView::FollowCamera,
                     display: HeadDisplay::Portrait(PortraitCrop::HeadAndShoulders),
+                    expression_base: Default::default(),
                 })
                 .with_motion(common::frozen()),
         )

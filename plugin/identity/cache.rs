@@ -2,7 +2,7 @@
 //! and of the construction code itself (any change to `construct.rs` or `landmarks.rs` makes new keys).
 //!
 //! File layout (little-endian): the magic `THHEAD01`, a u64 length and that many bytes of RON holding the asset's
-//! dimensions and decoder, then the tri-plane and the motion bases as raw f16 values. The photo's layers go in a
+//! dimensions, decoder, mouth and the photo's expression, then the tri-plane and the motion bases as raw f16 values. The photo's layers go in a
 //! second file beside it: the magic `THLAYR01`, a u64 length and that many bytes of RON (sizes, frame, neck,
 //! framing), then the face, body and background plates as u32 values and one byte per pixel of steepness, follow
 //! weight and segments.
@@ -15,6 +15,7 @@ use half::f16;
 use serde::{Deserialize, Serialize};
 
 use super::PortraitFrame;
+use super::expression::PhotoExpression;
 use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, Mouth, PLANES};
 use super::layers::{Neck, PortraitLayers};
 
@@ -45,6 +46,8 @@ struct Header {
     decoder: DecoderMlp,
     #[serde(default)]
     mouth: Mouth,
+    #[serde(default)]
+    expression: PhotoExpression,
 }
 
 /// 64-bit FNV-1a: stable across Rust versions and platforms (unlike `DefaultHasher`).
@@ -67,6 +70,7 @@ fn code_hash() -> u64 {
             include_str!("landmarks.rs"),
             include_str!("head_asset.rs"),
             include_str!("layers.rs"),
+            include_str!("expression.rs"),
         ];
         sources
             .iter()
@@ -235,6 +239,7 @@ pub fn save(dir: &Path, key: &str, asset: &HeadAsset) -> std::io::Result<()> {
         motion_resolution: asset.motion_resolution,
         decoder: asset.decoder.clone(),
         mouth: asset.mouth,
+        expression: asset.expression.clone(),
     };
     let values = asset.triplane.len() + asset.motion_bases.len();
     let mut bytes = start_file(MAGIC, &header, 2 * values)?;
@@ -272,6 +277,7 @@ pub fn load(dir: &Path, key: &str) -> std::io::Result<Option<HeadAsset>> {
         motion_bases: Arc::from(bases),
         decoder: header.decoder,
         mouth: header.mouth,
+        expression: header.expression,
     };
     asset.validate().map_err(|e| damaged(&e.to_string()))?;
     Ok(Some(asset))

@@ -41,12 +41,13 @@ use bevy::math::{Vec2, Vec3};
 use half::f16;
 use image::{DynamicImage, RgbImage};
 
+use super::expression;
 use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, Mouth, PLANES};
 use super::landmarks::{FaceLandmarks, landmark_index as lm};
 use super::triangulation::FaceMesh;
 
 /// Typical distance between the pupils of an adult, metres; it sets the portrait's scale.
-const EYE_DISTANCE_M: f32 = 0.063;
+pub(super) const EYE_DISTANCE_M: f32 = 0.063;
 /// Feature channels: front − z, z − back, z − mid, front colour ×3, back colour ×3, one unused.
 const CHANNELS: usize = 10;
 /// Slope of the colour selector, in logits per normalised unit of depth.
@@ -389,11 +390,12 @@ pub fn build_head(
         channels: CHANNELS,
         triplane_resolution: r,
         triplane: Arc::from(triplane),
-        basis_count: bases::COUNT,
+        basis_count: bases::COUNT + 1,
         motion_resolution: m,
         motion_bases: Arc::from(motion_bases),
         decoder: decoder(),
         mouth,
+        expression: expression::measure(&face),
     };
     (asset, frame)
 }
@@ -469,7 +471,7 @@ impl HeadSurfaces {
     }
 }
 
-fn texel_centre(index: usize, resolution: usize) -> f32 {
+pub(super) fn texel_centre(index: usize, resolution: usize) -> f32 {
     (index as f32 + 0.5) / resolution as f32 * 2.0 - 1.0
 }
 
@@ -1318,7 +1320,8 @@ fn plateau(a: f32, b: f32, c: f32, d: f32, x: f32) -> f32 {
 
 /// Motion bases as backward displacement fields on plane 0 (x, y), in normalised units: the point drawn at `u`
 /// comes from `u + d`; the fourth component is the opening where the lips part (see `HeadAsset::motion_bases`),
-/// around the lips' line of `mouth`.
+/// around the lips' line of `mouth`. The [`bases::COUNT`] bases of the motion code, then the rest field
+/// ([`expression::rest_field`]).
 fn motion_bases(
     face: &[Vec3],
     mouth: Mouth,
@@ -1648,11 +1651,13 @@ fn motion_bases(
             }
         }
     }
+    // The rest field goes after the bases the motion code weights (see `HeadAsset::rest_basis`).
+    out.extend(expression::rest_field(face, mouth, half_extent, m));
     // The fields above do not depend on z, so their opening would also darken the back of the head and the neck
     // behind the mouth. Plane 2 (z, y) cancels it from `INTERIOR_DEPTH` behind the lips on: there it holds minus
     // the basis's largest opening, so the blend stays under 1 whatever the weights.
     let cut = face[lm::UPPER_LIP].z - INTERIOR_DEPTH; // +z faces the camera
-    for basis in 0..bases::COUNT {
+    for basis in 0..=bases::COUNT {
         let plane0 = basis * PLANES * m * m * BASIS_COMPONENTS;
         let largest = (0..m * m)
             .map(|t| out[plane0 + t * BASIS_COMPONENTS + 3].to_f32())

@@ -387,7 +387,9 @@ impl ArkitHeadMesh {
             return Err(GltfError::NotFinite("face landmarks"));
         }
         head.asset.validate()?;
-        if head.asset.basis_count != bases::COUNT {
+        // The rest field (the photo's expression undone), when there is one, is not exported: the mesh is the
+        // photo's own face.
+        if head.asset.basis_count != bases::COUNT && head.asset.rest_basis().is_none() {
             return Err(GltfError::BasisCount {
                 expected: bases::COUNT,
                 actual: head.asset.basis_count,

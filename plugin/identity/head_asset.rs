@@ -17,6 +17,9 @@ use half::f16;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::construct::bases;
+use super::expression::{ExpressionBase, PhotoExpression};
+
 /// Number of planes in a tri-plane.
 pub const PLANES: usize = 3;
 /// Components stored per motion-basis texel: displacement x, y, z and the opening (see
@@ -78,7 +81,8 @@ pub struct HeadAsset {
     pub triplane_resolution: usize,
     /// Canonical features, layout `[plane][row][column][channel]`.
     pub triplane: Arc<[f16]>,
-    /// Number of motion bases (the motion code's length).
+    /// Number of motion bases: the motion code's length, plus one for a head with a rest field (see
+    /// [`rest_basis`](Self::rest_basis)).
     pub basis_count: usize,
     /// Texels along each side of a motion-basis plane.
     pub motion_resolution: usize,
@@ -95,6 +99,9 @@ pub struct HeadAsset {
     pub decoder: DecoderMlp,
     /// The mouth: where the renderer draws synthesized teeth inside the gap the lips open.
     pub mouth: Mouth,
+    /// The photo's own expression, measured from its landmarks (all zero for a head not made from a photo).
+    #[serde(default)]
+    pub expression: PhotoExpression,
 }
 
 /// Where a head's lips meet, and whether its open mouth shows synthesized upper teeth.
@@ -206,6 +213,50 @@ impl HeadAsset {
     pub fn decoder_buffer(&self) -> Vec<f32> {
         let d = &self.decoder;
         [&d.w1[..], &d.b1[..], &d.w2[..], &d.b2[..]].concat()
+    }
+
+    /// The basis that undoes the photo's expression (the rest field, see [`crate::identity::expression`]), when
+    /// the head has one: the one after the motion code's [`bases::COUNT`].
+    pub fn rest_basis(&self) -> Option<usize> {
+        (self.basis_count > bases::COUNT).then_some(bases::COUNT)
+    }
+
+    /// The weights of all the head's bases for `motion_code` (the motion encoder's output) shown over `base`:
+    /// the code, zeros for missing or non-finite weights, and the rest field's weight (1 for a neutral base).
+    pub fn basis_weights(&self, motion_code: &[f32], base: ExpressionBase) -> Vec<f32> {
+        let mut weights: Vec<f32> = (0..self.basis_count.max(1))
+            .map(|k| {
+                motion_code
+                    .get(k)
+                    .copied()
+                    .filter(|w| w.is_finite())
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        if let Some(rest) = self.rest_basis() {
+            weights[rest] = if base == ExpressionBase::Neutral {
+                1.0
+            } else {
+                0.0
+            };
+        }
+        weights
+    }
+
+    /// The mouth as drawn over `base`: a neutral base closes the photo's lips, so its teeth are the synthesized
+    /// ones.
+    pub fn mouth_for(&self, base: ExpressionBase) -> Mouth {
+        match (base, self.rest_basis()) {
+            (ExpressionBase::Neutral, Some(_))
+                if super::expression::closes_lips(&self.expression) =>
+            {
+                Mouth {
+                    teeth: 1.0,
+                    ..self.mouth
+                }
+            }
+            _ => self.mouth,
+        }
     }
 
     /// Bytes this asset occupies on the GPU (features, bases, decoder), for memory budgets.

@@ -543,7 +543,7 @@ fn landmark_crop(face: &FaceBox) -> Result<FaceCrop, IdentityError> {
 
 /// What lies outside the image when a crop reaches past its edge.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Border {
+pub(super) enum Border {
     /// Black (the detector's letterbox).
     Black,
     /// The nearest edge pixel (the landmark crop).
@@ -553,7 +553,7 @@ enum Border {
 /// Samples `crop` of `image` into an `out`×`out`×3 row-major (NHWC) array, bilinearly, averaging several
 /// sub-samples per output pixel when the crop is much larger than the output; `normalise` maps 0..255 to the
 /// model's range.
-fn sample_crop(
+pub(super) fn sample_crop(
     image: &RgbImage,
     crop: &FaceCrop,
     out: usize,

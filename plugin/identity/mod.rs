@@ -2,7 +2,9 @@
 
 pub mod cache;
 pub mod construct;
+pub mod emotion_check;
 mod error;
+pub mod expression;
 pub mod gltf;
 mod head_asset;
 pub mod landmarks;
@@ -16,6 +18,7 @@ pub mod triangulation;
 
 pub use construct::{ConstructSettings, PortraitFrame, build_head};
 pub use error::IdentityError;
+pub use expression::{ExpressionBase, ExpressionLimit, PhotoExpression};
 pub use layers::{Background, PortraitLayers, Segment, build_layers};
 pub use portrait_head::{BuiltHead, head_from_portrait};
 pub use segmentation::person_mask;

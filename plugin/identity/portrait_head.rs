@@ -7,8 +7,8 @@ use bevy::prelude::*;
 use bevy::tasks::{AsyncComputeTaskPool, Task, futures::check_ready};
 
 use super::{
-    ConstructSettings, FaceLandmarks, HeadAsset, IdentityError, PortraitFrame, PortraitLayers,
-    build_head, build_layers, cache, find_face_landmarks, person_mask,
+    ConstructSettings, ExpressionBase, FaceLandmarks, HeadAsset, IdentityError, PortraitFrame,
+    PortraitLayers, build_head, build_layers, cache, find_face_landmarks, person_mask,
 };
 use crate::contract::models::PORTRAIT_TO_HEAD;
 use crate::head::{HeadDisplay, HeadSource, TalkingHead};
@@ -182,6 +182,13 @@ pub(crate) fn build_portrait_heads(
                 if let BuildState::Building(task) = &mut existing.state
                     && let Some(result) = check_ready(task)
                 {
+                    if let (Ok((asset, _)), ExpressionBase::Neutral) =
+                        (&result, head.settings.expression_base)
+                    {
+                        for limit in &asset.expression.limits {
+                            warn!("talking_head: neutral base: {limit}");
+                        }
+                    }
                     existing.state = match result {
                         Ok((asset, layers)) => BuildState::Built(
                             head_assets.add(asset),

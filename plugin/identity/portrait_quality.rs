@@ -13,7 +13,7 @@ use image::RgbImage;
 
 use super::layers::NECK_LENGTH;
 use super::quality::{EMPTY_ALPHA, luma, outside_silhouette};
-use super::{HeadAsset, PortraitLayers};
+use super::{ExpressionBase, HeadAsset, PortraitLayers};
 use crate::render::{
     MarchUniform, portrait_view, posed_about_pivot, premultiplied_to_srgba8,
     render_portrait_reference,
@@ -64,12 +64,13 @@ pub fn portrait_size(crop: URect, long_side: u32) -> UVec2 {
         .max(UVec2::ONE)
 }
 
-/// Renders the portrait display of `crop` (plate pixels) with the motion `code` and the head's `pose` (rotation,
-/// and translation in metres, about the neck's pivot), `long_side` pixels long, `steps` samples per ray.
+/// Renders the portrait display of `crop` (plate pixels) with the motion `code` over the expression `base` and
+/// the head's `pose` (rotation, and translation in metres, about the neck's pivot), `long_side` pixels long,
+/// `steps` samples per ray, as the plugin draws it.
 pub fn render_portrait(
     asset: &HeadAsset,
     layers: &PortraitLayers,
-    code: &[f32],
+    (code, base): (&[f32], ExpressionBase),
     pose: (Quat, Vec3),
     crop: URect,
     (long_side, steps): (u32, u32),
@@ -77,27 +78,28 @@ pub fn render_portrait(
     let size = portrait_size(crop, long_side);
     let (rotation, translation) = posed_about_pivot(pose.0, pose.1, layers.neck.pivot);
     let camera = portrait_view(layers, crop).posed(rotation, translation);
-    let march =
-        MarchUniform::new(asset, &camera, size.x, size.y, steps).over_portrait(layers, crop, pose);
+    let march = MarchUniform::new(asset, &camera, size.x, size.y, steps)
+        .with_mouth(asset.mouth_for(base))
+        .over_portrait(layers, crop, pose);
+    let weights = asset.basis_weights(code, base);
     PortraitFrameRender {
         width: size.x,
         height: size.y,
-        pixels: render_portrait_reference(asset, layers, code, &march),
+        pixels: render_portrait_reference(asset, layers, &weights, &march),
     }
 }
 
-/// [`render_portrait`] at rest: no expression, no speech, the head's rest pose.
+/// [`render_portrait`] at rest: the photo's own face ([`ExpressionBase::Photo`]), no speech, the head's rest pose.
 pub fn render_at_rest(
     asset: &HeadAsset,
     layers: &PortraitLayers,
     crop: URect,
     sizes: (u32, u32),
 ) -> PortraitFrameRender {
-    let rest_code = vec![0.0; asset.basis_count];
     render_portrait(
         asset,
         layers,
-        &rest_code,
+        (&[], ExpressionBase::Photo),
         head_pose(0.0, 0.0, 0.0),
         crop,
         sizes,
@@ -120,8 +122,8 @@ fn alpha(frame: &PortraitFrameRender) -> Vec<f32> {
     frame.pixels.chunks_exact(4).map(|p| p[3]).collect()
 }
 
-/// How much of each pixel of [`render_portrait`]'s frame the head covers (0..1): the same frame over transparent
-/// body and background plates.
+/// How much of each pixel of [`render_portrait`]'s frame over the photo's own face the head covers (0..1): the
+/// same frame over transparent body and background plates.
 pub fn head_coverage(
     asset: &HeadAsset,
     layers: &PortraitLayers,
@@ -133,7 +135,7 @@ pub fn head_coverage(
     alpha(&render_portrait(
         asset,
         &transparent(layers, false),
-        code,
+        (code, ExpressionBase::Photo),
         pose,
         crop,
         sizes,
@@ -205,7 +207,14 @@ pub fn person_holes(
     crop: URect,
     sizes: (u32, u32),
 ) -> Vec<bool> {
-    let frame = render_portrait(asset, &transparent(layers, true), code, pose, crop, sizes);
+    let frame = render_portrait(
+        asset,
+        &transparent(layers, true),
+        (code, ExpressionBase::Photo),
+        pose,
+        crop,
+        sizes,
+    );
     let alpha = alpha(&frame);
     let outside = outside_silhouette(&alpha, frame.width as usize, frame.height as usize);
     alpha

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bevy::math::{Vec2, Vec3};
 use half::f16;
 
+use super::construct::texel_centre;
 use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, Mouth, PLANES};
 
 /// Feature channels of the procedural head.
@@ -73,11 +74,8 @@ pub fn procedural_head(resolution: usize, motion_resolution: usize) -> HeadAsset
         motion_bases: Arc::from(motion_bases),
         decoder: decoder(),
         mouth: Mouth::default(),
+        expression: Default::default(),
     }
-}
-
-fn texel_centre(index: usize, resolution: usize) -> f32 {
-    (index as f32 + 0.5) / resolution as f32 * 2.0 - 1.0
 }
 
 fn smooth_bump(distance: f32, radius: f32) -> f32 {

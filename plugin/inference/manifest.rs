@@ -35,7 +35,9 @@ use crate::contract::{FEATURE_RATE_HZ, FRAME_RATE_HZ, MEL_HOP_SAMPLES, SAMPLE_RA
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// Length of the motion code z_m, the per-frame f32 vector that blends a head's motion bases.
+    /// Length of the motion code z_m, the per-frame f32 vector that blends a head's motion bases (absent, 0, in a
+    /// manifest of models outside the pipeline, such as `checks.ron`).
+    #[serde(default)]
     pub motion_code_size: usize,
     /// The models, keyed by the name the pipeline asks for (e.g. `"log_mel"`).
     pub models: BTreeMap<String, ModelSpec>,
@@ -147,7 +149,7 @@ impl Manifest {
 
     /// The checks that need no model file: sizes and rates against `crate::contract`.
     fn check(&self) -> Result<(), String> {
-        if self.motion_code_size == 0 {
+        if self.motion_code_size == 0 && self.models.contains_key(MOTION_ENCODER) {
             return Err(
                 "motion_code_size is 0; it must be the length of the motion code z_m".into(),
             );
@@ -306,11 +308,6 @@ mod tests {
             message.contains("'ids'") && message.contains("'logits'"),
             "{message}"
         );
-        let no_code = GOOD.replace("motion_code_size: 32", "motion_code_size: 0");
-        assert!(matches!(
-            Manifest::parse(&no_code, origin()),
-            Err(InferenceError::ManifestInvalid { .. })
-        ));
         // The motion encoder's code must be as long as the manifest says.
         let encoder = |size: usize| {
             GOOD.replace(
@@ -327,6 +324,19 @@ mod tests {
             .expect_err("code size differs")
             .to_string();
         assert!(message.contains("motion_code_size"), "{message}");
+        // Without a motion encoder (a manifest of check models) the code size may be left out; with one it may not.
+        let no_code = GOOD.replace("motion_code_size: 32,", "");
+        assert_eq!(
+            Manifest::parse(&no_code, origin())
+                .expect("no encoder, no code size")
+                .motion_code_size,
+            0
+        );
+        let no_code = encoder(32).replace("motion_code_size: 32,", "");
+        assert!(matches!(
+            Manifest::parse(&no_code, origin()),
+            Err(InferenceError::ManifestInvalid { .. })
+        ));
     }
 
     #[test]

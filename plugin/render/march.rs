@@ -4,7 +4,7 @@ use bevy::math::{Mat3, Quat, URect, UVec2, Vec2, Vec3};
 use bytemuck::{Pod, Zeroable};
 
 use crate::identity::layers::NECK_FOLLOW;
-use crate::identity::{HeadAsset, PortraitLayers};
+use crate::identity::{HeadAsset, Mouth, PortraitLayers};
 
 /// Transmittance below which a ray stops marching (early termination).
 pub const STOP_TRANSMITTANCE: f32 = 1e-3;
@@ -170,6 +170,12 @@ impl MarchUniform {
             neck_x: [1.0, 0.0, 0.0, 0.0],
             neck_y: [0.0, 1.0, 0.0, 0.0],
         }
+    }
+
+    /// The same render with `mouth` instead of the asset's own (e.g. [`HeadAsset::mouth_for`] a neutral base).
+    pub fn with_mouth(mut self, mouth: Mouth) -> Self {
+        self.mouth = mouth.to_array();
+        self
     }
 
     /// The same render composited over the photo's `layers` (the portrait display): the head coloured from the

@@ -37,6 +37,7 @@ pub fn orbit_settings(size: u32, yaw_deg: f32, pitch_deg: f32) -> HeadSettings {
             distance: 0.6,
         },
         display: HeadDisplay::TextureOnly,
+        expression_base: Default::default(),
     }
 }
 
