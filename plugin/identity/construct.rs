@@ -41,7 +41,7 @@ use bevy::math::{Vec2, Vec3};
 use half::f16;
 use image::{DynamicImage, RgbImage};
 
-use super::expression;
+use super::expression::{self, PhotoExpression};
 use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, Mouth, PLANES};
 use super::landmarks::{FaceLandmarks, landmark_index as lm};
 use super::triangulation::FaceMesh;
@@ -384,7 +384,8 @@ pub fn build_head(
         skin: maps.skin,
     };
     let mouth = mouth_of(&face);
-    let motion_bases = motion_bases(&face, mouth, half_extent, m, &palette);
+    let expression = expression::measure(&face);
+    let motion_bases = motion_bases(&face, (mouth, &expression), half_extent, m, &palette);
     let asset = HeadAsset {
         half_extent,
         channels: CHANNELS,
@@ -395,7 +396,7 @@ pub fn build_head(
         motion_bases: Arc::from(motion_bases),
         decoder: decoder(),
         mouth,
-        expression: expression::measure(&face),
+        expression,
     };
     (asset, frame)
 }
@@ -1321,10 +1322,10 @@ fn plateau(a: f32, b: f32, c: f32, d: f32, x: f32) -> f32 {
 /// Motion bases as backward displacement fields on plane 0 (x, y), in normalised units: the point drawn at `u`
 /// comes from `u + d`; the fourth component is the opening where the lips part (see `HeadAsset::motion_bases`),
 /// around the lips' line of `mouth`. The [`bases::COUNT`] bases of the motion code, then the rest field
-/// ([`expression::rest_field`]).
+/// ([`expression::rest_field`] of `photo_expression`).
 fn motion_bases(
     face: &[Vec3],
-    mouth: Mouth,
+    (mouth, photo_expression): (Mouth, &PhotoExpression),
     half_extent: Vec3,
     m: usize,
     palette: &Palette,
@@ -1652,7 +1653,13 @@ fn motion_bases(
         }
     }
     // The rest field goes after the bases the motion code weights (see `HeadAsset::rest_basis`).
-    out.extend(expression::rest_field(face, mouth, half_extent, m));
+    out.extend(expression::rest_field(
+        face,
+        photo_expression,
+        mouth,
+        half_extent,
+        m,
+    ));
     // The fields above do not depend on z, so their opening would also darken the back of the head and the neck
     // behind the mouth. Plane 2 (z, y) cancels it from `INTERIOR_DEPTH` behind the lips on: there it holds minus
     // the basis's largest opening, so the blend stays under 1 whatever the weights.

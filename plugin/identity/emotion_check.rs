@@ -31,16 +31,7 @@ const CROP_RAISE: f32 = 0.1;
 
 /// The FER class that stands for `emotion` (`None` for contempt, which FER2013 does not have).
 pub fn fer_class(emotion: Emotion) -> Option<usize> {
-    Some(match emotion {
-        Emotion::Angry => 0,
-        Emotion::Disgusted => 1,
-        Emotion::Fear => 2,
-        Emotion::Happy => 3,
-        Emotion::Sad => 4,
-        Emotion::Surprised => 5,
-        Emotion::Neutral => 6,
-        Emotion::Contempt => return None,
-    })
+    FER_EMOTIONS.iter().position(|&e| e == emotion)
 }
 
 /// The emotions the classifier knows, in [`FER_CLASSES`] order.

@@ -210,9 +210,9 @@ impl<'a> Face<'a> {
         Vec2::new(self.centre.x + offset + (narrower - offset) * smiling, y)
     }
 
-    /// The lips' gap and the middle of the gap (y) at `x`, interpolated between the inner lips' point pairs and
-    /// the corners (where the gap closes); no gap beyond the corners.
-    fn lips_at(&self, x: f32) -> (f32, f32) {
+    /// The inner lips along the mouth: (x, gap, middle of the gap y) at each point pair and at the corners
+    /// (where the gap closes), sorted by x, for [`lips_at`].
+    fn lip_profile(&self) -> Vec<(f32, f32, f32)> {
         let pairs = INNER_LIP_PAIRS.map(|(upper, lower)| {
             let (u, l) = (self.at(upper), self.at(lower));
             (0.5 * (u.x + l.x), (u.y - l.y).max(0.0), 0.5 * (u.y + l.y))
@@ -220,19 +220,25 @@ impl<'a> Face<'a> {
         let corners = self.corners().map(|c| (c.x, 0.0, c.y));
         let mut sorted: Vec<(f32, f32, f32)> = pairs.into_iter().chain(corners).collect();
         sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let first = sorted[0];
-        let last = sorted[sorted.len() - 1];
-        if x <= first.0 {
-            return (0.0, first.2);
-        }
-        if x >= last.0 {
-            return (0.0, last.2);
-        }
-        let k = sorted.windows(2).position(|w| x <= w[1].0).unwrap_or(0);
-        let (a, b) = (sorted[k], sorted[k + 1]);
-        let t = ((x - a.0) / (b.0 - a.0).max(1e-9)).clamp(0.0, 1.0);
-        (a.1 + (b.1 - a.1) * t, a.2 + (b.2 - a.2) * t)
+        sorted
     }
+}
+
+/// The lips' gap and the middle of the gap (y) at `x`, interpolated along `profile` ([`Face::lip_profile`]); no
+/// gap beyond the corners.
+fn lips_at(profile: &[(f32, f32, f32)], x: f32) -> (f32, f32) {
+    let first = profile[0];
+    let last = profile[profile.len() - 1];
+    if x <= first.0 {
+        return (0.0, first.2);
+    }
+    if x >= last.0 {
+        return (0.0, last.2);
+    }
+    let k = profile.windows(2).position(|w| x <= w[1].0).unwrap_or(0);
+    let (a, b) = (profile[k], profile[k + 1]);
+    let t = ((x - a.0) / (b.0 - a.0).max(1e-9)).clamp(0.0, 1.0);
+    (a.1 + (b.1 - a.1) * t, a.2 + (b.2 - a.2) * t)
 }
 
 /// Measures the expression of a face from its landmarks in head space (metres, +y up, e.g.
@@ -342,9 +348,16 @@ pub fn closes_lips(expression: &PhotoExpression) -> bool {
 /// The rest field of a face (landmarks in head space, metres): one motion basis (layout `[plane][row][column]
 /// [component]`, resolution `m`, normalised units, see `HeadAsset::motion_bases`; plane 0 only) that moves the
 /// mouth's corners back to a neutral mouth's and closes the lips, so that at weight 1 the head shows a neutral
-/// mouth.
-pub fn rest_field(points: &[Vec3], mouth: Mouth, half_extent: Vec3, m: usize) -> Vec<f16> {
+/// mouth. `expression` is [`measure`] of the same points.
+pub fn rest_field(
+    points: &[Vec3],
+    expression: &PhotoExpression,
+    mouth: Mouth,
+    half_extent: Vec3,
+    m: usize,
+) -> Vec<f16> {
     let face = Face::new(points);
+    let lips = face.lip_profile();
     // Each corner: the point drawn at its neutral place comes from where the photo has it (at most
     // `MAX_CORNER_MOVE_M` away); the move fades over most of the mouth's half width.
     let corner_moves: Vec<(Vec2, Vec2, f32)> = face
@@ -357,7 +370,7 @@ pub fn rest_field(points: &[Vec3], mouth: Mouth, half_extent: Vec3, m: usize) ->
             (target, shift, radius)
         })
         .collect();
-    let close = closes_lips(&measure(points));
+    let close = closes_lips(expression);
     let upper_lip = face.at(lm::UPPER_LIP_OUTER).y - face.centre.y;
     let lower_lip = face.centre.y - face.at(lm::LOWER_LIP_OUTER).y;
     // Where the lips meet, the field jumps from drawing the upper lip to drawing the lower one: within that texel
@@ -368,7 +381,7 @@ pub fn rest_field(points: &[Vec3], mouth: Mouth, half_extent: Vec3, m: usize) ->
         if !close {
             return 0.0;
         }
-        let (gap, middle) = face.lips_at(p.x);
+        let (gap, middle) = lips_at(&lips, p.x);
         let open = smoothstep(LIPS_TOUCH_M, 2.0 * LIPS_TOUCH_M, gap);
         let near = 1.0 - smoothstep(0.5 * texel, 1.5 * texel, (p.y - middle).abs());
         2.0 * open * near
@@ -381,7 +394,7 @@ pub fn rest_field(points: &[Vec3], mouth: Mouth, half_extent: Vec3, m: usize) ->
         if close {
             // The upper lip comes down and the lower lip up by half the gap each, meeting at the gap's middle; the
             // skin above the upper lip and below the lower one stretches over 10 mm.
-            let (gap, middle) = face.lips_at(p.x);
+            let (gap, middle) = lips_at(&lips, p.x);
             let half = 0.5 * gap.min(MAX_CLOSED_GAP_M);
             let across = 1.0
                 - smoothstep(
