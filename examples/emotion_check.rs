@@ -3,7 +3,7 @@
 //! portraits × emotions grid picture.
 //!
 //! ```sh
-//! cargo run --release --example emotion_check -- --grid docs/pictures/emotions.png
+//! cargo run --release --example emotion_check -- --grid docs/pictures/emotion_grid.png
 //! ```
 //!
 //! Per portrait and expression base (`--base neutral|photo|both`): for each of the seven FER classes the
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use bevy_talking_head::Emotion;
 use bevy_talking_head::identity::emotion_check::{
-    EmotionClassifier, FER_CLASSES, FER_EMOTIONS, emotion_code, face_square,
+    EmotionClassifier, FER_CLASSES, FER_EMOTIONS, emotion_code, face_square, least_area_ratio,
 };
 use bevy_talking_head::identity::expression::measure_landmarks;
 use bevy_talking_head::identity::portrait_quality::{head_pose, render_portrait};
@@ -27,12 +27,13 @@ use bevy_talking_head::motion::EmotionLibrary;
 use image::{RgbImage, imageops};
 
 const USAGE: &str = "\
-usage: emotion_check [PORTRAIT...] [--base neutral|photo|both] [--size PIXELS] [--grid PNG]
+usage: emotion_check [PORTRAIT...] [--base neutral|photo|both] [--size PIXELS] [--grid PNG] [--emotions RON]
 
   PORTRAIT   portrait images                   default: the emotion gallery (GALLERY)
   --base     the expression base rendered      default neutral
   --size     side of the renders, pixels       default 224
-  --grid     write a portraits × emotions picture here (of the last base rendered)";
+  --grid     write a portraits × emotions picture here (of the last base rendered)
+  --emotions emotions in assets/emotions.ron's format that replace the shipped ones of the same name";
 
 /// The emotion gallery: a smiling photo, a neutral one, an older man with a moustache, a full beard, a tight crop,
 /// an under-exposed photo.
@@ -54,6 +55,7 @@ struct Options {
     bases: Vec<ExpressionBase>,
     size: u32,
     grid: Option<PathBuf>,
+    emotions: Option<PathBuf>,
 }
 
 fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
@@ -62,6 +64,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         bases: vec![ExpressionBase::Neutral],
         size: 224,
         grid: None,
+        emotions: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -92,6 +95,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
                     .ok_or_else(|| format!("--size expects 64..=1024 pixels, got {text}"))?;
             }
             "--grid" => options.grid = Some(PathBuf::from(value()?)),
+            "--emotions" => options.emotions = Some(PathBuf::from(value()?)),
             flag if flag.starts_with("--") => {
                 return Err(format!("unknown option {flag}\n\n{USAGE}"));
             }
@@ -117,12 +121,19 @@ fn main() -> ExitCode {
 fn run(options: &Options) -> Result<(), String> {
     let registry = ModelRegistry::load_default().map_err(|e| e.to_string())?;
     let classifier = EmotionClassifier::load().map_err(|e| e.to_string())?;
-    let library = EmotionLibrary::default();
+    let mut library = EmotionLibrary::default();
+    if let Some(path) = &options.emotions {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        library
+            .extend_from_ron(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     println!(
-        "| portrait | base | {} | accuracy | neutral render: smile L/R, frown L/R, lips apart |",
+        "| portrait | base | {} | accuracy | least area | neutral render: smile L/R, frown L/R, lips apart |",
         FER_CLASSES.join(" | ")
     );
-    println!("|---|---|{}---|---|", "---|".repeat(FER_CLASSES.len()));
+    println!("|---|---|{}---|---|---|", "---|".repeat(FER_CLASSES.len()));
     let mut grid_rows = Vec::new();
     let mut accuracies = Vec::new();
     for path in &options.portraits {
@@ -138,8 +149,13 @@ fn run(options: &Options) -> Result<(), String> {
             let mut cells = Vec::new();
             let mut right = 0;
             let mut neutral_measure = String::from("-");
+            let mut least_area = (f32::MAX, Emotion::Neutral);
             for (class, &emotion) in FER_EMOTIONS.iter().enumerate() {
                 let code = emotion_code(&library, emotion, 1.0);
+                let ratio = least_area_ratio(&built.asset, &built.asset.basis_weights(&code, base));
+                if ratio < least_area.0 {
+                    least_area = (ratio, emotion);
+                }
                 let render = render_portrait(
                     &built.asset,
                     &built.layers,
@@ -178,8 +194,10 @@ fn run(options: &Options) -> Result<(), String> {
                 accuracies.push(accuracy);
             }
             println!(
-                "| {name} | {base:?} | {} | {accuracy:.2} | {neutral_measure} |",
-                cells.join(" | ")
+                "| {name} | {base:?} | {} | {accuracy:.2} | {:.2} ({}) | {neutral_measure} |",
+                cells.join(" | "),
+                least_area.0,
+                least_area.1.name()
             );
         }
     }

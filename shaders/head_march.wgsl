@@ -38,12 +38,13 @@ struct March {
 @group(0) @binding(0) var<uniform> march: March;
 // Canonical features as f16 pairs, [plane][row][column][channel].
 @group(0) @binding(1) var<storage, read> triplane: array<u32>;
-// Motion bases as f16 pairs (two per texel: dx dy, dz opening), [basis][plane][row][column].
+// Motion bases as f16 pairs (three per texel: dx dy, dz opening, shade and a zero), [basis][plane][row][column].
 @group(0) @binding(2) var<storage, read> bases: array<u32>;
 // Decoder weights: w1 (hidden x channels), b1, w2 (4 x hidden), b2.
 @group(0) @binding(3) var<storage, read> decoder: array<f32>;
 @group(0) @binding(4) var<storage, read> motion_code: array<f32>;
-// The motion code applied to the bases: one displacement per motion-basis texel.
+// The motion code applied to the bases: one displacement and opening per motion-basis texel, then one shade per
+// texel (in x).
 @group(0) @binding(5) var<storage, read_write> displacement: array<vec4<f32>>;
 // Premultiplied linear RGBA.
 @group(0) @binding(6) var output: texture_storage_2d<rgba16float, write>;
@@ -52,7 +53,8 @@ struct March {
 // the head is drawn alone.
 @group(0) @binding(7) var<storage, read> plates: array<u32>;
 
-// MAX_CHANNELS, MAX_HIDDEN, STEEPNESS_UNIT and SMEAR (identity::layers), and for where the lips part (see HeadAsset::motion_bases and identity::Mouth)
+// MAX_CHANNELS, MAX_HIDDEN, SHADE_RANGE (HeadAsset::motion_bases), STEEPNESS_UNIT and SMEAR (identity::layers), and
+// for where the lips part (see HeadAsset::motion_bases and identity::Mouth)
 // OPENING_START, OPENING_FULL, MOUTH_INTERIOR, TEETH, TEETH_SHOW, TEETH_LIT_GAP, TOOTH_COUNT, TOOTH_WIDTHS and
 // TOOTH_LENGTHS: defined by the plugin in front of this file from the Rust constants of the same names
 // (render::gpu::shader_source), so that the CPU reference and the shader cannot disagree.
@@ -66,12 +68,15 @@ fn blend(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     var d = vec4<f32>(0.0);
+    var shade = 0.0;
     for (var k = 0u; k < march.shape.z; k++) {
-        let base = (k * texels + t) * 2u;
+        let base = (k * texels + t) * 3u;
         let v = vec4<f32>(unpack2x16float(bases[base]), unpack2x16float(bases[base + 1u]));
         d = d + motion_code[k] * v;
+        shade = shade + motion_code[k] * unpack2x16float(bases[base + 2u]).x;
     }
     displacement[t] = d;
+    displacement[texels + t] = vec4<f32>(shade, 0.0, 0.0, 0.0);
 }
 
 // Texel indices (within one plane) and weights of a bilinear lookup at (a, b) in [-1, 1]².
@@ -129,6 +134,21 @@ fn displacement_at(u: vec3<f32>) -> vec4<f32> {
             + s.w01 * displacement[o + s.i01] + s.w11 * displacement[o + s.i11];
     }
     return d;
+}
+
+// The factor by which the blended shade scales the colour at u (see HeadAsset::motion_bases).
+fn shade_at(u: vec3<f32>) -> f32 {
+    let m = march.shape.w;
+    let texels = 3u * m * m;
+    var shade = 0.0;
+    for (var p = 0u; p < 3u; p++) {
+        let c = plane_coords(u, p);
+        let s = bilinear(c.x, c.y, m);
+        let o = texels + p * m * m;
+        shade = shade + s.w00 * displacement[o + s.i00].x + s.w10 * displacement[o + s.i10].x
+            + s.w01 * displacement[o + s.i01].x + s.w11 * displacement[o + s.i11].x;
+    }
+    return exp(clamp(shade, SHADE_RANGE.x, SHADE_RANGE.y));
 }
 
 // Density (per metre) in w and linear colour in xyz at canonical point u.
@@ -337,6 +357,7 @@ fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
                 rgb = mix(point.xyz, photo, weight);
             }
 #endif
+            rgb = rgb * shade_at(u);
             let interior = smoothstep(OPENING_START, OPENING_FULL, warp.w);
             if interior > 0.0 {
                 rgb = mix(rgb, mouth_colour(u * half_extent, warp, half_extent.y), interior);

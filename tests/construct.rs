@@ -502,8 +502,8 @@ fn constructed_head_matches_the_portrait_and_moves() {
         (bases::BROW_OUTER_UP_LEFT, at(276), 0.02),
         (bases::BROW_OUTER_UP_RIGHT, at(46), 0.02),
         (bases::CHEEK_PUFF, mid(205, 425), 0.02),
-        (bases::SNEER_LEFT, at(294), 0.015),
-        (bases::SNEER_RIGHT, at(64), 0.015),
+        (bases::SNEER_LEFT, mid(294, 6), 0.015),
+        (bases::SNEER_RIGHT, mid(64, 6), 0.015),
         (bases::EYE_WIDE_LEFT, at(386), 0.015),
         (bases::EYE_WIDE_RIGHT, at(159), 0.015),
     ];

@@ -4,13 +4,14 @@
 use bevy_talking_head::Emotion;
 use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::emotion_check::{
-    EmotionClassifier, FER_CLASSES, emotion_code, face_square,
+    EmotionClassifier, FER_CLASSES, emotion_code, face_square, least_area_ratio,
 };
 use bevy_talking_head::identity::expression::{MAX_CLOSED_GAP_M, measure_landmarks};
 use bevy_talking_head::identity::portrait_quality::{head_pose, render_portrait};
 use bevy_talking_head::identity::quality::psnr;
 use bevy_talking_head::identity::{
-    BuiltHead, ExpressionBase, ExpressionLimit, find_face_landmarks, head_from_portrait,
+    BASIS_COMPONENTS, BuiltHead, ExpressionBase, ExpressionLimit, HeadAsset, find_face_landmarks,
+    head_from_portrait,
 };
 use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::motion::EmotionLibrary;
@@ -233,5 +234,78 @@ fn expressions_the_head_cannot_undo_are_reported_and_nothing_breaks() {
                 "{name}, {emotion:?}: no face in the render"
             );
         }
+    }
+}
+
+/// The asset with every basis's shade set to zero: what the head would look like if its bases only moved colours.
+fn without_shade(asset: &HeadAsset) -> HeadAsset {
+    let mut bases = asset.motion_bases.to_vec();
+    for texel in bases.chunks_exact_mut(BASIS_COMPONENTS) {
+        texel[4] = half::f16::ZERO;
+    }
+    HeadAsset {
+        motion_bases: bases.into(),
+        ..asset.clone()
+    }
+}
+
+fn luma(p: &image::Rgb<u8>) -> f32 {
+    0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2])
+}
+
+#[test]
+fn every_emotion_moves_the_face_without_folding_it_and_casts_its_creases() {
+    let registry = ModelRegistry::load_default().expect("models");
+    let library = EmotionLibrary::default();
+    for path in [
+        "assets/portraits/astronaut.png",
+        "assets/portraits/grace_hopper.jpg",
+    ] {
+        let head = built(&registry, &photo(path));
+        for emotion in Emotion::ALL {
+            for base in [ExpressionBase::Neutral, ExpressionBase::Photo] {
+                let code = emotion_code(&library, emotion, 1.0);
+                let ratio = least_area_ratio(&head.asset, &head.asset.basis_weights(&code, base));
+                assert!(
+                    ratio > 0.0,
+                    "{path} {emotion:?} {base:?}: the face folds ({ratio})"
+                );
+            }
+        }
+
+        // Anger's creases: the lowered brows' furrows and shadow darken the face between the eyes and the brows,
+        // and only darken; without them the render is the moved photo alone.
+        let angry = emotion_code(&library, Emotion::Angry, 1.0);
+        let shaded = render_face(&head, &angry, ExpressionBase::Neutral);
+        let flat = render_face(
+            &BuiltHead {
+                asset: without_shade(&head.asset),
+                ..head.clone()
+            },
+            &angry,
+            ExpressionBase::Neutral,
+        );
+        let (mut darker, mut lighter, mut centre) = (0usize, 0usize, (0.0f32, 0.0f32));
+        for (x, y, p) in shaded.enumerate_pixels() {
+            let change = luma(p) - luma(flat.get_pixel(x, y));
+            if change < -8.0 {
+                darker += 1;
+                centre = (centre.0 + x as f32, centre.1 + y as f32);
+            }
+            lighter += usize::from(change > 2.0);
+        }
+        assert!(darker > 100, "{path}: {darker} pixels darker");
+        assert_eq!(lighter, 0, "{path}: creases only darken");
+        let (cx, cy) = (centre.0 / darker as f32, centre.1 / darker as f32);
+        let (w, h) = (shaded.width() as f32, shaded.height() as f32);
+        println!(
+            "{path}: anger's creases darken {darker} pixels, centred at ({cx:.0}, {cy:.0}) of {w}×{h}"
+        );
+        // The crop centres the head: the creases sit near the middle, above the mouth.
+        assert!(
+            (cx - 0.5 * w).abs() < 0.1 * w,
+            "{path}: creases centred at x {cx}"
+        );
+        assert!(cy < 0.55 * h, "{path}: creases at y {cy} of {h}");
     }
 }

@@ -426,11 +426,26 @@ fn portrait_renders_the_same_on_gpu_and_cpu(path: &'static str, portrait_name: &
     let (capture, _) = capture_head(&mut app, head).expect("capture");
     first_visible_frame(&mut app, &capture);
     // A portrait head's motion code comes from its face (the motion encoder), so the jaw is set there; half open,
-    // the edges of the mouth's gap blend the face into the interior colour.
+    // the edges of the mouth's gap blend the face into the interior colour. The last face casts creases (the
+    // bases' shade): a smile's folds, lowered brows' furrows, a wrinkled nose.
+    let creases: &[(&str, f32)] = &[
+        ("mouthSmileLeft", 1.0),
+        ("mouthSmileRight", 1.0),
+        ("browDownLeft", 1.0),
+        ("browDownRight", 1.0),
+        ("noseSneerLeft", 1.0),
+    ];
     let mut rest_code = None;
-    for (jaw, name) in [(0.0, "rest"), (0.5, "jaw_half_open"), (1.0, "jaw_open")] {
+    for (weights, name) in [
+        (&[][..], "rest"),
+        (&[("jawOpen", 0.5)][..], "jaw_half_open"),
+        (&[("jawOpen", 1.0)][..], "jaw_open"),
+        (creases, "creases"),
+    ] {
         let mut face = FaceCoefficients::default();
-        face.weights[arkit_index("jawOpen").expect("jawOpen")] = jaw;
+        for &(weight, value) in weights {
+            face.weights[arkit_index(weight).expect(weight)] = value;
+        }
         app.world_mut().entity_mut(head).insert(SpeechFace(face));
         let frame = fresh_frame(&mut app, &capture, 3);
         let code = app

@@ -1346,6 +1346,11 @@ fn motion_bases(
     const FUNNEL_DOWN: f32 = 0.0025;
     const UPPER_LIP_UP: f32 = 0.003;
     const LOWER_LIP_DOWN: f32 = 0.004;
+    // How far a lowered brow's inner end moves down and towards the other brow, metres.
+    const BROW_LOWER: f32 = 0.006;
+    const BROW_KNIT: f32 = 0.003;
+    // How much a crease darkens the colour at its deepest, at full weight (log of the factor).
+    const FOLD_SHADE: f32 = 0.5;
     // The lips part at once (their displacement jumps at the lips' line) but the field can only change over one
     // motion texel: the jump is spread over the texel next to the line on the side that moves.
     let texel = 2.0 * half_extent.y / m as f32;
@@ -1381,6 +1386,7 @@ fn motion_bases(
     // nothing half way between the eye's centre line and its upper lid, all from 2 mm above the brow's lower edge
     // to 12 mm above it, fading out over the forehead by 35 mm. The lid's skin stretches (the lid itself rises a
     // little, as it does), the forehead's compresses; the ramps are long enough that the field never folds.
+    let brow_raise = 0.006;
     let brow_lift = |p: Vec2, left: bool, along: &dyn Fn(f32) -> f32| -> f32 {
         let (inner, outer, lid, eye) = if left {
             (brow_inner_left, brow_outer_left, left_upper_lid, left_eye)
@@ -1395,16 +1401,48 @@ fn motion_bases(
         let axis = outer - inner;
         let t = (p - inner).dot(axis) / axis.length_squared().max(1e-9);
         let brow_y = inner.y + axis.y * t.clamp(0.0, 1.0);
-        let vertical = smoothstep(0.5 * (lid.y + eye.y), brow_y + 0.002, p.y)
+        let below = 0.5 * (lid.y + eye.y);
+        let vertical = smoothstep(below, brow_y + 0.002, p.y)
             * (1.0 - smoothstep(brow_y + 0.012, brow_y + 0.035, p.y));
-        along(t) * vertical
+        // A smoothstep's steepest slope is 1.5 times its mean: the lift stays under half the span it stretches
+        // (a brow set close to its eye lifts less), so the lid's skin stretches at most 75 % and never folds.
+        let room = (0.5 * (brow_y + 0.002 - below) / brow_raise).clamp(0.0, 1.0);
+        along(t) * vertical * room
     };
     let on_left = |p: Vec2| (p.x >= mouth_centre.x) == (brow_inner_left.x >= mouth_centre.x);
     // The inner part of the brow (and the skin between the brows) against the outer part: the two add up to one
     // along the whole brow, so raising both lifts it evenly; past the outer end the lift fades over the temple.
     let inner_part = |t: f32| 1.0 - smoothstep(0.2, 0.8, t);
     let outer_part = |t: f32| smoothstep(0.2, 0.8, t) * (1.0 - smoothstep(1.0, 1.4, t));
-    let brow_raise = 0.006;
+    // How much a lowered brow basis moves a point on the subject's left (or right) side: all of it along the
+    // brow's lower edge and 10 mm above, most at its inner end (the brows lower and knit into a V, AU4), fading
+    // out to the eye's upper lid (whose skin bunches up) and over the forehead by 35 mm.
+    let brow_lower = |p: Vec2, left: bool| -> f32 {
+        let (inner, outer, lid, eye) = if left {
+            (brow_inner_left, brow_outer_left, left_upper_lid, left_eye)
+        } else {
+            (
+                brow_inner_right,
+                brow_outer_right,
+                right_upper_lid,
+                right_eye,
+            )
+        };
+        let axis = outer - inner;
+        let t = (p - inner).dot(axis) / axis.length_squared().max(1e-9);
+        let brow_y = inner.y + axis.y * t.clamp(0.0, 1.0);
+        let vertical = plateau(
+            0.5 * (lid.y + eye.y),
+            brow_y - 0.002,
+            brow_y + 0.010,
+            brow_y + 0.035,
+            p.y,
+        );
+        let along = smoothstep(-0.5, 0.0, t)
+            * (1.0 - 0.6 * smoothstep(0.0, 1.0, t))
+            * (1.0 - smoothstep(1.0, 1.3, t));
+        along * vertical
+    };
     let (left_cheek, right_cheek) = (at(lm::LEFT_CHEEK), at(lm::RIGHT_CHEEK));
     let (left_nose_wing, right_nose_wing) = (at(lm::LEFT_NOSE_WING), at(lm::RIGHT_NOSE_WING));
 
@@ -1477,7 +1515,7 @@ fn motion_bases(
                 };
                 let outward = (corner.x - mouth_centre.x).signum();
                 let w = bump(p.distance(corner), mouth_half_width * 0.9);
-                -Vec2::new(0.004 * outward, 0.005) * w
+                -Vec2::new(0.005 * outward, 0.008) * w
             }
             bases::BLINK_LEFT | bases::BLINK_RIGHT => {
                 let (centre, half, source) = if basis == bases::BLINK_LEFT {
@@ -1510,7 +1548,7 @@ fn motion_bases(
                 };
                 let outward = (corner.x - mouth_centre.x).signum();
                 let w = bump(p.distance(corner), mouth_half_width * 0.9);
-                Vec2::new(-0.0015 * outward, 0.004) * w
+                Vec2::new(-0.002 * outward, 0.007) * w
             }
             bases::STRETCH => {
                 let corner = if (p.x >= mouth_centre.x) == (mouth_left.x >= mouth_centre.x) {
@@ -1554,15 +1592,15 @@ fn motion_bases(
                 Vec2::new(0.0, -rise * w)
             }
             bases::BROW_DOWN_LEFT | bases::BROW_DOWN_RIGHT => {
-                let (inner, outer) = if basis == bases::BROW_DOWN_LEFT {
-                    (brow_inner_left, brow_outer_left)
+                let left = basis == bases::BROW_DOWN_LEFT;
+                let inner = if left {
+                    brow_inner_left
                 } else {
-                    (brow_inner_right, brow_outer_right)
+                    brow_inner_right
                 };
-                let middle = (inner + outer) * 0.5;
-                let inward = (mouth_centre.x - middle.x).signum();
-                let w = bump(p.distance(middle), inner.distance(outer) * 0.75);
-                Vec2::new(-0.002 * inward, 0.004) * w
+                let inward = (mouth_centre.x - inner.x).signum();
+                let w = brow_lower(p, left);
+                Vec2::new(-BROW_KNIT * inward, BROW_LOWER) * w
             }
             bases::BROW_OUTER_UP_LEFT | bases::BROW_OUTER_UP_RIGHT => {
                 let left = basis == bases::BROW_OUTER_UP_LEFT;
@@ -1617,6 +1655,165 @@ fn motion_bases(
         }
     };
 
+    // The shade a basis casts (log of the factor on the colour; below 0 darker), where it shows: the furrows,
+    // folds and wrinkles the skin makes as the muscles move it (see `HeadAsset::motion_bases`). Each is a soft
+    // line of `width` along a segment, at full weight FOLD_SHADE deep.
+    let crease = |p: Vec2, a: Vec2, b: Vec2, width: f32| -> f32 {
+        let ab = b - a;
+        let t = ((p - a).dot(ab) / ab.length_squared().max(1e-12)).clamp(0.0, 1.0);
+        let d = p.distance(a + ab * t) / width;
+        (-d * d).exp()
+    };
+    let brow_middle_x = 0.5 * (brow_inner_left.x + brow_inner_right.x);
+    let (left_eye_outer, right_eye_outer) = (at(lm::LEFT_EYE_OUTER), at(lm::RIGHT_EYE_OUTER));
+    let shade = |basis: usize, p: Vec2| -> f32 {
+        match basis {
+            bases::BROW_DOWN_LEFT | bases::BROW_DOWN_RIGHT => {
+                // AU4: a vertical furrow between the knit brows on this side, and the shadow the lowered brow
+                // casts over the upper lid.
+                let left = basis == bases::BROW_DOWN_LEFT;
+                let (inner, eye, half) = if left {
+                    (brow_inner_left, left_eye, left_eye_half)
+                } else {
+                    (brow_inner_right, right_eye, right_eye_half)
+                };
+                let x = brow_middle_x + 0.35 * (inner.x - brow_middle_x);
+                let furrow = crease(
+                    p,
+                    Vec2::new(x, inner.y - BROW_LOWER),
+                    Vec2::new(x, inner.y + 0.008),
+                    0.0012,
+                );
+                let lid = plateau(
+                    eye.y,
+                    eye.y + 0.4 * half,
+                    inner.y - BROW_LOWER,
+                    inner.y,
+                    p.y,
+                ) * bump((p.x - eye.x).abs(), 1.3 * half);
+                -FOLD_SHADE * furrow - 0.5 * FOLD_SHADE * lid
+            }
+            bases::BROW_INNER_UP | bases::BROW_OUTER_UP_LEFT | bases::BROW_OUTER_UP_RIGHT => {
+                // AU1 and AU2: lines across the forehead over the raised part of the brows.
+                let brow_y = 0.5 * (brow_inner_left.y + brow_inner_right.y);
+                let reach = 0.6 * brow_inner_left.distance(brow_outer_left);
+                let across = match basis {
+                    bases::BROW_INNER_UP => bump((p.x - brow_middle_x).abs(), reach),
+                    _ => {
+                        let outer = if basis == bases::BROW_OUTER_UP_LEFT {
+                            brow_outer_left
+                        } else {
+                            brow_outer_right
+                        };
+                        bump((p.x - (outer.x + brow_middle_x) * 0.5).abs(), reach)
+                    }
+                };
+                let lines: f32 = [0.014, 0.022, 0.030]
+                    .iter()
+                    .map(|rise| {
+                        let d = (p.y - brow_y - brow_raise - rise) / 0.0012;
+                        (-d * d).exp()
+                    })
+                    .sum();
+                -0.6 * FOLD_SHADE * lines * across
+            }
+            bases::SMILE_LEFT | bases::SMILE_RIGHT => {
+                // AU12: the nasolabial fold from above the nose wing to beside the raised corner.
+                let left = basis == bases::SMILE_LEFT;
+                let (corner, wing) = if left {
+                    (mouth_left, left_nose_wing)
+                } else {
+                    (mouth_right, right_nose_wing)
+                };
+                let outward = (corner.x - mouth_centre.x).signum();
+                let raised = corner + Vec2::new(0.005 * outward, 0.008);
+                -FOLD_SHADE
+                    * crease(
+                        p,
+                        wing + Vec2::new(0.003 * outward, 0.002),
+                        raised + Vec2::new(0.005 * outward, -0.005),
+                        0.0015,
+                    )
+            }
+            bases::SQUINT_LEFT | bases::SQUINT_RIGHT => {
+                // AU6 and AU7: crow's feet fanning out from the eye's outer corner, a fold under the lower lid.
+                let left = basis == bases::SQUINT_LEFT;
+                let (outer, eye, half, lid) = if left {
+                    (left_eye_outer, left_eye, left_eye_half, left_lower_lid)
+                } else {
+                    (right_eye_outer, right_eye, right_eye_half, right_lower_lid)
+                };
+                let outward = (outer - eye).normalize_or_zero();
+                let feet: f32 = [-0.5f32, 0.0, 0.5]
+                    .iter()
+                    .map(|angle| {
+                        let (s, c) = angle.sin_cos();
+                        let dir =
+                            Vec2::new(outward.x * c - outward.y * s, outward.x * s + outward.y * c);
+                        crease(p, outer + dir * 0.003, outer + dir * 0.010, 0.0008)
+                    })
+                    .fold(0.0, f32::max);
+                let under = crease(
+                    p,
+                    Vec2::new(eye.x - half * 0.8, lid.y - 0.003),
+                    Vec2::new(eye.x + half * 0.8, lid.y - 0.003),
+                    0.0012,
+                );
+                -0.6 * FOLD_SHADE * (feet + under)
+            }
+            bases::SNEER_LEFT | bases::SNEER_RIGHT => {
+                // AU9: wrinkles across the bridge of the nose, and the fold beside the raised nose wing.
+                let left = basis == bases::SNEER_LEFT;
+                let wing = if left {
+                    left_nose_wing
+                } else {
+                    right_nose_wing
+                };
+                let eye_y = 0.5 * (left_eye.y + right_eye.y);
+                let bridge: f32 = [0.006, 0.011]
+                    .iter()
+                    .map(|below| {
+                        crease(
+                            p,
+                            Vec2::new(brow_middle_x, eye_y - below),
+                            Vec2::new(
+                                brow_middle_x + 0.8 * (wing.x - brow_middle_x),
+                                eye_y - below,
+                            ),
+                            0.0012,
+                        )
+                    })
+                    .fold(0.0, f32::max);
+                let outward = (wing.x - brow_middle_x).signum();
+                let fold = crease(
+                    p,
+                    wing + Vec2::new(0.002 * outward, 0.001),
+                    wing + Vec2::new(0.006 * outward, -0.012),
+                    0.0015,
+                );
+                -FOLD_SHADE * bridge.max(fold)
+            }
+            bases::FROWN_LEFT | bases::FROWN_RIGHT => {
+                // AU15: the fold running down from the lowered corner.
+                let corner = if basis == bases::FROWN_LEFT {
+                    mouth_left
+                } else {
+                    mouth_right
+                };
+                let outward = (corner.x - mouth_centre.x).signum();
+                let lowered = corner - Vec2::new(0.002 * outward, 0.007);
+                -0.8 * FOLD_SHADE
+                    * crease(
+                        p,
+                        lowered + Vec2::new(0.002 * outward, 0.0),
+                        lowered + Vec2::new(0.004 * outward, -0.012),
+                        0.0015,
+                    )
+            }
+            _ => 0.0,
+        }
+    };
+
     let opening = |basis: usize, p: Vec2| -> f32 {
         match basis {
             bases::JAW_OPEN => {
@@ -1649,6 +1846,7 @@ fn motion_bases(
                 out[index] = f16::from_f32(d.x / half_extent.x);
                 out[index + 1] = f16::from_f32(d.y / half_extent.y);
                 out[index + 3] = f16::from_f32(opening(basis, p));
+                out[index + 4] = f16::from_f32(shade(basis, p));
             }
         }
     }

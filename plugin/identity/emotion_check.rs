@@ -8,10 +8,11 @@
 
 use std::path::PathBuf;
 
-use bevy::math::{URect, UVec2, Vec2};
+use bevy::math::{URect, UVec2, Vec2, Vec3};
 use image::{DynamicImage, RgbImage};
 
 use super::construct::bases;
+use super::head_asset::{BASIS_COMPONENTS, OPENING_START, PLANES};
 use super::landmarks::{Border, FaceBox, FaceCrop, detect_faces, sample_crop};
 use super::{HeadAsset, PortraitLayers};
 use crate::head::Emotion;
@@ -64,6 +65,46 @@ pub fn emotion_code(library: &EmotionLibrary, emotion: Emotion, intensity: f32) 
         &MotionSettings::default(),
     );
     bases::from_arkit(&face).to_vec()
+}
+
+/// How much the warp that `weights` blend (all the head's bases, as [`HeadAsset::basis_weights`] gives them)
+/// squeezes the face at its worst: the least ratio of a small area's size after the warp to its size before,
+/// `det(I + ∂d/∂u)` over the front plane by differences between neighbouring texels. 1 where nothing moves; near
+/// 0 the photo's pixels smear into a streak; below 0 the field folds and the picture mirrors there. Where the lips
+/// part (the blended opening reaches [`OPENING_START`] at either texel) the mouth's interior is drawn instead, and
+/// the jump that parts them is left out.
+pub fn least_area_ratio(asset: &HeadAsset, weights: &[f32]) -> f32 {
+    let m = asset.motion_resolution;
+    let plane = PLANES * m * m * BASIS_COMPONENTS;
+    let field = |row: usize, col: usize| -> Vec3 {
+        let mut d = Vec3::ZERO;
+        for (k, &w) in weights.iter().enumerate().take(asset.basis_count) {
+            if w != 0.0 {
+                let i = k * plane + (row * m + col) * BASIS_COMPONENTS;
+                d += w * Vec3::new(
+                    asset.motion_bases[i].to_f32(),
+                    asset.motion_bases[i + 1].to_f32(),
+                    asset.motion_bases[i + 3].to_f32(),
+                );
+            }
+        }
+        d
+    };
+    let step = 2.0 / m as f32; // texel spacing in normalised coordinates
+    let mut least = f32::MAX;
+    for row in 0..m - 1 {
+        for col in 0..m - 1 {
+            let (d, right, up) = (field(row, col), field(row, col + 1), field(row + 1, col));
+            if d.z.max(right.z).max(up.z) >= OPENING_START {
+                continue;
+            }
+            let along_x = (right - d).truncate() / step;
+            let along_y = (up - d).truncate() / step;
+            let ratio = (1.0 + along_x.x) * (1.0 + along_y.y) - along_x.y * along_y.x;
+            least = least.min(ratio);
+        }
+    }
+    least
 }
 
 /// A square of the plates around the head (its box, 1.3 times its height on a side), clamped to the plates: what

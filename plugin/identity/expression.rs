@@ -30,9 +30,11 @@ const NEUTRAL_CORNER_RISE_M: f32 = 0.0;
 /// How far a corner's rise above [`NEUTRAL_CORNER_RISE_M`] must go before it counts as a smile, metres: the
 /// measure's noise on neutral photos.
 const CORNER_DEAD_ZONE_M: f32 = 0.001;
-/// Corner rise of a full smile (ARKit `mouthSmile*` = 1), metres: the rig's smile basis at weight 1.
+/// Corner rise of a full smile (ARKit `mouthSmile*` = 1) above a neutral mouth's, metres: a broad smile on a
+/// photo (the rig's smile basis, which also pulls the corner out, lifts it up to 8 mm).
 const SMILE_RISE_M: f32 = 0.005;
-/// Corner drop of a full frown (ARKit `mouthFrown*` = 1), metres: the rig's frown basis at weight 1.
+/// Corner drop of a full frown (ARKit `mouthFrown*` = 1) below a neutral mouth's, metres (the rig's frown basis
+/// lowers it up to 7 mm).
 const FROWN_DROP_M: f32 = 0.004;
 /// Half width of a neutral mouth, metres: 0.425 interpupillary distances.
 const NEUTRAL_MOUTH_HALF_WIDTH_M: f32 = 0.0268;

@@ -22,9 +22,11 @@ use super::expression::{ExpressionBase, PhotoExpression};
 
 /// Number of planes in a tri-plane.
 pub const PLANES: usize = 3;
-/// Components stored per motion-basis texel: displacement x, y, z and the opening (see
-/// [`HeadAsset::motion_bases`]).
-pub const BASIS_COMPONENTS: usize = 4;
+/// Components stored per motion-basis texel: displacement x, y, z, the opening, the shade and a zero that pads the
+/// texel to whole f16 pairs (see [`HeadAsset::motion_bases`]).
+pub const BASIS_COMPONENTS: usize = 6;
+/// The blended shade darkens (or lightens) a point's colour by `exp(shade)`, the shade clamped to this range.
+pub const SHADE_RANGE: [f32; 2] = [-2.0, 1.0];
 /// Where the blended opening reaches this value a point starts to show the mouth's interior …
 pub const OPENING_START: f32 = 0.8;
 /// … and from this value on it shows only the interior.
@@ -88,7 +90,9 @@ pub struct HeadAsset {
     pub motion_resolution: usize,
     /// Displacement fields in normalised head coordinates, layout `[basis][plane][row][column][component]` with
     /// [`BASIS_COMPONENTS`] components. A rendered point `u` is drawn from the canonical point `u + Σ z_k d_k(u)`
-    /// (components x, y, z). The fourth component is the opening: where lips part, the size of the gap a basis
+    /// (components x, y, z). The fifth component is the shade: the blend `Σ z_k s_k(u)` scales the point's colour
+    /// by its exponential (clamped to [`SHADE_RANGE`]), so that a basis brings the furrows and folds an expression
+    /// casts, which moving the photo's colours cannot. The fourth component is the opening: where lips part, the size of the gap a basis
     /// opens at weight 1 over the point's distance from the lips' line, so that the blend `Σ z_k o_k(u)` exceeds 1
     /// exactly inside the gap the blended bases open (0 where a basis opens nothing). The renderer draws such a
     /// point in [`MOUTH_INTERIOR`], blending from the decoded colour between [`OPENING_START`] and

@@ -25,8 +25,8 @@ pub use segmentation::person_mask;
 
 pub use head_asset::{
     BASIS_COMPONENTS, DECODER_OUTPUTS, DecoderMlp, HeadAsset, HeadAssetError, MAX_CHANNELS,
-    MAX_HIDDEN, MOUTH_INTERIOR, Mouth, OPENING_FULL, OPENING_START, PLANES, TEETH, TEETH_LIT_GAP,
-    TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
+    MAX_HIDDEN, MOUTH_INTERIOR, Mouth, OPENING_FULL, OPENING_START, PLANES, SHADE_RANGE, TEETH,
+    TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
 };
 pub use landmarks::{
     FaceBox, FaceKeypoint, FaceLandmarks, MAX_PORTRAIT_YAW_DEG, detect_faces, face_landmarks,

@@ -120,17 +120,24 @@ fn basis_displacement(basis: usize, plane: usize, a: f32, b: f32) -> [f32; BASIS
         (JAW_OPEN, 0) => {
             let below = ((-0.3 - b) / 0.15).clamp(0.0, 1.0);
             let across = smooth_bump(a.abs(), 0.75);
-            [0.0, 0.22 * below * across, 0.0, 0.0]
+            [0.0, 0.22 * below * across, 0.0, 0.0, 0.0, 0.0]
         }
         // Lip corners: the corners of the mouth move up and out.
         (SMILE, 0) => {
             let corners = smooth_bump(Vec2::new(a.abs() - 0.25, b + 0.38).length(), 0.2);
-            [-0.06 * a.signum() * corners, -0.08 * corners, 0.0, 0.0]
+            [
+                -0.06 * a.signum() * corners,
+                -0.08 * corners,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+            ]
         }
         // Cheek puff: the lower face bulges forward (drawn from further back).
         (CHEEK_PUFF, 2) => {
             let cheek = smooth_bump((b + 0.25).abs(), 0.3);
-            [0.0, 0.0, -0.08 * cheek * a.max(0.0), 0.0]
+            [0.0, 0.0, -0.08 * cheek * a.max(0.0), 0.0, 0.0, 0.0]
         }
         _ => [0.0; BASIS_COMPONENTS],
     }
@@ -181,7 +188,10 @@ mod tests {
 
     #[test]
     fn jaw_basis_moves_only_the_lower_face() {
-        assert_eq!(basis_displacement(JAW_OPEN, 0, 0.0, 0.5), [0.0; 4]);
+        assert_eq!(
+            basis_displacement(JAW_OPEN, 0, 0.0, 0.5),
+            [0.0; BASIS_COMPONENTS]
+        );
         assert!(basis_displacement(JAW_OPEN, 0, 0.0, -0.6)[1] > 0.2);
     }
 }

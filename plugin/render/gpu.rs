@@ -22,7 +22,7 @@ use super::{HeadRenderJob, MarchUniform};
 use crate::identity::layers::{SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
     HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR, OPENING_FULL, OPENING_START,
-    PortraitLayers, TEETH, TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
+    PortraitLayers, SHADE_RANGE, TEETH, TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
 };
 
 /// The embedded volume-rendering shader (`shaders/head_march.wgsl`).
@@ -41,6 +41,7 @@ fn shader_source() -> String {
     let [tr, tg, tb] = TEETH;
     let teeth = TOOTH_WIDTHS.len();
     let [smear_from, smear_to] = SMEAR;
+    let [shade_from, shade_to] = SHADE_RANGE;
     let list = |values: &[f32]| {
         values
             .iter()
@@ -60,6 +61,7 @@ fn shader_source() -> String {
          const TOOTH_COUNT: u32 = {teeth}u;\n\
          const STEEPNESS_UNIT: f32 = {STEEPNESS_UNIT:?};\n\
          const SMEAR: vec2<f32> = vec2<f32>({smear_from:?}, {smear_to:?});\n\
+         const SHADE_RANGE: vec2<f32> = vec2<f32>({shade_from:?}, {shade_to:?});\n\
          const TOOTH_WIDTHS = array<f32, {teeth}>({});\n\
          const TOOTH_LENGTHS = array<f32, {teeth}>({});\n\
          {}",
@@ -457,7 +459,8 @@ fn create_head_buffers(
         ),
         displacement: buffer(
             "talking_head:buffer:displacement",
-            u64::from(displacement_texels.max(1)) * 16,
+            // A displacement and opening per texel, then a shade (see `blend` in the shader).
+            u64::from(displacement_texels.max(1)) * 2 * 16,
             BufferUsages::STORAGE,
         ),
         motion_len,

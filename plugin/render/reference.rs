@@ -11,8 +11,8 @@ use super::march::MarchUniform;
 use crate::identity::layers::{SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
     BASIS_COMPONENTS, DECODER_OUTPUTS, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR,
-    OPENING_FULL, OPENING_START, PLANES, PortraitLayers, TEETH, TEETH_LIT_GAP, TEETH_SHOW,
-    TOOTH_LENGTHS, TOOTH_WIDTHS,
+    OPENING_FULL, OPENING_START, PLANES, PortraitLayers, SHADE_RANGE, TEETH, TEETH_LIT_GAP,
+    TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
 };
 
 /// Renders `asset` with `motion_code` into premultiplied linear RGBA (4 floats per pixel, row-major, top row
@@ -52,22 +52,27 @@ fn render(
     pixels
 }
 
-/// The motion code applied to the bases: one displacement per motion-basis texel (`blend` in the shader).
+/// The motion code applied to the bases (`blend` in the shader): one displacement and opening per motion-basis
+/// texel, then one shade per texel (in x).
 pub fn blend_bases(asset: &HeadAsset, motion_code: &[f32]) -> Vec<Vec4> {
     let m = asset.motion_resolution;
     let texels = PLANES * m * m;
-    (0..texels)
-        .map(|t| {
-            let mut d = Vec4::ZERO;
-            for k in 0..asset.basis_count {
-                let weight = motion_code.get(k).copied().unwrap_or(0.0);
-                let base = (k * texels + t) * BASIS_COMPONENTS;
-                let v = &asset.motion_bases[base..base + BASIS_COMPONENTS];
-                d += weight * Vec4::new(v[0].into(), v[1].into(), v[2].into(), v[3].into());
-            }
-            d
-        })
-        .collect()
+    let mut blended = vec![Vec4::ZERO; 2 * texels];
+    let (displacement, shade) = blended.split_at_mut(texels);
+    for k in 0..asset.basis_count {
+        let weight = motion_code.get(k).copied().unwrap_or(0.0);
+        if weight == 0.0 {
+            continue;
+        }
+        for t in 0..texels {
+            let base = (k * texels + t) * BASIS_COMPONENTS;
+            let v = &asset.motion_bases[base..base + BASIS_COMPONENTS];
+            displacement[t] +=
+                weight * Vec4::new(v[0].into(), v[1].into(), v[2].into(), v[3].into());
+            shade[t].x += weight * f32::from(v[4]);
+        }
+    }
+    blended
 }
 
 struct Bilinear {
@@ -103,7 +108,7 @@ fn plane_coords(u: Vec3, plane: usize) -> (f32, f32) {
     }
 }
 
-/// The blended displacement (xyz) and opening (w) at `u`.
+/// The blended displacement (xyz) and opening (w) at `u`: the first of `blend_bases`'s halves sampled.
 fn displacement_at(asset: &HeadAsset, displacement: &[Vec4], u: Vec3) -> Vec4 {
     let m = asset.motion_resolution;
     let mut d = Vec4::ZERO;
@@ -116,6 +121,13 @@ fn displacement_at(asset: &HeadAsset, displacement: &[Vec4], u: Vec3) -> Vec4 {
         }
     }
     d
+}
+
+/// The factor by which the blended shade scales the colour at `u` (`shade_at` in the shader).
+fn shade_at(asset: &HeadAsset, blended: &[Vec4], u: Vec3) -> f32 {
+    let texels = PLANES * asset.motion_resolution * asset.motion_resolution;
+    let shade = displacement_at(asset, &blended[texels..], u).x;
+    shade.clamp(SHADE_RANGE[0], SHADE_RANGE[1]).exp()
 }
 
 /// Density (per metre) in w and linear colour in xyz at canonical point `u` (`decode` in the shader).
@@ -352,6 +364,7 @@ fn march_ray(
                 matte = 1.0 + (face.w - 1.0) * weight;
                 rgb = rgb.lerp(photo, weight);
             }
+            rgb *= shade_at(asset, displacement, u);
             let interior = smoothstep(OPENING_START, OPENING_FULL, warp.w);
             if interior > 0.0 {
                 let mouth = mouth_colour(u * half_extent, warp, half_extent.y, march.mouth);
