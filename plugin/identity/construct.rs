@@ -1347,8 +1347,8 @@ fn motion_bases(
     const UPPER_LIP_UP: f32 = 0.003;
     const LOWER_LIP_DOWN: f32 = 0.004;
     // How far a lowered brow's inner end moves down and towards the other brow, metres.
-    const BROW_LOWER: f32 = 0.006;
-    const BROW_KNIT: f32 = 0.003;
+    const BROW_LOWER: f32 = 0.009;
+    const BROW_KNIT: f32 = 0.004;
     // How much a crease darkens the colour at its deepest, at full weight (log of the factor).
     const FOLD_SHADE: f32 = 0.5;
     // The lips part at once (their displacement jumps at the lips' line) but the field can only change over one
@@ -1558,7 +1558,7 @@ fn motion_bases(
                 };
                 let outward = (corner.x - mouth_centre.x).signum();
                 let w = bump(p.distance(corner), mouth_half_width * 0.9);
-                Vec2::new(-0.004 * outward, 0.0) * w
+                Vec2::new(-0.006 * outward, 0.0) * w
             }
             bases::PUCKER => narrow(p, 0.35),
             bases::FUNNEL => {
@@ -1586,7 +1586,7 @@ fn motion_bases(
                     (right_eye, right_eye_half, right_lower_lid)
                 };
                 // The lower lid and the cheek under it move up by a third of the eye's lower half.
-                let rise = 0.35 * (centre.y - lid.y).max(0.001);
+                let rise = 0.55 * (centre.y - lid.y).max(0.001);
                 let w = plateau(lid.y - 0.016, lid.y - 0.006, lid.y, centre.y, p.y)
                     * bump((p.x - centre.x).abs(), half * 1.3);
                 Vec2::new(0.0, -rise * w)
@@ -1649,7 +1649,7 @@ fn motion_bases(
                     right_nose_wing
                 };
                 let w = bump(p.distance(wing - Vec2::new(0.0, 0.004)), 0.012);
-                Vec2::new(0.0, -0.003 * w)
+                Vec2::new(0.0, -0.005 * w)
             }
             _ => Vec2::ZERO,
         }
@@ -1770,18 +1770,13 @@ fn motion_bases(
                     right_nose_wing
                 };
                 let eye_y = 0.5 * (left_eye.y + right_eye.y);
+                // Short lines slanting down and out from the bridge's middle.
                 let bridge: f32 = [0.006, 0.011]
                     .iter()
                     .map(|below| {
-                        crease(
-                            p,
-                            Vec2::new(brow_middle_x, eye_y - below),
-                            Vec2::new(
-                                brow_middle_x + 0.8 * (wing.x - brow_middle_x),
-                                eye_y - below,
-                            ),
-                            0.0012,
-                        )
+                        let start = Vec2::new(brow_middle_x, eye_y - below);
+                        let reach = Vec2::new(0.5 * (wing.x - brow_middle_x), -0.002);
+                        0.8 * crease(p, start, start + reach, 0.0015)
                     })
                     .fold(0.0, f32::max);
                 let outward = (wing.x - brow_middle_x).signum();

@@ -24,6 +24,7 @@
 //! | AU24 | lip pressor | mouthPressLeft, mouthPressRight |
 //! | AU25 | lips part | jawOpen × 0.15 |
 //! | AU26 | jaw drop | jawOpen × 0.5 |
+//! | AU27 | mouth stretch (jaw wide open) | jawOpen |
 //! | AU43 | eyes closed | eyeBlinkLeft, eyeBlinkRight |
 
 use std::collections::{BTreeMap, HashMap};
@@ -67,6 +68,7 @@ pub fn action_unit(unit: &str) -> Option<&'static [(&'static str, f32)]> {
         "AU24" => &[("mouthPressLeft", 1.0), ("mouthPressRight", 1.0)],
         "AU25" => &[("jawOpen", 0.15)],
         "AU26" => &[("jawOpen", 0.5)],
+        "AU27" => &[("jawOpen", 1.0)],
         "AU43" => &[("eyeBlinkLeft", 1.0), ("eyeBlinkRight", 1.0)],
         _ => return None,
     })
@@ -142,7 +144,7 @@ pub enum EmotionError {
     /// An action unit the table does not know.
     #[error(
         "emotion '{emotion}': unknown action unit '{unit}'; known: AU1 AU2 AU4 AU5 AU6 AU7 AU9 AU10 AU12 \
-             AU14 AU15 AU16 AU17 AU20 AU23 AU24 AU25 AU26 AU43 L12 R12 L14 R14"
+             AU14 AU15 AU16 AU17 AU20 AU23 AU24 AU25 AU26 AU27 AU43 L12 R12 L14 R14"
     )]
     UnknownUnit {
         /// The emotion that names it.
