@@ -3,6 +3,10 @@
 //!
 //! The GPU figure is a whole app frame with the head's texture read back (so the GPU work has finished), minus
 //! nothing: it is what a headless renderer pays per frame.
+//!
+//! Then what the whole-photo display costs over the head alone: the astronaut's head at the photo's camera,
+//! head-and-shoulders framing, 256 px on the long side, rendered by the CPU reference alone and composited over the
+//! photo's plates (the same march, so the same rays and samples); prints the ratio.
 
 mod common;
 
@@ -11,12 +15,17 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
+use bevy_talking_head::identity::portrait_quality::{head_march, head_pose};
 use bevy_talking_head::identity::procedural::procedural_head;
+use bevy_talking_head::identity::{ExpressionBase, head_from_portrait};
+use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::offline::{
     FrameCapture, capture_head, finish_headless_app, headless_plugins,
 };
 use bevy_talking_head::prelude::*;
-use bevy_talking_head::render::{HeadCamera, MarchUniform, render_reference};
+use bevy_talking_head::render::{
+    HeadCamera, MarchUniform, render_portrait_reference, render_reference,
+};
 use common::record;
 use criterion::Criterion;
 
@@ -48,6 +57,41 @@ fn bench_cpu(c: &mut Criterion) {
             record("cpu", total, iters);
             total
         })
+    });
+}
+
+/// The head alone against the whole photo, the same head, camera, size and samples (see the file's doc).
+fn bench_portrait(c: &mut Criterion) {
+    let registry = match ModelRegistry::load_default() {
+        Ok(registry) => registry,
+        Err(error) => {
+            eprintln!("no whole-photo benchmark: {error}");
+            return;
+        }
+    };
+    let portrait = image::open(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/portraits/astronaut.png"),
+    )
+    .expect("the shipped portrait");
+    let built = head_from_portrait(&registry, &portrait).expect("a head");
+    let (asset, layers) = (&built.asset, &built.layers);
+    let crop = layers.head_and_shoulders;
+    let pose = head_pose(0.0, 0.0, 0.0);
+    let alone = head_march(
+        asset,
+        layers,
+        ExpressionBase::Neutral,
+        pose,
+        crop,
+        (SIZE, STEPS),
+    );
+    let whole = alone.over_portrait(layers, crop, pose);
+    let weights = asset.basis_weights(&[], ExpressionBase::Neutral);
+    common::bench(c, "head_alone", || {
+        black_box(render_reference(asset, &weights, &alone));
+    });
+    common::bench(c, "whole_photo", || {
+        black_box(render_portrait_reference(asset, layers, &weights, &whole));
     });
 }
 
@@ -198,6 +242,7 @@ fn main() {
         .configure_from_args();
     bench_cpu(&mut criterion);
     bench_gpu(&mut criterion);
+    bench_portrait(&mut criterion);
     scene_throughput();
     criterion.final_summary();
     let means = common::means();
@@ -216,6 +261,15 @@ fn main() {
             gpu.as_secs_f64() * 1e3,
             updates as f64 / frames.max(1) as f64,
             cpu.as_secs_f64() / gpu.as_secs_f64()
+        );
+    }
+    if let (Some(alone), Some(whole)) = (get("head_alone"), get("whole_photo")) {
+        println!(
+            "astronaut, head and shoulders, {SIZE} px long side, {STEPS} steps, CPU reference: head alone {:.1} ms, \
+             whole photo {:.1} ms: the composite adds {:+.0} % (goal <= 25 %)",
+            alone.as_secs_f64() * 1e3,
+            whole.as_secs_f64() * 1e3,
+            (whole.as_secs_f64() / alone.as_secs_f64() - 1.0) * 100.0
         );
     }
 }

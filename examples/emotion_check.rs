@@ -28,12 +28,14 @@ use image::{RgbImage, imageops};
 
 const USAGE: &str = "\
 usage: emotion_check [PORTRAIT...] [--base neutral|photo|both] [--size PIXELS] [--grid PNG] [--emotions RON]
+                     [--renders FOLDER]
 
   PORTRAIT   portrait images                   default: the emotion gallery (GALLERY)
   --base     the expression base rendered      default neutral
   --size     side of the renders, pixels       default 224
   --grid     write a portraits × emotions picture here (of the last base rendered)
-  --emotions emotions in assets/emotions.ron's format that replace the shipped ones of the same name";
+  --emotions emotions in assets/emotions.ron's format that replace the shipped ones of the same name
+  --renders  save each render here as PORTRAIT_BASE_EMOTION.png";
 
 /// The emotion gallery: a smiling photo, a neutral one, an older man with a moustache, a full beard, a tight crop,
 /// an under-exposed photo.
@@ -56,6 +58,7 @@ struct Options {
     size: u32,
     grid: Option<PathBuf>,
     emotions: Option<PathBuf>,
+    renders: Option<PathBuf>,
 }
 
 fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
@@ -65,6 +68,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         size: 224,
         grid: None,
         emotions: None,
+        renders: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -96,6 +100,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
             }
             "--grid" => options.grid = Some(PathBuf::from(value()?)),
             "--emotions" => options.emotions = Some(PathBuf::from(value()?)),
+            "--renders" => options.renders = Some(PathBuf::from(value()?)),
             flag if flag.starts_with("--") => {
                 return Err(format!("unknown option {flag}\n\n{USAGE}"));
             }
@@ -165,6 +170,14 @@ fn run(options: &Options) -> Result<(), String> {
                     (options.size, STEPS),
                 )
                 .to_rgb();
+                if let Some(folder) = &options.renders {
+                    std::fs::create_dir_all(folder)
+                        .map_err(|e| format!("{}: {e}", folder.display()))?;
+                    let file = folder.join(format!("{name}_{base:?}_{}.png", emotion.name()));
+                    render
+                        .save(&file)
+                        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                }
                 let cell = match classifier.read(&registry, &render) {
                     Ok(reading) => {
                         right += usize::from(reading.top() == class);

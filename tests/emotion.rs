@@ -4,7 +4,7 @@
 use bevy_talking_head::Emotion;
 use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::emotion_check::{
-    EmotionClassifier, FER_CLASSES, emotion_code, face_square, least_area_ratio,
+    EmotionClassifier, FER_CLASSES, emotion_code, face_square, fer_class, least_area_ratio,
 };
 use bevy_talking_head::identity::expression::{MAX_CLOSED_GAP_M, measure_landmarks};
 use bevy_talking_head::identity::portrait_quality::{head_pose, render_portrait};
@@ -307,5 +307,43 @@ fn every_emotion_moves_the_face_without_folding_it_and_casts_its_creases() {
             "{path}: creases centred at x {cx}"
         );
         assert!(cy < 0.55 * h, "{path}: creases at y {cy} of {h}");
+    }
+}
+
+#[test]
+fn the_asked_emotion_reads_more_as_its_intensity_rises() {
+    // Where the classifier reads them at all (see the README's table): anger, happiness and surprise on the neutral
+    // photo, surprise on the smiling one (which reads happy whatever the intensity). Each probability rises
+    // 0 -> 0.5 -> 1, by at least 0.1 overall.
+    let registry = ModelRegistry::load_default().expect("models");
+    let classifier = EmotionClassifier::load().expect("classifier");
+    let library = EmotionLibrary::default();
+    for (path, emotions) in [
+        (
+            "assets/portraits/grace_hopper.jpg",
+            &[Emotion::Angry, Emotion::Happy, Emotion::Surprised][..],
+        ),
+        ("assets/portraits/astronaut.png", &[Emotion::Surprised][..]),
+    ] {
+        let head = built(&registry, &photo(path));
+        for &emotion in emotions {
+            let class = fer_class(emotion).expect("a FER class");
+            let p: Vec<f32> = [0.0, 0.5, 1.0]
+                .iter()
+                .map(|&intensity| {
+                    let code = emotion_code(&library, emotion, intensity);
+                    let render = render_face(&head, &code, ExpressionBase::Neutral);
+                    classifier
+                        .read(&registry, &render)
+                        .expect("a reading")
+                        .probabilities[class]
+                })
+                .collect();
+            println!("{path} {emotion:?}: {:.3} {:.3} {:.3}", p[0], p[1], p[2]);
+            assert!(
+                p[0] < p[1] && p[1] < p[2] && p[2] >= p[0] + 0.1,
+                "{path} {emotion:?}: {p:?}"
+            );
+        }
     }
 }

@@ -1349,6 +1349,9 @@ fn motion_bases(
     // How far a lowered brow's inner end moves down and towards the other brow, metres.
     const BROW_LOWER: f32 = 0.009;
     const BROW_KNIT: f32 = 0.004;
+    // How far a smile moves its corner out and up, and a frown its corner in and down, metres.
+    const SMILE_MOVE: Vec2 = Vec2::new(0.005, 0.008);
+    const FROWN_MOVE: Vec2 = Vec2::new(0.002, 0.007);
     // How much a crease darkens the colour at its deepest, at full weight (log of the factor).
     const FOLD_SHADE: f32 = 0.5;
     // The lips part at once (their displacement jumps at the lips' line) but the field can only change over one
@@ -1387,7 +1390,9 @@ fn motion_bases(
     // to 12 mm above it, fading out over the forehead by 35 mm. The lid's skin stretches (the lid itself rises a
     // little, as it does), the forehead's compresses; the ramps are long enough that the field never folds.
     let brow_raise = 0.006;
-    let brow_lift = |p: Vec2, left: bool, along: &dyn Fn(f32) -> f32| -> f32 {
+    // Where `p` lies along the subject's left (or right) brow (t, as above), the height of the brow's lower edge
+    // there and the height half way between the eye's centre line and its upper lid.
+    let brow_frame = |p: Vec2, left: bool| -> (f32, f32, f32) {
         let (inner, outer, lid, eye) = if left {
             (brow_inner_left, brow_outer_left, left_upper_lid, left_eye)
         } else {
@@ -1400,14 +1405,25 @@ fn motion_bases(
         };
         let axis = outer - inner;
         let t = (p - inner).dot(axis) / axis.length_squared().max(1e-9);
-        let brow_y = inner.y + axis.y * t.clamp(0.0, 1.0);
-        let below = 0.5 * (lid.y + eye.y);
+        (
+            t,
+            inner.y + axis.y * t.clamp(0.0, 1.0),
+            0.5 * (lid.y + eye.y),
+        )
+    };
+    let brow_lift = |p: Vec2, left: bool, along: &dyn Fn(f32) -> f32| -> f32 {
+        let (t, brow_y, below) = brow_frame(p, left);
         let vertical = smoothstep(below, brow_y + 0.002, p.y)
             * (1.0 - smoothstep(brow_y + 0.012, brow_y + 0.035, p.y));
         // A smoothstep's steepest slope is 1.5 times its mean: the lift stays under half the span it stretches
         // (a brow set close to its eye lifts less), so the lid's skin stretches at most 75 % and never folds.
         let room = (0.5 * (brow_y + 0.002 - below) / brow_raise).clamp(0.0, 1.0);
         along(t) * vertical * room
+    };
+    // The mouth's corner on the subject's left (or right) and the sign of x away from the mouth's middle there.
+    let corner_of = |left: bool| -> (Vec2, f32) {
+        let corner = if left { mouth_left } else { mouth_right };
+        (corner, (corner.x - mouth_centre.x).signum())
     };
     let on_left = |p: Vec2| (p.x >= mouth_centre.x) == (brow_inner_left.x >= mouth_centre.x);
     // The inner part of the brow (and the skin between the brows) against the outer part: the two add up to one
@@ -1418,26 +1434,8 @@ fn motion_bases(
     // brow's lower edge and 10 mm above, most at its inner end (the brows lower and knit into a V, AU4), fading
     // out to the eye's upper lid (whose skin bunches up) and over the forehead by 35 mm.
     let brow_lower = |p: Vec2, left: bool| -> f32 {
-        let (inner, outer, lid, eye) = if left {
-            (brow_inner_left, brow_outer_left, left_upper_lid, left_eye)
-        } else {
-            (
-                brow_inner_right,
-                brow_outer_right,
-                right_upper_lid,
-                right_eye,
-            )
-        };
-        let axis = outer - inner;
-        let t = (p - inner).dot(axis) / axis.length_squared().max(1e-9);
-        let brow_y = inner.y + axis.y * t.clamp(0.0, 1.0);
-        let vertical = plateau(
-            0.5 * (lid.y + eye.y),
-            brow_y - 0.002,
-            brow_y + 0.010,
-            brow_y + 0.035,
-            p.y,
-        );
+        let (t, brow_y, below) = brow_frame(p, left);
+        let vertical = plateau(below, brow_y - 0.002, brow_y + 0.010, brow_y + 0.035, p.y);
         let along = smoothstep(-0.5, 0.0, t)
             * (1.0 - 0.6 * smoothstep(0.0, 1.0, t))
             * (1.0 - smoothstep(1.0, 1.3, t));
@@ -1508,14 +1506,9 @@ fn motion_bases(
                 Vec2::new(0.0, lift * chin_fade.max(0.35) * across)
             }
             bases::SMILE_LEFT | bases::SMILE_RIGHT => {
-                let corner = if basis == bases::SMILE_LEFT {
-                    mouth_left
-                } else {
-                    mouth_right
-                };
-                let outward = (corner.x - mouth_centre.x).signum();
+                let (corner, outward) = corner_of(basis == bases::SMILE_LEFT);
                 let w = bump(p.distance(corner), mouth_half_width * 0.9);
-                -Vec2::new(0.005 * outward, 0.008) * w
+                -Vec2::new(SMILE_MOVE.x * outward, SMILE_MOVE.y) * w
             }
             bases::BLINK_LEFT | bases::BLINK_RIGHT => {
                 let (centre, half, source) = if basis == bases::BLINK_LEFT {
@@ -1541,14 +1534,9 @@ fn motion_bases(
                 Vec2::new(0.0, -brow_raise * brow_lift(p, on_left(p), &inner_part))
             }
             bases::FROWN_LEFT | bases::FROWN_RIGHT => {
-                let corner = if basis == bases::FROWN_LEFT {
-                    mouth_left
-                } else {
-                    mouth_right
-                };
-                let outward = (corner.x - mouth_centre.x).signum();
+                let (corner, outward) = corner_of(basis == bases::FROWN_LEFT);
                 let w = bump(p.distance(corner), mouth_half_width * 0.9);
-                Vec2::new(-0.002 * outward, 0.007) * w
+                Vec2::new(-FROWN_MOVE.x * outward, FROWN_MOVE.y) * w
             }
             bases::STRETCH => {
                 let corner = if (p.x >= mouth_centre.x) == (mouth_left.x >= mouth_centre.x) {
@@ -1720,13 +1708,13 @@ fn motion_bases(
             bases::SMILE_LEFT | bases::SMILE_RIGHT => {
                 // AU12: the nasolabial fold from above the nose wing to beside the raised corner.
                 let left = basis == bases::SMILE_LEFT;
-                let (corner, wing) = if left {
-                    (mouth_left, left_nose_wing)
+                let (corner, outward) = corner_of(left);
+                let wing = if left {
+                    left_nose_wing
                 } else {
-                    (mouth_right, right_nose_wing)
+                    right_nose_wing
                 };
-                let outward = (corner.x - mouth_centre.x).signum();
-                let raised = corner + Vec2::new(0.005 * outward, 0.008);
+                let raised = corner + Vec2::new(SMILE_MOVE.x * outward, SMILE_MOVE.y);
                 -FOLD_SHADE
                     * crease(
                         p,
@@ -1790,13 +1778,8 @@ fn motion_bases(
             }
             bases::FROWN_LEFT | bases::FROWN_RIGHT => {
                 // AU15: the fold running down from the lowered corner.
-                let corner = if basis == bases::FROWN_LEFT {
-                    mouth_left
-                } else {
-                    mouth_right
-                };
-                let outward = (corner.x - mouth_centre.x).signum();
-                let lowered = corner - Vec2::new(0.002 * outward, 0.007);
+                let (corner, outward) = corner_of(basis == bases::FROWN_LEFT);
+                let lowered = corner - Vec2::new(FROWN_MOVE.x * outward, FROWN_MOVE.y);
                 -0.8 * FOLD_SHADE
                     * crease(
                         p,

@@ -75,18 +75,30 @@ pub fn render_portrait(
     crop: URect,
     (long_side, steps): (u32, u32),
 ) -> PortraitFrameRender {
-    let size = portrait_size(crop, long_side);
-    let (rotation, translation) = posed_about_pivot(pose.0, pose.1, layers.neck.pivot);
-    let camera = portrait_view(layers, crop).posed(rotation, translation);
-    let march = MarchUniform::new(asset, &camera, size.x, size.y, steps)
-        .with_mouth(asset.mouth_for(base))
+    let march = head_march(asset, layers, base, pose, crop, (long_side, steps))
         .over_portrait(layers, crop, pose);
     let weights = asset.basis_weights(code, base);
     PortraitFrameRender {
-        width: size.x,
-        height: size.y,
+        width: march.width(),
+        height: march.height(),
         pixels: render_portrait_reference(asset, layers, &weights, &march),
     }
+}
+
+/// The march of the head alone, seen as [`render_portrait`] sees it (the photo's camera, the crop's framing, the
+/// head at `pose`) without the photo around it: [`MarchUniform::over_portrait`] makes it the whole photo's.
+pub fn head_march(
+    asset: &HeadAsset,
+    layers: &PortraitLayers,
+    base: ExpressionBase,
+    pose: (Quat, Vec3),
+    crop: URect,
+    (long_side, steps): (u32, u32),
+) -> MarchUniform {
+    let size = portrait_size(crop, long_side);
+    let (rotation, translation) = posed_about_pivot(pose.0, pose.1, layers.neck.pivot);
+    let camera = portrait_view(layers, crop).posed(rotation, translation);
+    MarchUniform::new(asset, &camera, size.x, size.y, steps).with_mouth(asset.mouth_for(base))
 }
 
 /// [`render_portrait`] at rest: the photo's own face ([`ExpressionBase::Photo`]), no speech, the head's rest pose.
