@@ -1,4 +1,4 @@
-//! Numbers that every part of the pipeline agrees on (see DESIGN.md, "Fixed contracts").
+//! Numbers that every part of the pipeline agrees on (see docs/ARCHITECTURE.md, "Contracts").
 //!
 //! They live here, once; models declare their own copies in `assets/models/manifest.ron` and the
 //! registry checks them against these at load time.

@@ -42,11 +42,12 @@ pub use head::{
     TalkingHead, TalkingHeadStatus, TalkingHeadTexture,
 };
 pub use identity::{ExpressionBase, HeadAsset, PortraitLayers};
+pub use inference::Models;
 pub use motion::{
     ArkitFace, EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack, SpeechFace,
     SpeechMotion,
 };
-pub use plugin::{HeadOutput, Models, TalkingHeadPlugin, TalkingHeadSystems};
+pub use plugin::{HeadOutput, TalkingHeadPlugin, TalkingHeadSystems};
 
 /// Everything a game needs in one import.
 pub mod prelude {

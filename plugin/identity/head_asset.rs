@@ -1,4 +1,4 @@
-//! The head asset: everything the renderer needs to draw one identity (see DESIGN.md, "Head asset").
+//! The head asset: everything the renderer needs to draw one identity (see docs/ARCHITECTURE.md, "Contracts").
 //!
 //! Space conventions, shared by the GPU shader (`shaders/head_march.wgsl`) and the CPU reference renderer:
 //! - Head space is right-handed, +Y up, the face looks down +Z, units are metres; the asset occupies the box

@@ -13,7 +13,7 @@ use super::{
 use crate::contract::models::PORTRAIT_TO_HEAD;
 use crate::head::{HeadDisplay, HeadSource, TalkingHead};
 use crate::inference::ModelRegistry;
-use crate::plugin::Models;
+use crate::inference::Models;
 
 /// Where the head of a portrait-based [`TalkingHead`] stands. Added and maintained by the plugin.
 #[derive(Component, Debug)]

@@ -6,6 +6,7 @@
 
 mod log_mel;
 mod manifest;
+mod models;
 mod motion_encoder;
 mod registry;
 mod runtime;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 
 pub use log_mel::{LOG_MEL_EPS, LogMel, log_mel, log_mel_frame_count};
 pub use manifest::{ElementType, Manifest, ModelSpec, TensorSpec};
+pub use models::Models;
 pub use motion_encoder::{
     MOTION_FRAME_VALUES, MotionWindow, encode_motion, motion_frame, motion_window,
 };

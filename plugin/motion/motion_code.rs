@@ -17,8 +17,8 @@ use crate::audio::clock::PlaybackClock;
 use crate::head::{MotionCode, TalkingHead};
 use crate::identity::construct::bases;
 use crate::identity::portrait_head::PortraitHead;
+use crate::inference::Models;
 use crate::inference::{MotionWindow, encode_motion, motion_window};
-use crate::plugin::Models;
 
 /// The motion encoder's work: the batch being encoded this frame, and counts of what it did.
 #[derive(Resource, Default)]

@@ -14,8 +14,8 @@ use crate::audio::clock::{PlaybackClock, Speech};
 use crate::audio::{SpeechStream, StreamingResampler, repair_samples};
 use crate::contract::ARKIT_WEIGHT_COUNT;
 use crate::contract::models::{AUDIO_ENCODER, MOTION_GENERATOR};
+use crate::inference::Models;
 use crate::inference::{ModelRegistry, SpeechToMotion};
-use crate::plugin::Models;
 
 /// Seconds of motion computed ahead of the playback clock for clips; the next chunk starts when less is left.
 pub const MOTION_LEAD_SECS: f64 = 10.0;
