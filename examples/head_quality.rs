@@ -25,11 +25,11 @@ use std::time::Instant;
 
 use bevy::math::{Vec2, Vec3};
 use bevy_talking_head::HeadAsset;
-use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::quality::{
     FrontalFidelity, LandmarkAgreement, NEUTRAL_BACKGROUND, composite_over, find_holes,
     frontal_fidelity, landmark_agreement, surface_depth_offsets,
 };
+use bevy_talking_head::identity::rig::bases;
 use bevy_talking_head::identity::{BuiltHead, IdentityError, head_from_portrait};
 use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::render::{

@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::portrait_quality::{
     HOLE_POSES_DEG, head_and_neck, head_coverage, head_pose as pose, holes_opened, portrait_size,
     render_at_rest, render_portrait, seam_band, seam_gradient_ratio,
 };
 use bevy_talking_head::identity::quality::{luma, psnr, ssim};
+use bevy_talking_head::identity::rig::bases;
 use bevy_talking_head::identity::{BuiltHead, ExpressionBase, head_from_portrait};
 use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::render::{MarchUniform, portrait_view, render_reference};

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use bevy::math::{Vec2, Vec3};
 use bevy_talking_head::HeadAsset;
-use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::quality::composite_over;
+use bevy_talking_head::identity::rig::bases;
 use bevy_talking_head::identity::{
     ConstructSettings, IdentityError, PortraitFrame, build_head, find_face_landmarks, person_mask,
 };

@@ -2,13 +2,13 @@
 //! reports the rest, and the emotion classifier the check reads renders with (`examples/emotion_check.rs`).
 
 use bevy_talking_head::Emotion;
-use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::emotion_check::{
     EmotionClassifier, FER_CLASSES, emotion_code, face_square, fer_class, least_area_ratio,
 };
 use bevy_talking_head::identity::expression::{MAX_CLOSED_GAP_M, measure_landmarks};
 use bevy_talking_head::identity::portrait_quality::{head_pose, render_portrait};
 use bevy_talking_head::identity::quality::psnr;
+use bevy_talking_head::identity::rig::bases;
 use bevy_talking_head::identity::{
     BASIS_COMPONENTS, BuiltHead, ExpressionBase, ExpressionLimit, HeadAsset, find_face_landmarks,
     head_from_portrait,

@@ -348,7 +348,7 @@ fn motion_encoder_reproduces_the_rig_mapping_without_adding_jerk() {
     use bevy_talking_head::FaceCoefficients;
     use bevy_talking_head::audio::decode_file;
     use bevy_talking_head::contract::MOTION_WINDOW;
-    use bevy_talking_head::identity::construct::bases;
+    use bevy_talking_head::identity::rig::bases;
     use bevy_talking_head::inference::{encode_motion, motion_window, speech_to_weights};
     use bevy_talking_head::motion::expression::{Expression, MotionSettings};
     use bevy_talking_head::motion::{EmotionLibrary, arkit_index};

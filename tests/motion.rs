@@ -218,7 +218,7 @@ fn a_new_stream_starts_the_clock_and_motion_over() {
 
 #[test]
 fn a_portrait_head_speaks_its_clip() {
-    use bevy_talking_head::identity::construct::bases;
+    use bevy_talking_head::identity::rig::bases;
     use bevy_talking_head::motion::{MotionEncoding, SpeechMotion};
     use bevy_talking_head::offline::capture_head;
 

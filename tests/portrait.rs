@@ -2,12 +2,12 @@
 //! CPU reference renderer (the GPU is held to it in tests/render.rs). Thresholds are the goals, or the
 //! values measured on the shipped portraits with a margin where a goal is not met yet (said so at each).
 
-use bevy_talking_head::identity::construct::bases;
 use bevy_talking_head::identity::portrait_quality::{
     HOLE_POSES_DEG, head_and_neck, head_coverage, head_pose as pose, holes_opened, portrait_size,
     render_at_rest, render_portrait, seam_band, seam_gradient_ratio,
 };
 use bevy_talking_head::identity::quality::{luma, psnr, ssim};
+use bevy_talking_head::identity::rig::bases;
 use bevy_talking_head::identity::{
     Background, BuiltHead, ExpressionBase, PortraitLayers, Segment, cache, head_from_portrait,
 };

@@ -1,5 +1,5 @@
 //! Built heads on disk, so a portrait is turned into a head once: files keyed by a hash of the portrait's pixels
-//! and of the construction code itself (any change to `construct.rs` or `landmarks.rs` makes new keys).
+//! and of the construction code itself (any change to `construct.rs`, `rig.rs` or `landmarks.rs` makes new keys).
 //!
 //! File layout (little-endian): the magic `THHEAD01`, a u64 length and that many bytes of RON holding the asset's
 //! dimensions, decoder, mouth and the photo's expression, then the tri-plane and the motion bases as raw f16 values. The photo's layers go in a
@@ -67,6 +67,7 @@ fn code_hash() -> u64 {
     *HASH.get_or_init(|| {
         let sources = [
             include_str!("construct.rs"),
+            include_str!("rig.rs"),
             include_str!("landmarks.rs"),
             include_str!("head_asset.rs"),
             include_str!("layers.rs"),

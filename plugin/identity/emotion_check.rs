@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use bevy::math::{URect, UVec2, Vec2, Vec3};
 use image::{DynamicImage, RgbImage};
 
-use super::construct::bases;
 use super::head_asset::{BASIS_COMPONENTS, OPENING_START, PLANES};
 use super::landmarks::{Border, FaceBox, FaceCrop, detect_faces, sample_crop};
+use super::rig::bases;
 use super::{HeadAsset, PortraitLayers};
 use crate::head::Emotion;
 use crate::inference::{InferenceError, ModelRegistry};

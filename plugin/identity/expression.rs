@@ -8,7 +8,7 @@
 //! the eye's width. A smile lifts the corners 5–12 mm and widens the mouth; a laugh parts the lips over the teeth.
 //!
 //! The rest field is one more displacement field beside the motion bases (the head asset's basis
-//! [`bases::COUNT`](super::construct::bases::COUNT), weighted 1 for [`ExpressionBase::Neutral`] and 0 for
+//! [`bases::COUNT`](super::rig::bases::COUNT), weighted 1 for [`ExpressionBase::Neutral`] and 0 for
 //! [`ExpressionBase::Photo`]): it moves the mouth's corners back to where a neutral mouth has them and closes the
 //! lips over a gap. Where closing needs pixels the photo does not have (the lips over the teeth of a smile) the
 //! field stretches the lips' own colours over a small gap, and the synthesized teeth ([`Mouth`]) take over when
@@ -20,10 +20,11 @@ use bevy::math::{Vec2, Vec3};
 use half::f16;
 use serde::{Deserialize, Serialize};
 
-use super::construct::{EYE_DISTANCE_M, bump, smoothstep, texel_centre};
+use super::construct::{EYE_DISTANCE_M, smoothstep, texel_centre};
 use super::head_asset::{BASIS_COMPONENTS, Mouth, PLANES};
 use super::landmarks::FaceLandmarks;
 use super::landmarks::landmark_index as lm;
+use super::rig::bump;
 
 /// Mouth corners of a neutral face sit this far above the lips' meeting line, metres (level with it).
 const NEUTRAL_CORNER_RISE_M: f32 = 0.0;

@@ -1,5 +1,5 @@
 //! A glTF head with the 52 ARKit morph targets, made from a portrait's face mesh, so that any glTF avatar pipeline
-//! can follow our [`FaceCoefficients`](crate::FaceCoefficients) through [`ArkitFace`](crate::ArkitFace).
+//! can follow our [`FaceCoefficients`] through [`ArkitFace`](crate::ArkitFace).
 //!
 //! The mesh is the portrait's face: the 468 landmarks in head space (metres, centred on the head, +Y up, the face
 //! looking down +Z, as [`PortraitFrame::to_head`](super::PortraitFrame::to_head) puts them) joined by the
@@ -44,9 +44,10 @@ use image::{DynamicImage, RgbImage, RgbaImage};
 use serde_json::{Value, json};
 use thiserror::Error;
 
-use super::construct::{HeadSurfaces, bases, bump, smoothstep};
+use super::construct::{HeadSurfaces, smoothstep};
 use super::head_asset::{BASIS_COMPONENTS, HeadAsset, HeadAssetError, PLANES};
 use super::landmarks::{LANDMARK_COUNT, landmark_index as lm};
+use super::rig::{bases, bump};
 use super::triangulation::FaceMesh;
 use super::{BuiltHead, IdentityError, head_from_portrait};
 use crate::contract::ARKIT_WEIGHT_COUNT;

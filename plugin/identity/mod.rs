@@ -13,6 +13,7 @@ pub mod portrait_head;
 pub mod portrait_quality;
 pub mod procedural;
 pub mod quality;
+pub mod rig;
 pub mod segmentation;
 pub mod triangulation;
 

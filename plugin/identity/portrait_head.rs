@@ -43,7 +43,7 @@ impl PortraitHead {
         }
     }
 
-    /// The photo's layers (what a [`HeadDisplay::Portrait`](crate::HeadDisplay::Portrait) composites the head
+    /// The photo's layers (what a [`HeadDisplay::Portrait`] composites the head
     /// over), once built; they are built for heads shown as portraits only. Change the asset to replace the
     /// background ([`PortraitLayers::replace_background`]).
     pub fn layers(&self) -> Option<&Handle<PortraitLayers>> {

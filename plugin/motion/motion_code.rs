@@ -15,8 +15,8 @@ use super::expression::Expression;
 use super::{FaceCoefficients, MotionTrack, SpeechFace};
 use crate::audio::clock::PlaybackClock;
 use crate::head::{MotionCode, TalkingHead};
-use crate::identity::construct::bases;
 use crate::identity::portrait_head::PortraitHead;
+use crate::identity::rig::bases;
 use crate::inference::Models;
 use crate::inference::{MotionWindow, encode_motion, motion_window};
 
