@@ -421,7 +421,7 @@ pub(super) fn motion_bases(
                 } else {
                     (right_eye, right_eye_half, right_lower_lid)
                 };
-                // The lower lid and the cheek under it move up by a third of the eye's lower half.
+                // The lower lid and the cheek under it move up by 55 % of the eye's lower half.
                 let rise = 0.55 * (centre.y - lid.y).max(0.001);
                 let w = plateau(lid.y - 0.016, lid.y - 0.006, lid.y, centre.y, p.y)
                     * bump((p.x - centre.x).abs(), half * 1.3);
