@@ -18,24 +18,26 @@ use std::process::ExitCode;
 use bevy_talking_head::Emotion;
 use bevy_talking_head::identity::emotion_check::{
     EmotionClassifier, FER_CLASSES, FER_EMOTIONS, emotion_code, face_square, least_area_ratio,
+    open_vowel,
 };
 use bevy_talking_head::identity::expression::measure_landmarks;
 use bevy_talking_head::identity::portrait_quality::{head_pose, render_portrait};
 use bevy_talking_head::identity::{ExpressionBase, find_face_landmarks, head_from_portrait};
 use bevy_talking_head::inference::ModelRegistry;
-use bevy_talking_head::motion::EmotionLibrary;
+use bevy_talking_head::motion::{EmotionLibrary, FaceCoefficients};
 use image::{RgbImage, imageops};
 
 const USAGE: &str = "\
 usage: emotion_check [PORTRAIT...] [--base neutral|photo|both] [--size PIXELS] [--grid PNG] [--emotions RON]
-                     [--renders FOLDER]
+                     [--renders FOLDER] [--speaking]
 
   PORTRAIT   portrait images                   default: the emotion gallery (GALLERY)
   --base     the expression base rendered      default neutral
   --size     side of the renders, pixels       default 224
   --grid     write a portraits × emotions picture here (of the last base rendered)
   --emotions emotions in assets/emotions.ron's format that replace the shipped ones of the same name
-  --renders  save each render here as PORTRAIT_BASE_EMOTION.png";
+  --renders  save each render here as PORTRAIT_BASE_EMOTION.png
+  --speaking read each emotion mid-sentence, over an open vowel (identity::emotion_check::open_vowel)";
 
 /// The emotion gallery: a smiling photo, a neutral one, an older man with a moustache, a full beard, a tight crop,
 /// an under-exposed photo.
@@ -59,6 +61,7 @@ struct Options {
     grid: Option<PathBuf>,
     emotions: Option<PathBuf>,
     renders: Option<PathBuf>,
+    speaking: bool,
 }
 
 fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
@@ -69,6 +72,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
         grid: None,
         emotions: None,
         renders: None,
+        speaking: false,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -101,6 +105,7 @@ fn parse_options(args: impl IntoIterator<Item = String>) -> Result<Options, Stri
             "--grid" => options.grid = Some(PathBuf::from(value()?)),
             "--emotions" => options.emotions = Some(PathBuf::from(value()?)),
             "--renders" => options.renders = Some(PathBuf::from(value()?)),
+            "--speaking" => options.speaking = true,
             flag if flag.starts_with("--") => {
                 return Err(format!("unknown option {flag}\n\n{USAGE}"));
             }
@@ -139,6 +144,11 @@ fn run(options: &Options) -> Result<(), String> {
         FER_CLASSES.join(" | ")
     );
     println!("|---|---|{}---|---|---|", "---|".repeat(FER_CLASSES.len()));
+    let speech = if options.speaking {
+        open_vowel()
+    } else {
+        FaceCoefficients::default()
+    };
     let mut grid_rows = Vec::new();
     let mut accuracies = Vec::new();
     for path in &options.portraits {
@@ -156,7 +166,7 @@ fn run(options: &Options) -> Result<(), String> {
             let mut neutral_measure = String::from("-");
             let mut least_area = (f32::MAX, Emotion::Neutral);
             for (class, &emotion) in FER_EMOTIONS.iter().enumerate() {
-                let code = emotion_code(&library, emotion, 1.0);
+                let code = emotion_code(&library, emotion, 1.0, &speech);
                 let ratio = least_area_ratio(&built.asset, &built.asset.basis_weights(&code, base));
                 if ratio < least_area.0 {
                     least_area = (ratio, emotion);

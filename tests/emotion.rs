@@ -14,7 +14,7 @@ use bevy_talking_head::identity::{
     head_from_portrait,
 };
 use bevy_talking_head::inference::ModelRegistry;
-use bevy_talking_head::motion::EmotionLibrary;
+use bevy_talking_head::motion::{EmotionLibrary, FaceCoefficients};
 use image::{DynamicImage, RgbImage};
 
 const STEPS: u32 = 96;
@@ -226,7 +226,7 @@ fn expressions_the_head_cannot_undo_are_reported_and_nothing_breaks() {
         for emotion in [Emotion::Neutral, Emotion::Sad, Emotion::Surprised] {
             let render = render_face(
                 &head,
-                &emotion_code(&library, emotion, 1.0),
+                &emotion_code(&library, emotion, 1.0, &FaceCoefficients::default()),
                 ExpressionBase::Neutral,
             );
             assert!(
@@ -264,7 +264,7 @@ fn every_emotion_moves_the_face_without_folding_it_and_casts_its_creases() {
         let head = built(&registry, &photo(path));
         for emotion in Emotion::ALL {
             for base in [ExpressionBase::Neutral, ExpressionBase::Photo] {
-                let code = emotion_code(&library, emotion, 1.0);
+                let code = emotion_code(&library, emotion, 1.0, &FaceCoefficients::default());
                 let ratio = least_area_ratio(&head.asset, &head.asset.basis_weights(&code, base));
                 assert!(
                     ratio > 0.0,
@@ -275,7 +275,7 @@ fn every_emotion_moves_the_face_without_folding_it_and_casts_its_creases() {
 
         // Anger's creases: the lowered brows' furrows and shadow darken the face between the eyes and the brows,
         // and only darken; without them the render is the moved photo alone.
-        let angry = emotion_code(&library, Emotion::Angry, 1.0);
+        let angry = emotion_code(&library, Emotion::Angry, 1.0, &FaceCoefficients::default());
         let shaded = render_face(&head, &angry, ExpressionBase::Neutral);
         let flat = render_face(
             &BuiltHead {
@@ -331,7 +331,8 @@ fn the_asked_emotion_reads_more_as_its_intensity_rises() {
             let p: Vec<f32> = [0.0, 0.5, 1.0]
                 .iter()
                 .map(|&intensity| {
-                    let code = emotion_code(&library, emotion, intensity);
+                    let code =
+                        emotion_code(&library, emotion, intensity, &FaceCoefficients::default());
                     let render = render_face(&head, &code, ExpressionBase::Neutral);
                     classifier
                         .read(&registry, &render)

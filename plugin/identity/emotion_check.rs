@@ -46,9 +46,15 @@ pub const FER_EMOTIONS: [Emotion; 7] = [
     Emotion::Neutral,
 ];
 
-/// The motion code of `emotion` at `intensity` with no speech and no blink, composed as the plugin composes a
-/// frame (the motion encoder reproduces this mapping to within 1e-4).
-pub fn emotion_code(library: &EmotionLibrary, emotion: Emotion, intensity: f32) -> Vec<f32> {
+/// The motion code of `emotion` at `intensity` over the speech frame `speech` (`FaceCoefficients::default()` for
+/// none; any other frame counts as mid-sentence, so speech keeps the lips), with no blink, composed as the plugin
+/// composes a frame (the motion encoder reproduces this mapping to within 1e-4).
+pub fn emotion_code(
+    library: &EmotionLibrary,
+    emotion: Emotion,
+    intensity: f32,
+    speech: &FaceCoefficients,
+) -> Vec<f32> {
     let neutral = library.neutral_style();
     let Some(profile) = library
         .get(emotion.name())
@@ -56,10 +62,15 @@ pub fn emotion_code(library: &EmotionLibrary, emotion: Emotion, intensity: f32) 
     else {
         return vec![0.0; bases::COUNT];
     };
+    let speaking = if *speech == FaceCoefficients::default() {
+        0.0
+    } else {
+        1.0
+    };
     let face = compose(
-        &FaceCoefficients::default(),
+        speech,
         &profile,
-        0.0,
+        speaking,
         0.0,
         &LifeFrame::default(),
         &MotionSettings::default(),
@@ -105,6 +116,21 @@ pub fn least_area_ratio(asset: &HeadAsset, weights: &[f32]) -> f32 {
         }
     }
     least
+}
+
+/// A speech frame from the middle of an open vowel ("ah"), for reading emotions while a head talks.
+pub fn open_vowel() -> FaceCoefficients {
+    let mut face = FaceCoefficients::default();
+    for (name, weight) in [
+        ("jawOpen", 0.35),
+        ("mouthLowerDownLeft", 0.3),
+        ("mouthLowerDownRight", 0.3),
+    ] {
+        if let Some(i) = crate::motion::arkit_index(name) {
+            face.weights[i] = weight;
+        }
+    }
+    face
 }
 
 /// A square of the plates around the head (its box, 1.3 times its height on a side), clamped to the plates: what
