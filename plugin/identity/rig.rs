@@ -167,6 +167,23 @@ pub(super) fn plateau(a: f32, b: f32, c: f32, d: f32, x: f32) -> f32 {
     smoothstep(a, b, x) * (1.0 - smoothstep(c, d, x))
 }
 
+/// One side of the face (the subject's left or right): the landmarks its bases are built around, head-space x, y.
+struct Side {
+    /// The eye's centre (between its corners) and half its width.
+    eye: Vec2,
+    eye_half: f32,
+    eye_outer: Vec2,
+    /// Where a blink draws the closed lid from: the height of the skin band next to the eye closest to skin colour.
+    closed_lid_y: f32,
+    upper_lid: Vec2,
+    lower_lid: Vec2,
+    brow_inner: Vec2,
+    brow_outer: Vec2,
+    mouth_corner: Vec2,
+    nose_wing: Vec2,
+    cheek: Vec2,
+}
+
 /// Motion bases as backward displacement fields on plane 0 (x, y), in normalised units: the point drawn at `u`
 /// comes from `u + d`; the fourth component is the opening where the lips part (see `HeadAsset::motion_bases`),
 /// around the lips' line of `mouth`. The [`bases::COUNT`] bases of the motion code, then the rest field
@@ -179,15 +196,7 @@ pub(super) fn motion_bases(
     palette: &Palette,
 ) -> Vec<f16> {
     let at = |i: usize| face[i].truncate();
-    let mouth_left = at(lm::MOUTH_LEFT);
-    let mouth_right = at(lm::MOUTH_RIGHT);
     let (mouth_centre, mouth_half_width) = (mouth.centre, mouth.half_width);
-    let eye = |outer: usize, inner: usize| {
-        let (a, b) = (at(outer), at(inner));
-        ((a + b) * 0.5, a.distance(b) * 0.5)
-    };
-    let (left_eye, left_eye_half) = eye(lm::LEFT_EYE_OUTER, lm::LEFT_EYE_INNER);
-    let (right_eye, right_eye_half) = eye(lm::RIGHT_EYE_OUTER, lm::RIGHT_EYE_INNER);
     let jaw_drop = 0.02;
     // How far the lips part (metres) for the bases that only move the lips, above and below their line.
     const FUNNEL_UP: f32 = 0.0015;
@@ -225,13 +234,31 @@ pub(super) fn motion_bases(
         }
         best.1
     };
-    let left_lid = lid_source(left_eye, left_eye_half);
-    let right_lid = lid_source(right_eye, right_eye_half);
+    let side_marks = |left: bool| {
+        let pick = |l: usize, r: usize| at(if left { l } else { r });
+        let (outer, inner) = (
+            pick(lm::LEFT_EYE_OUTER, lm::RIGHT_EYE_OUTER),
+            pick(lm::LEFT_EYE_INNER, lm::RIGHT_EYE_INNER),
+        );
+        let (eye, eye_half) = ((outer + inner) * 0.5, outer.distance(inner) * 0.5);
+        Side {
+            eye,
+            eye_half,
+            eye_outer: outer,
+            closed_lid_y: lid_source(eye, eye_half),
+            upper_lid: pick(lm::LEFT_UPPER_LID, lm::RIGHT_UPPER_LID),
+            lower_lid: pick(lm::LEFT_LOWER_LID, lm::RIGHT_LOWER_LID),
+            brow_inner: pick(lm::LEFT_BROW_INNER, lm::RIGHT_BROW_INNER),
+            brow_outer: pick(lm::LEFT_BROW_OUTER, lm::RIGHT_BROW_OUTER),
+            mouth_corner: pick(lm::MOUTH_LEFT, lm::MOUTH_RIGHT),
+            nose_wing: pick(lm::LEFT_NOSE_WING, lm::RIGHT_NOSE_WING),
+            cheek: pick(lm::LEFT_CHEEK, lm::RIGHT_CHEEK),
+        }
+    };
+    let (left_side, right_side) = (side_marks(true), side_marks(false));
+    // The subject's left side (or right).
+    let side = |left: bool| if left { &left_side } else { &right_side };
     let (upper_lip_outer, lower_lip_outer) = (at(lm::UPPER_LIP_OUTER), at(lm::LOWER_LIP_OUTER));
-    let (left_lower_lid, right_lower_lid) = (at(lm::LEFT_LOWER_LID), at(lm::RIGHT_LOWER_LID));
-    let (brow_inner_left, brow_inner_right) = (at(lm::LEFT_BROW_INNER), at(lm::RIGHT_BROW_INNER));
-    let (brow_outer_left, brow_outer_right) = (at(lm::LEFT_BROW_OUTER), at(lm::RIGHT_BROW_OUTER));
-    let (left_upper_lid, right_upper_lid) = (at(lm::LEFT_UPPER_LID), at(lm::RIGHT_UPPER_LID));
     // How much a raised brow basis lifts a point on the subject's left (or right) side, with the part of the brow
     // it lifts given as a weight along the brow (`along(t)`, t = 0 at the inner end, 1 at the outer end):
     // nothing half way between the eye's centre line and its upper lid, all from 2 mm above the brow's lower edge
@@ -241,22 +268,13 @@ pub(super) fn motion_bases(
     // Where `p` lies along the subject's left (or right) brow (t, as above), the height of the brow's lower edge
     // there and the height half way between the eye's centre line and its upper lid.
     let brow_frame = |p: Vec2, left: bool| -> (f32, f32, f32) {
-        let (inner, outer, lid, eye) = if left {
-            (brow_inner_left, brow_outer_left, left_upper_lid, left_eye)
-        } else {
-            (
-                brow_inner_right,
-                brow_outer_right,
-                right_upper_lid,
-                right_eye,
-            )
-        };
-        let axis = outer - inner;
-        let t = (p - inner).dot(axis) / axis.length_squared().max(1e-9);
+        let s = side(left);
+        let axis = s.brow_outer - s.brow_inner;
+        let t = (p - s.brow_inner).dot(axis) / axis.length_squared().max(1e-9);
         (
             t,
-            inner.y + axis.y * t.clamp(0.0, 1.0),
-            0.5 * (lid.y + eye.y),
+            s.brow_inner.y + axis.y * t.clamp(0.0, 1.0),
+            0.5 * (s.upper_lid.y + s.eye.y),
         )
     };
     let brow_lift = |p: Vec2, left: bool, along: &dyn Fn(f32) -> f32| -> f32 {
@@ -270,10 +288,10 @@ pub(super) fn motion_bases(
     };
     // The mouth's corner on the subject's left (or right) and the sign of x away from the mouth's middle there.
     let corner_of = |left: bool| -> (Vec2, f32) {
-        let corner = if left { mouth_left } else { mouth_right };
+        let corner = side(left).mouth_corner;
         (corner, (corner.x - mouth_centre.x).signum())
     };
-    let on_left = |p: Vec2| (p.x >= mouth_centre.x) == (brow_inner_left.x >= mouth_centre.x);
+    let on_left = |p: Vec2| (p.x >= mouth_centre.x) == (left_side.brow_inner.x >= mouth_centre.x);
     // The inner part of the brow (and the skin between the brows) against the outer part: the two add up to one
     // along the whole brow, so raising both lifts it evenly; past the outer end the lift fades over the temple.
     let inner_part = |t: f32| 1.0 - smoothstep(0.2, 0.8, t);
@@ -289,8 +307,6 @@ pub(super) fn motion_bases(
             * (1.0 - smoothstep(1.0, 1.3, t));
         along * vertical
     };
-    let (left_cheek, right_cheek) = (at(lm::LEFT_CHEEK), at(lm::RIGHT_CHEEK));
-    let (left_nose_wing, right_nose_wing) = (at(lm::LEFT_NOSE_WING), at(lm::RIGHT_NOSE_WING));
 
     // The jaw moves the face below the mouth as a whole, fading out from 0.8 to 2.4 half widths of the mouth either
     // side of its middle (`across`); the share of its drop by which the lips part (`parted`) falls off as a
@@ -359,11 +375,8 @@ pub(super) fn motion_bases(
                 -Vec2::new(SMILE_MOVE.x * outward, SMILE_MOVE.y) * w
             }
             bases::BLINK_LEFT | bases::BLINK_RIGHT => {
-                let (centre, half, source) = if basis == bases::BLINK_LEFT {
-                    (left_eye, left_eye_half, left_lid)
-                } else {
-                    (right_eye, right_eye_half, right_lid)
-                };
+                let s = side(basis == bases::BLINK_LEFT);
+                let (centre, half, source) = (s.eye, s.eye_half, s.closed_lid_y);
                 // Inside the eye opening, points are drawn from the skin next to the eye (the lid's colour),
                 // except at the opening's top and bottom edges, which stay as the lashes' line.
                 let lid = centre.y + half * 0.55;
@@ -387,12 +400,9 @@ pub(super) fn motion_bases(
                 Vec2::new(-FROWN_MOVE.x * outward, FROWN_MOVE.y) * w
             }
             bases::STRETCH => {
-                let corner = if (p.x >= mouth_centre.x) == (mouth_left.x >= mouth_centre.x) {
-                    mouth_left
-                } else {
-                    mouth_right
-                };
-                let outward = (corner.x - mouth_centre.x).signum();
+                let (corner, outward) = corner_of(
+                    (p.x >= mouth_centre.x) == (left_side.mouth_corner.x >= mouth_centre.x),
+                );
                 let w = bump(p.distance(corner), mouth_half_width * 0.9);
                 Vec2::new(-0.006 * outward, 0.0) * w
             }
@@ -416,11 +426,8 @@ pub(super) fn motion_bases(
                 Vec2::new(0.0, 0.5 * dy * w)
             }
             bases::SQUINT_LEFT | bases::SQUINT_RIGHT => {
-                let (centre, half, lid) = if basis == bases::SQUINT_LEFT {
-                    (left_eye, left_eye_half, left_lower_lid)
-                } else {
-                    (right_eye, right_eye_half, right_lower_lid)
-                };
+                let s = side(basis == bases::SQUINT_LEFT);
+                let (centre, half, lid) = (s.eye, s.eye_half, s.lower_lid);
                 // The lower lid and the cheek under it move up by 55 % of the eye's lower half.
                 let rise = 0.55 * (centre.y - lid.y).max(0.001);
                 let w = plateau(lid.y - 0.016, lid.y - 0.006, lid.y, centre.y, p.y)
@@ -429,12 +436,7 @@ pub(super) fn motion_bases(
             }
             bases::BROW_DOWN_LEFT | bases::BROW_DOWN_RIGHT => {
                 let left = basis == bases::BROW_DOWN_LEFT;
-                let inner = if left {
-                    brow_inner_left
-                } else {
-                    brow_inner_right
-                };
-                let inward = (mouth_centre.x - inner.x).signum();
+                let inward = (mouth_centre.x - side(left).brow_inner.x).signum();
                 let w = brow_lower(p, left);
                 Vec2::new(-BROW_KNIT * inward, BROW_LOWER) * w
             }
@@ -447,19 +449,12 @@ pub(super) fn motion_bases(
                 }
             }
             bases::EYE_WIDE_LEFT | bases::EYE_WIDE_RIGHT => {
-                let (centre, half, lid) = if basis == bases::EYE_WIDE_LEFT {
-                    (left_eye, left_eye_half, left_upper_lid)
-                } else {
-                    (right_eye, right_eye_half, right_upper_lid)
-                };
+                let s = side(basis == bases::EYE_WIDE_LEFT);
+                let (centre, half, lid) = (s.eye, s.eye_half, s.upper_lid);
                 // The upper lid rises by 35 % of the eye's upper half; the opening below it stretches up from
                 // the eye's centre line, the skin above compresses towards the brow.
                 let rise = 0.35 * (lid.y - centre.y).max(0.001);
-                let brow_y = if basis == bases::EYE_WIDE_LEFT {
-                    0.5 * (brow_inner_left.y + brow_outer_left.y)
-                } else {
-                    0.5 * (brow_inner_right.y + brow_outer_right.y)
-                };
+                let brow_y = 0.5 * (s.brow_inner.y + s.brow_outer.y);
                 let w = plateau(
                     centre.y,
                     lid.y,
@@ -470,20 +465,13 @@ pub(super) fn motion_bases(
                 Vec2::new(0.0, -rise * w)
             }
             bases::CHEEK_PUFF => {
-                let cheek = if (p.x >= mouth_centre.x) == (left_cheek.x >= mouth_centre.x) {
-                    left_cheek
-                } else {
-                    right_cheek
-                };
+                let cheek =
+                    side((p.x >= mouth_centre.x) == (left_side.cheek.x >= mouth_centre.x)).cheek;
                 let outward = (cheek.x - mouth_centre.x).signum();
                 Vec2::new(-0.004 * outward * bump(p.distance(cheek), 0.025), 0.0)
             }
             bases::SNEER_LEFT | bases::SNEER_RIGHT => {
-                let wing = if basis == bases::SNEER_LEFT {
-                    left_nose_wing
-                } else {
-                    right_nose_wing
-                };
+                let wing = side(basis == bases::SNEER_LEFT).nose_wing;
                 let w = bump(p.distance(wing - Vec2::new(0.0, 0.004)), 0.012);
                 Vec2::new(0.0, -0.005 * w)
             }
@@ -500,19 +488,14 @@ pub(super) fn motion_bases(
         let d = p.distance(a + ab * t) / width;
         (-d * d).exp()
     };
-    let brow_middle_x = 0.5 * (brow_inner_left.x + brow_inner_right.x);
-    let (left_eye_outer, right_eye_outer) = (at(lm::LEFT_EYE_OUTER), at(lm::RIGHT_EYE_OUTER));
+    let brow_middle_x = 0.5 * (left_side.brow_inner.x + right_side.brow_inner.x);
     let shade = |basis: usize, p: Vec2| -> f32 {
         match basis {
             bases::BROW_DOWN_LEFT | bases::BROW_DOWN_RIGHT => {
                 // AU4: a vertical furrow between the knit brows on this side, and the shadow the lowered brow
                 // casts over the upper lid.
-                let left = basis == bases::BROW_DOWN_LEFT;
-                let (inner, eye, half) = if left {
-                    (brow_inner_left, left_eye, left_eye_half)
-                } else {
-                    (brow_inner_right, right_eye, right_eye_half)
-                };
+                let s = side(basis == bases::BROW_DOWN_LEFT);
+                let (inner, eye, half) = (s.brow_inner, s.eye, s.eye_half);
                 let x = brow_middle_x + 0.35 * (inner.x - brow_middle_x);
                 let furrow = crease(
                     p,
@@ -531,16 +514,12 @@ pub(super) fn motion_bases(
             }
             bases::BROW_INNER_UP | bases::BROW_OUTER_UP_LEFT | bases::BROW_OUTER_UP_RIGHT => {
                 // AU1 and AU2: lines across the forehead over the raised part of the brows.
-                let brow_y = 0.5 * (brow_inner_left.y + brow_inner_right.y);
-                let reach = 0.6 * brow_inner_left.distance(brow_outer_left);
+                let brow_y = 0.5 * (left_side.brow_inner.y + right_side.brow_inner.y);
+                let reach = 0.6 * left_side.brow_inner.distance(left_side.brow_outer);
                 let across = match basis {
                     bases::BROW_INNER_UP => bump((p.x - brow_middle_x).abs(), reach),
                     _ => {
-                        let outer = if basis == bases::BROW_OUTER_UP_LEFT {
-                            brow_outer_left
-                        } else {
-                            brow_outer_right
-                        };
+                        let outer = side(basis == bases::BROW_OUTER_UP_LEFT).brow_outer;
                         bump((p.x - (outer.x + brow_middle_x) * 0.5).abs(), reach)
                     }
                 };
@@ -557,11 +536,7 @@ pub(super) fn motion_bases(
                 // AU12: the nasolabial fold from above the nose wing to beside the raised corner.
                 let left = basis == bases::SMILE_LEFT;
                 let (corner, outward) = corner_of(left);
-                let wing = if left {
-                    left_nose_wing
-                } else {
-                    right_nose_wing
-                };
+                let wing = side(left).nose_wing;
                 let raised = corner + Vec2::new(SMILE_MOVE.x * outward, SMILE_MOVE.y);
                 -FOLD_SHADE
                     * crease(
@@ -573,12 +548,8 @@ pub(super) fn motion_bases(
             }
             bases::SQUINT_LEFT | bases::SQUINT_RIGHT => {
                 // AU6 and AU7: crow's feet fanning out from the eye's outer corner, a fold under the lower lid.
-                let left = basis == bases::SQUINT_LEFT;
-                let (outer, eye, half, lid) = if left {
-                    (left_eye_outer, left_eye, left_eye_half, left_lower_lid)
-                } else {
-                    (right_eye_outer, right_eye, right_eye_half, right_lower_lid)
-                };
+                let s = side(basis == bases::SQUINT_LEFT);
+                let (outer, eye, half, lid) = (s.eye_outer, s.eye, s.eye_half, s.lower_lid);
                 let outward = (outer - eye).normalize_or_zero();
                 let feet: f32 = [-0.5f32, 0.0, 0.5]
                     .iter()
@@ -599,13 +570,8 @@ pub(super) fn motion_bases(
             }
             bases::SNEER_LEFT | bases::SNEER_RIGHT => {
                 // AU9: wrinkles across the bridge of the nose, and the fold beside the raised nose wing.
-                let left = basis == bases::SNEER_LEFT;
-                let wing = if left {
-                    left_nose_wing
-                } else {
-                    right_nose_wing
-                };
-                let eye_y = 0.5 * (left_eye.y + right_eye.y);
+                let wing = side(basis == bases::SNEER_LEFT).nose_wing;
+                let eye_y = 0.5 * (left_side.eye.y + right_side.eye.y);
                 // Short lines slanting down and out from the bridge's middle.
                 let bridge: f32 = [0.006, 0.011]
                     .iter()
