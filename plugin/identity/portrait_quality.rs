@@ -8,12 +8,16 @@
 //!   over the photo's at the same pixels: 1 where the seam adds no edge and blurs nothing.
 //! - [`person_holes`]: pixels inside the person's silhouette (head and body plate) that show the background plate.
 
+use std::path::Path;
+
 use bevy::math::{EulerRot, Quat, URect, UVec2, Vec2, Vec3};
-use image::RgbImage;
+
+use image::{DynamicImage, RgbImage};
 
 use super::layers::NECK_LENGTH;
-use super::quality::{EMPTY_ALPHA, luma, outside_silhouette};
-use super::{ExpressionBase, HeadAsset, PortraitLayers};
+use super::quality::{EMPTY_ALPHA, grow, luma, outside_silhouette};
+use super::{BuiltHead, ExpressionBase, HeadAsset, PortraitLayers, head_from_portrait};
+use crate::inference::ModelRegistry;
 use crate::render::{
     MarchUniform, portrait_view, posed_about_pivot, premultiplied_to_srgba8,
     render_portrait_reference,
@@ -129,6 +133,21 @@ fn transparent(layers: &PortraitLayers, body: bool) -> PortraitLayers {
     bare
 }
 
+/// A portrait file opened and made into a head, with its name (the file's stem), for the check examples
+/// (`portrait_quality`, `emotion_check`); the error names the file.
+pub fn open_portrait(
+    registry: &ModelRegistry,
+    path: &Path,
+) -> Result<(String, DynamicImage, BuiltHead), String> {
+    let portrait = image::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let built =
+        head_from_portrait(registry, &portrait).map_err(|e| format!("{}: {e}", path.display()))?;
+    let name = path
+        .file_stem()
+        .map_or("portrait".into(), |s| s.to_string_lossy().into_owned());
+    Ok((name, portrait, built))
+}
+
 /// The alpha of a frame, one value per pixel.
 fn alpha(frame: &PortraitFrameRender) -> Vec<f32> {
     frame.pixels.chunks_exact(4).map(|p| p[3]).collect()
@@ -165,20 +184,7 @@ pub fn seam_band(coverage: &[f32], width: usize, height: usize, reach: usize) ->
                 || (y + 1 < height && covered(i) != covered(i + width))
         })
         .collect();
-    let r = reach as i64;
-    (0..width * height)
-        .map(|i| {
-            let (x, y) = ((i % width) as i64, (i / width) as i64);
-            (-r..=r).any(|dy| {
-                (-r..=r).any(|dx| {
-                    let (xx, yy) = (x + dx, y + dy);
-                    (0..width as i64).contains(&xx)
-                        && (0..height as i64).contains(&yy)
-                        && boundary[(yy * width as i64 + xx) as usize]
-                })
-            })
-        })
-        .collect()
+    grow(&boundary, width, height, reach)
 }
 
 /// Mean gradient magnitude (central differences of luma, 0..255) over the pixels of `region`; `None` for an

@@ -679,6 +679,28 @@ pub fn outside_silhouette(alpha: &[f32], width: usize, height: usize) -> Vec<boo
     background
 }
 
+/// The pixels within `reach` pixels of a flagged pixel of `mask` (`width × height`, row-major), the
+/// neighbourhood a square: a dilation, done along rows and then along columns.
+pub fn grow(mask: &[bool], width: usize, height: usize, reach: usize) -> Vec<bool> {
+    let spread = |source: &[bool], step: usize, count: usize, lines: usize, line_step: usize| {
+        let mut out = vec![false; source.len()];
+        for line in 0..lines {
+            let at = |k: usize| line * line_step + k * step;
+            for k in (0..count).filter(|&k| source[at(k)]) {
+                for j in k.saturating_sub(reach)..=(k + reach).min(count - 1) {
+                    out[at(j)] = true;
+                }
+            }
+        }
+        out
+    };
+    if mask.len() != width * height || mask.is_empty() {
+        return mask.to_vec();
+    }
+    let rows = spread(mask, 1, width, height, width);
+    spread(&rows, width, height, width, 1)
+}
+
 /// Finds holes in a render's alpha (`width × height` values, row-major): the background is every empty pixel
 /// (alpha below [`EMPTY_ALPHA`]) that can be reached from the image's border through empty pixels (4-connected);
 /// the silhouette is everything else, and empty pixels inside it are holes.
@@ -688,24 +710,13 @@ pub fn find_holes(alpha: &[f32], width: usize, height: usize) -> Holes {
     }
     let empty = |i: usize| alpha[i] < EMPTY_ALPHA;
     let background = outside_silhouette(alpha, width, height);
-    let near_background = |i: usize| {
-        let (x, y) = ((i % width) as i64, (i / width) as i64);
-        let r = RIM_PIXELS as i64;
-        (-r..=r).any(|dy| {
-            (-r..=r).any(|dx| {
-                let (xx, yy) = (x + dx, y + dy);
-                (0..width as i64).contains(&xx)
-                    && (0..height as i64).contains(&yy)
-                    && background[(yy * width as i64 + xx) as usize]
-            })
-        })
-    };
+    let near_background = grow(&background, width, height, RIM_PIXELS);
     let mut holes = Holes::default();
     for i in (0..alpha.len()).filter(|&i| !background[i]) {
         holes.silhouette += 1;
         if empty(i) {
             holes.holes += 1;
-        } else if alpha[i] < OPAQUE_ALPHA && !near_background(i) {
+        } else if alpha[i] < OPAQUE_ALPHA && !near_background[i] {
             holes.translucent += 1;
         }
     }
@@ -715,6 +726,20 @@ pub fn find_holes(alpha: &[f32], width: usize, height: usize) -> Holes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grow_flags_the_square_around_each_pixel_clipped_at_the_border() {
+        let (w, h) = (7, 5);
+        let mut mask = vec![false; w * h];
+        mask[w + 1] = true; // (1, 1)
+        let grown = grow(&mask, w, h, 2);
+        for y in 0..h {
+            for x in 0..w {
+                assert_eq!(grown[y * w + x], x <= 3 && y <= 3, "({x}, {y})");
+            }
+        }
+        assert_eq!(grow(&mask, w, h, 0), mask);
+    }
 
     fn grey(width: usize, height: usize, f: impl Fn(usize, usize) -> f64) -> Vec<f64> {
         (0..height)
