@@ -21,8 +21,8 @@ use bevy_talking_head::identity::emotion_check::{
     open_vowel,
 };
 use bevy_talking_head::identity::expression::measure_landmarks;
-use bevy_talking_head::identity::portrait_quality::{head_pose, render_portrait};
-use bevy_talking_head::identity::{ExpressionBase, find_face_landmarks, head_from_portrait};
+use bevy_talking_head::identity::portrait_quality::{head_pose, open_portrait, render_portrait};
+use bevy_talking_head::identity::{ExpressionBase, find_face_landmarks};
 use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::motion::{EmotionLibrary, FaceCoefficients};
 use image::{RgbImage, imageops};
@@ -152,13 +152,7 @@ fn run(options: &Options) -> Result<(), String> {
     let mut grid_rows = Vec::new();
     let mut accuracies = Vec::new();
     for path in &options.portraits {
-        let portrait =
-            image::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let built = head_from_portrait(&registry, &portrait)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let name = path
-            .file_stem()
-            .map_or("portrait".into(), |s| s.to_string_lossy().into_owned());
+        let (name, _, built) = open_portrait(&registry, path)?;
         let square = face_square(&built.asset, &built.layers);
         for &base in &options.bases {
             let mut cells = Vec::new();

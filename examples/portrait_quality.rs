@@ -21,12 +21,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use bevy_talking_head::identity::portrait_quality::{
-    HOLE_POSES_DEG, head_and_neck, head_coverage, head_pose as pose, holes_opened, portrait_size,
-    render_at_rest, render_portrait, seam_band, seam_gradient_ratio,
+    HOLE_POSES_DEG, head_and_neck, head_coverage, head_pose as pose, holes_opened, open_portrait,
+    portrait_size, render_at_rest, render_portrait, seam_band, seam_gradient_ratio,
 };
 use bevy_talking_head::identity::quality::{luma, psnr, ssim};
 use bevy_talking_head::identity::rig::bases;
-use bevy_talking_head::identity::{BuiltHead, ExpressionBase, head_from_portrait};
+use bevy_talking_head::identity::{BuiltHead, ExpressionBase};
 use bevy_talking_head::inference::ModelRegistry;
 use bevy_talking_head::render::{MarchUniform, portrait_view, render_reference};
 use image::{RgbImage, RgbaImage, imageops::FilterType};
@@ -124,13 +124,7 @@ fn run(options: &Options) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", options.out.display()))?;
     let mut rows = Vec::new();
     for path in &options.portraits {
-        let portrait =
-            image::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let built = head_from_portrait(&registry, &portrait)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let name = path
-            .file_stem()
-            .map_or("portrait".into(), |s| s.to_string_lossy().into_owned());
+        let (name, portrait, built) = open_portrait(&registry, path)?;
         let row = measure(&name, &portrait, &built, options)?;
         println!(
             "{name}: PSNR {:.2} dB, SSIM {:.4}, still {} /255, seam {:.2} / {:.2} / {:.2}, holes {}, cost ×{:.2}",
