@@ -8,10 +8,10 @@
 
 use std::path::PathBuf;
 
-use bevy::math::{URect, UVec2, Vec2, Vec3};
+use bevy::math::{URect, UVec2, Vec2};
 use image::{DynamicImage, RgbImage};
 
-use super::head_asset::{BASIS_COMPONENTS, OPENING_START, PLANES};
+use super::head_asset::OPENING_START;
 use super::landmarks::{Border, FaceBox, FaceCrop, detect_faces, sample_crop};
 use super::rig::bases;
 use super::{HeadAsset, PortraitLayers};
@@ -19,6 +19,7 @@ use crate::head::Emotion;
 use crate::inference::{InferenceError, ModelRegistry};
 use crate::motion::expression::{LifeFrame, compose};
 use crate::motion::{EmotionLibrary, FaceCoefficients, MotionSettings};
+use crate::render::blend_bases;
 
 /// The classifier's classes, in its output order (FER2013's).
 pub const FER_CLASSES: [&str; 7] = [
@@ -86,31 +87,19 @@ pub fn emotion_code(
 /// the jump that parts them is left out.
 pub fn least_area_ratio(asset: &HeadAsset, weights: &[f32]) -> f32 {
     let m = asset.motion_resolution;
-    let plane = PLANES * m * m * BASIS_COMPONENTS;
-    let field = |row: usize, col: usize| -> Vec3 {
-        let mut d = Vec3::ZERO;
-        for (k, &w) in weights.iter().enumerate().take(asset.basis_count) {
-            if w != 0.0 {
-                let i = k * plane + (row * m + col) * BASIS_COMPONENTS;
-                d += w * Vec3::new(
-                    asset.motion_bases[i].to_f32(),
-                    asset.motion_bases[i + 1].to_f32(),
-                    asset.motion_bases[i + 3].to_f32(),
-                );
-            }
-        }
-        d
-    };
+    // Plane 0's texels come first: displacement in x, y and the opening in w.
+    let blended = blend_bases(asset, weights);
     let step = 2.0 / m as f32; // texel spacing in normalised coordinates
     let mut least = f32::MAX;
     for row in 0..m - 1 {
         for col in 0..m - 1 {
-            let (d, right, up) = (field(row, col), field(row, col + 1), field(row + 1, col));
-            if d.z.max(right.z).max(up.z) >= OPENING_START {
+            let i = row * m + col;
+            let (d, right, up) = (blended[i], blended[i + 1], blended[i + m]);
+            if d.w.max(right.w).max(up.w) >= OPENING_START {
                 continue;
             }
-            let along_x = (right - d).truncate() / step;
-            let along_y = (up - d).truncate() / step;
+            let along_x = (right - d).truncate().truncate() / step;
+            let along_y = (up - d).truncate().truncate() / step;
             let ratio = (1.0 + along_x.x) * (1.0 + along_y.y) - along_x.y * along_y.x;
             least = least.min(ratio);
         }
