@@ -3,7 +3,8 @@
 //! dialogue box shows the speaker's portrait: the whole photo talking (`HeadDisplay::Portrait`), moving as the
 //! speaker's head in the room does.
 //!
-//! Each NPC is a simple body with a `TalkingHead` as a child: turning the NPC turns its head, and since heads follow
+//! Each NPC is a `TalkingHead` on a bust made from its photo (`HeadDisplay::Bust`) over simple legs: turning the NPC
+//! turns its head, and since heads follow
 //! the camera (`HeadView::FollowCamera`), a listener is seen from the side and the speaker from the front. The three
 //! faces come from the one shipped portrait (`assets/portraits/astronaut.png`: as is, mirrored, and with a warmer
 //! tone). The lines are the committed clips `assets/speech/lines/npc_*.ogg` (`tools/make_example_speech.sh`).
@@ -193,13 +194,13 @@ fn set_up(
                 Name::new(name),
                 TalkingHead::new(face.clone()).with_settings(HeadSettings {
                     resolution: settings.head_size,
+                    display: HeadDisplay::Bust,
                     ..HeadSettings::preset(Quality::Low)
                 }),
                 Transform::from_xyz(0.0, HEAD_HEIGHT, 0.0),
             ))
             .id();
         let clothes = matte(&mut materials, Color::srgb_u8(r, g, b));
-        let skin = matte(&mut materials, Color::srgb(0.75, 0.55, 0.45));
         commands
             .spawn((
                 Npc { head },
@@ -208,17 +209,11 @@ fn set_up(
             ))
             .add_children(&[head])
             .with_children(|npc| {
+                // Legs under the bust, which the head's photo gives down to the waist.
                 npc.spawn((
-                    Mesh3d(meshes.add(Capsule3d::new(0.16, 0.8))),
+                    Mesh3d(meshes.add(Capsule3d::new(0.14, 0.6))),
                     MeshMaterial3d(clothes),
-                    Transform::from_xyz(0.0, 0.9, 0.0).with_scale(Vec3::new(1.0, 1.0, 0.65)),
-                ));
-                // The head is a billboard through its centre: the neck stays behind that plane and below the chin,
-                // or it would hide the mouth.
-                npc.spawn((
-                    Mesh3d(meshes.add(Cylinder::new(0.045, 0.1))),
-                    MeshMaterial3d(skin),
-                    Transform::from_xyz(0.0, 1.46, -0.07),
+                    Transform::from_xyz(0.0, 0.5, 0.0).with_scale(Vec3::new(1.0, 1.0, 0.65)),
                 ));
             });
         commands.spawn((

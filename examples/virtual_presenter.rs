@@ -2,7 +2,7 @@
 //! camera that slowly swings around the stage.
 //!
 //! The presenter's head is a `TalkingHead` made from `assets/portraits/astronaut.png`, shown as a billboard on a
-//! simple body; it follows the camera (`HeadView::FollowCamera`), so as the camera moves around her the head is
+//! bust made from the same photo (`HeadDisplay::Bust`), behind a lectern; it follows the camera (`HeadView::FollowCamera`), so as the camera moves around her the head is
 //! rendered from the new angle. The slides are bevy_ui nodes rendered by a second camera into a texture on the
 //! screen. She speaks the committed clips `assets/speech/lines/presenter_*.ogg`, one per slide.
 //!
@@ -129,31 +129,17 @@ fn set_up(
         MeshMaterial3d(solid(Color::srgb(0.1, 0.12, 0.22))),
         Transform::from_xyz(0.0, 3.0, -3.2),
     ));
-    // The presenter's body: legs, torso, neck (a simple mannequin under the head).
-    let suit = solid(Color::srgb(0.2, 0.3, 0.55));
-    for x in [-0.1, 0.1] {
-        commands.spawn((
-            Mesh3d(meshes.add(Capsule3d::new(0.075, 0.55))),
-            MeshMaterial3d(suit.clone()),
-            Transform::from_xyz(x, 0.62, 0.0),
-        ));
-    }
+    // A lectern in front of her: the bust made from her photo ends at her waist, behind it.
+    let wood = solid(Color::srgb(0.32, 0.2, 0.12));
     commands.spawn((
-        Mesh3d(meshes.add(Capsule3d::new(0.18, 0.4))),
-        MeshMaterial3d(suit.clone()),
-        Transform::from_xyz(0.0, 1.3, 0.0).with_scale(Vec3::new(1.0, 1.0, 0.6)),
+        Mesh3d(meshes.add(Cuboid::new(0.9, 1.05, 0.5))),
+        MeshMaterial3d(wood.clone()),
+        Transform::from_xyz(0.0, 0.775, 0.35),
     ));
-    for x in [-0.21, 0.21] {
-        commands.spawn((
-            Mesh3d(meshes.add(Capsule3d::new(0.055, 0.5))),
-            MeshMaterial3d(suit.clone()),
-            Transform::from_xyz(x, 1.25, 0.0).with_rotation(Quat::from_rotation_z(x * 0.5)),
-        ));
-    }
     commands.spawn((
-        Mesh3d(meshes.add(Cylinder::new(0.045, 0.16))),
-        MeshMaterial3d(solid(Color::srgb(0.75, 0.55, 0.45))),
-        Transform::from_xyz(0.0, 1.66, -0.03),
+        Mesh3d(meshes.add(Cuboid::new(1.0, 0.05, 0.6))),
+        MeshMaterial3d(wood),
+        Transform::from_xyz(0.0, 1.32, 0.35).with_rotation(Quat::from_rotation_x(0.15)),
     ));
     // Slides: bevy_ui drawn by their own camera into a texture shown on the screen behind her.
     let slide_texture = images.add(Image::new_target_texture(
@@ -236,6 +222,7 @@ fn set_up(
             .with_settings(HeadSettings {
                 resolution: settings.head_size,
                 steps_per_ray: settings.steps_per_ray,
+                display: HeadDisplay::Bust,
                 ..HeadSettings::preset(Quality::Medium)
             }),
             Transform::from_translation(HEAD_CENTRE),

@@ -113,6 +113,24 @@ pub enum HeadDisplay {
     /// follows a little; the view setting is not used. No quad: show the texture in UI or a material. Needs a
     /// head made from a portrait ([`TalkingHead::new`]); a head from an asset is drawn alone.
     Portrait(PortraitCrop),
+    /// A billboard head standing on a bust made from the photo's neck and shoulders
+    /// ([`crate::identity::bust`]), for heads in 3D scenes: the head turns about its neck, the neck's top follows a
+    /// little, and from any side the head has a body under it. Needs a head made from a portrait
+    /// ([`TalkingHead::new`]); a head from an asset, or a photo with no neck below the chin, shows as a billboard
+    /// alone (with a warning).
+    Bust,
+}
+
+impl HeadDisplay {
+    /// Whether this display needs the photo's layers ([`crate::identity::layers`]).
+    pub fn uses_layers(self) -> bool {
+        matches!(self, HeadDisplay::Portrait(_) | HeadDisplay::Bust)
+    }
+
+    /// Whether the head is shown on a camera-facing quad.
+    pub fn has_quad(self) -> bool {
+        matches!(self, HeadDisplay::Billboard | HeadDisplay::Bust)
+    }
 }
 
 /// Which part of the photo a [`HeadDisplay::Portrait`] shows.

@@ -28,6 +28,7 @@
 
 pub mod audio;
 pub mod contract;
+mod display;
 mod head;
 pub mod identity;
 pub mod inference;
@@ -37,6 +38,7 @@ mod plugin;
 pub mod render;
 
 pub use audio::clock::{ClockSource, PlaybackClock, Speech};
+pub use display::HeadBust;
 pub use head::{
     Emotion, HeadDisplay, HeadSettings, HeadSource, HeadView, MotionCode, PortraitCrop, Quality,
     TalkingHead, TalkingHeadStatus, TalkingHeadTexture,

@@ -9,6 +9,7 @@ use bevy_kira_audio::{AudioPlugin, AudioSource};
 
 use crate::audio::clock::{Speech, advance_playback, follow_speech_streams, start_speech};
 use crate::audio::playback::StreamAudioOutput;
+use crate::display::{attach_busts, pose_busts};
 use crate::head::{
     HeadDisplay, HeadSource, HeadView, MotionCode, PortraitCrop, TalkingHead, TalkingHeadStatus,
     TalkingHeadTexture,
@@ -77,6 +78,7 @@ impl Plugin for TalkingHeadPlugin {
                     (
                         build_portrait_heads,
                         attach_head_outputs,
+                        attach_busts,
                         update_head_status,
                     )
                         .chain()
@@ -92,7 +94,7 @@ impl Plugin for TalkingHeadPlugin {
                     )
                         .chain()
                         .in_set(TalkingHeadSystems::Motion),
-                    (apply_motion_codes, update_render_jobs)
+                    (apply_motion_codes, update_render_jobs, pose_busts)
                         .chain()
                         .in_set(TalkingHeadSystems::Render),
                 ),
@@ -164,13 +166,13 @@ fn output_size(head: &TalkingHead, layers: Option<&PortraitLayers>) -> UVec2 {
     }
 }
 
-/// The layers of a head shown as a portrait, once built.
-fn portrait_layers<'a>(
+/// The layers of a head shown as a portrait or a bust, once built.
+pub(crate) fn portrait_layers<'a>(
     head: &TalkingHead,
     built: Option<&PortraitHead>,
     layers: &'a Assets<PortraitLayers>,
 ) -> Option<&'a PortraitLayers> {
-    if !matches!(head.settings.display, HeadDisplay::Portrait(_)) {
+    if !head.settings.display.uses_layers() {
         return None;
     }
     built
@@ -234,7 +236,7 @@ fn attach_head_outputs(
             quad: None,
             material: None,
         };
-        if head.settings.display == HeadDisplay::Billboard
+        if head.settings.display.has_quad()
             && let (Some(meshes), Some(materials)) = (meshes.as_mut(), materials.as_mut())
         {
             let material = materials.add(StandardMaterial {
@@ -410,41 +412,33 @@ fn update_render_jobs(
                 HeadCamera::orbit(0.0, 0.0, DEFAULT_VIEW_DISTANCE, radius)
             }
         };
-        // The head's rigid pose from its coefficients (pitch, yaw, roll; translation).
-        let pose = face
-            .filter(|face| face.head_rotation.is_finite() && face.head_translation.is_finite())
-            .map_or((Quat::IDENTITY, Vec3::ZERO), |face| {
-                let [pitch, yaw, roll] = face.head_rotation.to_array();
-                (
-                    Quat::from_euler(EulerRot::YXZ, yaw, pitch, roll),
-                    face.head_translation,
-                )
-            });
+        let pose = head_pose(face);
         let size = output.map_or(UVec2::splat(head.settings.resolution), |o| o.size);
         let base = head.settings.expression_base;
         let motion_code = asset.basis_weights(&motion.0, base);
         let layers_handle = portrait_head.and_then(PortraitHead::layers);
-        let (view, march) = match (
-            head.settings.display,
-            portrait_layers(head, portrait_head, &layer_assets),
-        ) {
+        let layers = portrait_layers(head, portrait_head, &layer_assets);
+        let march = match (head.settings.display, layers) {
             // The photo's own camera; the head turns about its neck.
             (HeadDisplay::Portrait(crop), Some(layers)) => {
                 let crop = portrait_crop(layers, crop);
                 let (rotation, translation) = posed_about_pivot(pose.0, pose.1, layers.neck.pivot);
                 let view = portrait_view(layers, crop).posed(rotation, translation);
-                let march =
-                    MarchUniform::new(asset, &view, size.x, size.y, head.settings.steps_per_ray)
-                        .with_mouth(asset.mouth_for(base))
-                        .over_portrait(layers, crop, pose);
-                (view, march)
+                MarchUniform::new(asset, &view, size.x, size.y, head.settings.steps_per_ray)
+                    .with_mouth(asset.mouth_for(base))
+                    .over_portrait(layers, crop, pose)
             }
-            _ => {
-                let view = view.posed(pose.0, pose.1);
-                let march =
-                    MarchUniform::new(asset, &view, size.x, size.y, head.settings.steps_per_ray)
-                        .with_mouth(asset.mouth_for(base));
-                (view, march)
+            // On a bust the head turns about its neck too, which keeps the chin on the neck.
+            (display, layers) => {
+                let (rotation, translation) = match (display, layers) {
+                    (HeadDisplay::Bust, Some(layers)) => {
+                        posed_about_pivot(pose.0, pose.1, layers.neck.pivot)
+                    }
+                    _ => pose,
+                };
+                let posed = view.posed(rotation, translation);
+                MarchUniform::new(asset, &posed, size.x, size.y, head.settings.steps_per_ray)
+                    .with_mouth(asset.mouth_for(base))
             }
         };
         commands.entity(entity).insert(HeadRenderJob {
@@ -458,11 +452,36 @@ fn update_render_jobs(
             .and_then(|o| o.quad)
             .and_then(|q| quads.get_mut(q).ok())
         {
-            let axes = view.axes();
-            quad.rotation =
-                Quat::from_mat3(&Mat3::from_cols(axes.x_axis, axes.y_axis, -axes.z_axis));
-            quad.scale = Vec3::splat(view.image_side_at_target());
+            *quad = billboard(&view, asset.half_extent.z);
         }
+    }
+}
+
+/// The head's rigid pose from its coefficients (pitch, yaw, roll in radians; translation in metres), or rest when
+/// there are none or they are not finite.
+pub(crate) fn head_pose(face: Option<&FaceCoefficients>) -> (Quat, Vec3) {
+    face.filter(|face| face.head_rotation.is_finite() && face.head_translation.is_finite())
+        .map_or((Quat::IDENTITY, Vec3::ZERO), |face| {
+            let [pitch, yaw, roll] = face.head_rotation.to_array();
+            (
+                Quat::from_euler(EulerRot::YXZ, yaw, pitch, roll),
+                face.head_translation,
+            )
+        })
+}
+
+/// The billboard quad's transform (head space) for the head's image rendered by `view` (the view at rest, aimed at
+/// the head's centre): facing the camera, moved `lift` metres towards it (the depth of the head's front, so that
+/// a neck or a collar inside the head's outline does not cut into the chin) and shrunk to keep the image's size
+/// on screen.
+fn billboard(view: &HeadCamera, lift: f32) -> Transform {
+    let axes = view.axes();
+    let distance = (view.target - view.position).length();
+    let lift = lift.clamp(0.0, 0.9 * distance);
+    Transform {
+        translation: view.target - axes.z_axis * lift,
+        rotation: Quat::from_mat3(&Mat3::from_cols(axes.x_axis, axes.y_axis, -axes.z_axis)),
+        scale: Vec3::splat(view.image_side_at_target() * (distance - lift) / distance.max(1e-6)),
     }
 }
 

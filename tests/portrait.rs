@@ -2,6 +2,9 @@
 //! CPU reference renderer (the GPU is held to it in tests/render.rs). Thresholds are the goals, or the
 //! values measured on the shipped portraits with a margin where a goal is not met yet (said so at each).
 
+use bevy::math::Vec3;
+use bevy_talking_head::identity::bust::CHEST_DEPTH;
+use bevy_talking_head::identity::layers::NECK_FOLLOW;
 use bevy_talking_head::identity::portrait_quality::{
     HOLE_POSES_DEG, head_and_neck, head_coverage, head_pose as pose, holes_opened, portrait_size,
     render_at_rest, render_portrait, seam_band, seam_gradient_ratio,
@@ -9,7 +12,8 @@ use bevy_talking_head::identity::portrait_quality::{
 use bevy_talking_head::identity::quality::{luma, psnr, ssim};
 use bevy_talking_head::identity::rig::bases;
 use bevy_talking_head::identity::{
-    Background, BuiltHead, ExpressionBase, PortraitLayers, Segment, cache, head_from_portrait,
+    Background, BuiltHead, ExpressionBase, PortraitLayers, Segment, build_bust, cache,
+    head_from_portrait,
 };
 use bevy_talking_head::inference::ModelRegistry;
 use image::RgbImage;
@@ -270,5 +274,136 @@ fn hard_photos_give_whole_photos_that_match_at_rest() {
         let psnr_db = psnr(&frame.to_rgb(), &photo, None).expect("size");
         println!("{name}: at rest vs the photo {psnr_db:.2} dB");
         assert!(psnr_db >= 32.0, "{name}: {psnr_db} dB");
+    }
+}
+
+#[test]
+fn the_bust_wraps_the_photos_body_and_bends_only_at_the_neck() {
+    let (portrait, BuiltHead { layers, .. }) = built("astronaut.png");
+    let bust = build_bust(&layers).unwrap_or_else(|e| panic!("{e}"));
+    let frame = layers.frame;
+    let neck = layers.neck;
+    assert_eq!(bust.positions.len(), bust.uvs.len());
+    assert_eq!(bust.positions.len(), bust.follow.len());
+    assert!(
+        bust.indices
+            .iter()
+            .all(|&i| (i as usize) < bust.positions.len())
+    );
+    assert!(
+        bust.positions
+            .iter()
+            .chain(&bust.normals)
+            .all(|p| p.iter().all(|v| v.is_finite()))
+    );
+    // It runs from the mouth's height (inside the head) down to the photo's bottom edge (the suit fills it).
+    let (top, bottom) = bust
+        .positions
+        .iter()
+        .fold((f32::MIN, f32::MAX), |(t, b), p| (t.max(p[1]), b.min(p[1])));
+    let bottom_row = frame.to_image(0.0, bottom).y;
+    println!(
+        "bust from y {top:.3} to {bottom:.3} m (pivot at {:.3}), bottom at plate row {bottom_row:.0} of {}",
+        neck.pivot.y, layers.height
+    );
+    assert!((top - neck.pivot.y).abs() < 0.01);
+    assert!(bottom_row > layers.height as f32 - 12.0);
+    // Its front shows the photo: the texture at a front vertex in the suit is the photo's pixel there.
+    let photo = portrait.to_rgb8();
+    let (tw, th) = (bust.texture.width() as f32, bust.texture.height() as f32);
+    let mut compared = 0;
+    for (p, uv) in bust.positions.iter().zip(&bust.uvs) {
+        let front = p[2] > neck.pivot.z && uv[1] < 0.5;
+        let at = frame.to_image(p[0], p[1]);
+        if !front || at.y < neck.ring_y || at.x < 2.0 || at.x > tw - 3.0 {
+            continue;
+        }
+        let texel = bust.texture.get_pixel(
+            ((uv[0] * tw) as u32).min(tw as u32 - 1),
+            ((uv[1] * th) as u32).min(th as u32 - 1),
+        );
+        if texel[3] < 255 {
+            continue;
+        }
+        // The photo's pixel there, or one beside it (a vertex lies between pixels).
+        let difference = (-1..=1)
+            .flat_map(|dy| (-1..=1).map(move |dx| (dx, dy)))
+            .map(|(dx, dy)| {
+                let (x, y) = (at.x as i32 + dx, at.y as i32 + dy);
+                let pixel = photo.get_pixel(
+                    x.clamp(0, photo.width() as i32 - 1) as u32,
+                    y.clamp(0, photo.height() as i32 - 1) as u32,
+                );
+                (0..3)
+                    .map(|c| texel[c].abs_diff(pixel[c]))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .min()
+            .unwrap_or(u8::MAX);
+        assert!(
+            difference <= 24,
+            "{texel:?} vs the photo at {at}: {difference}"
+        );
+        compared += 1;
+    }
+    assert!(compared > 100, "{compared} front vertices compared");
+    // Its back is the front blurred and darker; it is as deep as the chest allows.
+    let depth = bust.positions.iter().map(|p| p[2]).fold(f32::MIN, f32::max)
+        - bust.positions.iter().map(|p| p[2]).fold(f32::MAX, f32::min);
+    let neck_width = 2.0 * neck.half_width * frame.scale;
+    println!("depth {depth:.3} m, neck width {neck_width:.3} m");
+    assert!(depth > neck_width && depth <= CHEST_DEPTH * neck_width + 1e-4);
+
+    // The head turned 20° and nodded 10°: the neck's top follows by NECK_FOLLOW, the bust below the ring stays.
+    let (rotation, translation) = pose(20.0, 10.0, 0.0);
+    let posed = bust.posed(rotation, translation);
+    let mut top_moved = 0.0f32;
+    for ((rest, moved), follow) in bust.positions.iter().zip(&posed).zip(&bust.follow) {
+        let shift = (Vec3::from_array(*rest) - Vec3::from_array(*moved)).length();
+        if frame.to_image(rest[0], rest[1]).y >= neck.ring_y {
+            assert!(shift < 1e-6, "below the neck ring a vertex moved {shift} m");
+        }
+        if (rest[1] - top).abs() < 1e-4 {
+            assert!((follow - NECK_FOLLOW).abs() < 1e-4);
+            top_moved = top_moved.max(shift);
+        }
+    }
+    println!("the neck's top moved up to {:.1} mm", top_moved * 1000.0);
+    assert!(top_moved > 0.005);
+}
+
+#[test]
+fn busts_of_hard_photos_are_whole_or_clearly_refused() {
+    let registry = ModelRegistry::load_default().unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/portraits");
+    for name in [
+        "grace_hopper.jpg",
+        "gallery/astronaut_tight.png",
+        "gallery/astronaut_edge.png",
+        "gallery/astronaut_small.png",
+        "gallery/hopper_transparent.png",
+        "gallery/dahlgren.jpg",
+        "gallery/andersson.jpg",
+    ] {
+        let portrait = image::open(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let BuiltHead { layers, .. } =
+            head_from_portrait(&registry, &portrait).unwrap_or_else(|e| panic!("{name}: {e}"));
+        match build_bust(&layers) {
+            Ok(bust) => {
+                let rows = bust.positions.len() / 34;
+                println!("{name}: a bust of {rows} rings");
+                assert!(rows >= 2, "{name}");
+                assert!(
+                    bust.positions
+                        .iter()
+                        .all(|p| p.iter().all(|v| v.is_finite()))
+                );
+            }
+            Err(error) => {
+                println!("{name}: {error}");
+                assert!(error.to_string().contains("no neck"), "{name}: {error}");
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ use bevy::camera::RenderTarget;
 use bevy::prelude::*;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
 use bevy::render::render_resource::{TextureFormat, TextureUsages};
+use bevy_talking_head::HeadBust;
 use bevy_talking_head::identity::procedural::procedural_head;
 use bevy_talking_head::prelude::*;
 use bevy_talking_head::render::HeadRenderJob;
@@ -16,6 +17,8 @@ use common::{headless_app, run_until};
 
 const SIZE: u32 = 128;
 const CLEAR: [u8; 3] = [20, 40, 80];
+/// Side of the bust test's views, pixels.
+const BUST_VIEW: u32 = 192;
 
 #[test]
 fn camera_sees_the_head_on_its_billboard_from_its_own_direction() {
@@ -95,4 +98,126 @@ fn camera_sees_the_head_on_its_billboard_from_its_own_direction() {
         from.dot(expected) > 0.999,
         "rendered from {from}, camera at {expected}"
     );
+}
+
+/// Renders the scene's camera into an image of `size`² and returns the first read-back that `done` accepts (or the
+/// last one after `frames` updates).
+fn camera_frames(
+    app: &mut App,
+    size: u32,
+    camera: Transform,
+    frames: usize,
+    mut done: impl FnMut(&[u8]) -> bool,
+) -> Vec<u8> {
+    let mut target = Image::new_target_texture(size, size, TextureFormat::Rgba8UnormSrgb, None);
+    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+    let target = app.world_mut().resource_mut::<Assets<Image>>().add(target);
+    let camera = app
+        .world_mut()
+        .spawn((
+            Camera3d::default(),
+            RenderTarget::Image(target.clone().into()),
+            camera,
+        ))
+        .id();
+    let pixels = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let sink = pixels.clone();
+    let readback = app
+        .world_mut()
+        .spawn(Readback::texture(target))
+        .observe(move |event: On<ReadbackComplete>| {
+            if let Ok(mut p) = sink.lock() {
+                *p = event.data.clone();
+            }
+        })
+        .id();
+    run_until(app, frames, |_| pixels.lock().is_ok_and(|p| done(&p)));
+    app.world_mut().despawn(camera);
+    app.world_mut().despawn(readback);
+    pixels.lock().map(|p| p.clone()).unwrap_or_default()
+}
+
+#[test]
+fn a_bust_head_stands_on_the_photos_shoulders_from_every_side() {
+    let mut app = headless_app();
+    app.insert_resource(ClearColor(Color::srgb_u8(CLEAR[0], CLEAR[1], CLEAR[2])));
+    let portrait = app
+        .world()
+        .resource::<AssetServer>()
+        .load("portraits/astronaut.png");
+    let centre = Vec3::new(0.0, 1.6, 0.0);
+    let head = app
+        .world_mut()
+        .spawn((
+            TalkingHead::new(portrait)
+                .with_settings(HeadSettings {
+                    resolution: 96,
+                    steps_per_ray: 48,
+                    display: HeadDisplay::Bust,
+                    ..HeadSettings::preset(Quality::Low)
+                })
+                .with_motion(common::frozen()),
+            Transform::from_translation(centre),
+        ))
+        .id();
+    common::wait_until_ready(&mut app, head, 3000);
+    let bust = run_until(&mut app, 200, |app| {
+        app.world()
+            .get::<HeadBust>(head)
+            .is_some_and(|b| b.entity().is_some())
+    });
+    assert!(bust, "no bust was attached to the head");
+
+    // The camera 1.2 m away at the head's height, looking at the neck, from the front, the side, behind.
+    let look_at = centre - Vec3::Y * 0.15;
+    let size = BUST_VIEW as usize;
+    let pixel = |p: &[u8], x: usize, y: usize| {
+        let i = (y * size + x) * 4;
+        [p[i], p[i + 1], p[i + 2]]
+    };
+    // The column under the view's centre, from the head down: how many pixels are not the clear colour.
+    let below_head = |p: &[u8]| {
+        (size / 2..size)
+            .filter(|&y| pixel(p, size / 2, y) != CLEAR)
+            .count()
+    };
+    for yaw_deg in [0.0f32, 60.0, 90.0, 180.0] {
+        let yaw = yaw_deg.to_radians();
+        let position = centre + Vec3::new(yaw.sin(), 0.0, yaw.cos()) * 1.2;
+        let camera = Transform::from_translation(position).looking_at(look_at, Vec3::Y);
+        // The head: the middle of the view's upper third.
+        let head_seen = |p: &[u8]| {
+            (size / 4..size / 2)
+                .filter(|&y| pixel(p, size / 2, y) != CLEAR)
+                .count()
+        };
+        let image = camera_frames(&mut app, BUST_VIEW, camera, 600, |p| {
+            p.len() >= size * size * 4 && below_head(p) > size / 4 && head_seen(p) > size / 8
+        });
+        assert!(image.len() >= size * size * 4, "no frame came back");
+        common::save_png_srgb8(
+            &format!("scene_bust_{yaw_deg:.0}"),
+            BUST_VIEW,
+            BUST_VIEW,
+            &image[..size * size * 4],
+        );
+        let covered = below_head(&image);
+        println!(
+            "yaw {yaw_deg}°: {covered} of {} pixels under the head show the bust",
+            size / 2
+        );
+        // A body under the head, from every side: the lower half of the view's middle column is mostly bust.
+        assert!(
+            covered > size / 4,
+            "yaw {yaw_deg}°: only {covered} pixels under the head are not background"
+        );
+        if yaw_deg == 0.0 {
+            // From the front the bust is the photo's orange suit.
+            let chest = pixel(&image, size / 2, size * 7 / 8);
+            assert!(
+                chest[0] > 120 && chest[0] > chest[2] + 60,
+                "the chest is {chest:?}, not the suit's orange"
+            );
+        }
+    }
 }

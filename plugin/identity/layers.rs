@@ -65,6 +65,8 @@ pub const NECK_SHADE: f32 = 0.85;
 /// How far the neck's top follows the head's motion (0 = the neck stays, 1 = it moves with the head); the
 /// neck ring, lower down, never moves.
 pub const NECK_FOLLOW: f32 = 0.6;
+/// How far in front of the head's pivot the neck's front lies, metres (where the neck's top follows the head).
+pub const NECK_FRONT: f32 = 0.04;
 
 /// What a pixel of the portrait shows ([`PortraitLayers::segments`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -114,6 +116,19 @@ pub struct Neck {
     pub centre_x: f32,
     /// Half the neck's width, plate pixels.
     pub half_width: f32,
+}
+
+impl Neck {
+    /// How far the neck at plate point `q` follows the head, 0..1 (times [`NECK_FOLLOW`] for the share of the
+    /// head's motion): all of it at the jaw line and above, within the neck's width, falling smoothly to nothing at
+    /// the neck ring and a neck's half width beside the neck.
+    pub fn follow(&self, q: Vec2) -> f32 {
+        let smooth = |t: f32| t * t * (3.0 - 2.0 * t);
+        let down = ((self.ring_y - q.y) / (self.ring_y - self.jaw_y).max(1e-3)).clamp(0.0, 1.0);
+        let across = (((q.x - self.centre_x).abs() - self.half_width) / self.half_width.max(1e-3))
+            .clamp(0.0, 1.0);
+        smooth(down) * (1.0 - smooth(across))
+    }
 }
 
 /// A replacement for the background plate ([`PortraitLayers::replace_background`]).

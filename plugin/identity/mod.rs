@@ -1,5 +1,6 @@
 //! Identity: what one portrait becomes — the head asset the renderer draws.
 
+pub mod bust;
 pub mod cache;
 pub mod construct;
 pub mod emotion_check;
@@ -17,6 +18,7 @@ pub mod rig;
 pub mod segmentation;
 pub mod triangulation;
 
+pub use bust::{BustShape, build_bust};
 pub use construct::{ConstructSettings, PortraitFrame, build_head};
 pub use error::IdentityError;
 pub use expression::{ExpressionBase, ExpressionLimit, PhotoExpression};

@@ -11,7 +11,7 @@ use super::{
     PortraitLayers, build_head, build_layers, cache, find_face_landmarks, person_mask,
 };
 use crate::contract::models::PORTRAIT_TO_HEAD;
-use crate::head::{HeadDisplay, HeadSource, TalkingHead};
+use crate::head::{HeadSource, TalkingHead};
 use crate::inference::ModelRegistry;
 use crate::inference::Models;
 
@@ -43,8 +43,8 @@ impl PortraitHead {
         }
     }
 
-    /// The photo's layers (what a [`HeadDisplay::Portrait`] composites the head
-    /// over), once built; they are built for heads shown as portraits only. Change the asset to replace the
+    /// The photo's layers (what a [`HeadDisplay::Portrait`](crate::HeadDisplay::Portrait) composites the head
+    /// over), once built; they are built for heads shown as portraits or busts only. Change the asset to replace the
     /// background ([`PortraitLayers::replace_background`]).
     pub fn layers(&self) -> Option<&Handle<PortraitLayers>> {
         match &self.state {
@@ -173,8 +173,9 @@ pub(crate) fn build_portrait_heads(
             }
             continue;
         };
-        // The photo's layers are made for heads shown as portraits (asked for later, the head is built again).
-        let with_layers = matches!(head.settings.display, HeadDisplay::Portrait(_));
+        // The photo's layers are made for heads shown as portraits or busts (asked for later, the head is built
+        // again).
+        let with_layers = head.settings.display.uses_layers();
         match existing {
             Some(mut existing)
                 if existing.portrait == handle.id() && (existing.with_layers || !with_layers) =>

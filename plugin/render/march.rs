@@ -3,7 +3,7 @@
 use bevy::math::{Mat3, Quat, URect, UVec2, Vec2, Vec3};
 use bytemuck::{Pod, Zeroable};
 
-use crate::identity::layers::NECK_FOLLOW;
+use crate::identity::layers::{NECK_FOLLOW, NECK_FRONT};
 use crate::identity::{HeadAsset, Mouth, PortraitLayers};
 
 /// Transmittance below which a ray stops marching (early termination).
@@ -11,8 +11,6 @@ pub const STOP_TRANSMITTANCE: f32 = 1e-3;
 /// With the portrait display the head's density is this many times higher, so that its own edge is sharp and the
 /// face plate's matte (the photo's own outline) feathers it.
 pub const PORTRAIT_DENSITY_FACTOR: f32 = 20.0;
-/// How far in front of the head's pivot the neck's front lies, metres (where the neck's top follows the head).
-const NECK_FRONT_M: f32 = 0.04;
 
 /// A pinhole camera looking at a head, in head space (metres; +Y up, the face looks down +Z).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -196,7 +194,7 @@ impl MarchUniform {
         // Where the head's motion takes a plate point on the neck's front.
         let (rotation, translation) = motion;
         let moved = |q: Vec2| {
-            let p = frame.image_to_head(q).extend(neck.pivot.z + NECK_FRONT_M);
+            let p = frame.image_to_head(q).extend(neck.pivot.z + NECK_FRONT);
             let p = rotation * (p - neck.pivot) + neck.pivot + translation;
             frame.to_image(p.x, p.y)
         };

@@ -8,7 +8,7 @@ use half::f16;
 use bevy::math::Vec2;
 
 use super::march::MarchUniform;
-use crate::identity::layers::{SMEAR, STEEPNESS_UNIT};
+use crate::identity::layers::{Neck, SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
     BASIS_COMPONENTS, DECODER_OUTPUTS, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR,
     OPENING_FULL, OPENING_START, PLANES, PortraitLayers, SHADE_RANGE, TEETH, TEETH_LIT_GAP,
@@ -282,14 +282,15 @@ impl<'a> Plates<'a> {
     /// The body plate (its neck's top and the hair around the head moved with the head) over the background plate
     /// at plate point q.
     fn behind_head(&self, march: &MarchUniform, q: Vec2) -> Vec4 {
-        let [jaw, ring, centre, half_width] = march.neck;
-        let down = ((ring - q.y) / (ring - jaw).max(1e-3)).clamp(0.0, 1.0);
-        let across = (((q.x - centre).abs() - half_width) / half_width.max(1e-3)).clamp(0.0, 1.0);
-        let neck_weight = march.neck_x[3]
-            * down
-            * down
-            * (3.0 - 2.0 * down)
-            * (1.0 - across * across * (3.0 - 2.0 * across));
+        let [jaw_y, ring_y, centre_x, half_width] = march.neck;
+        let neck = Neck {
+            pivot: Vec3::ZERO,
+            jaw_y,
+            ring_y,
+            centre_x,
+            half_width,
+        };
+        let neck_weight = march.neck_x[3] * neck.follow(q);
         let weight = neck_weight.max(self.byte(&self.layers.follow, q) / 255.0);
         let row = |r: [f32; 4]| r[0] * q.x + r[1] * q.y + r[2];
         let moved = Vec2::new(row(march.neck_x), row(march.neck_y));
