@@ -23,8 +23,8 @@ use crate::motion::{
     sample_motion_tracks,
 };
 use crate::render::{
-    HEAD_TEXTURE_FORMAT, HeadCamera, HeadRenderJob, MarchUniform, TalkingHeadRenderPlugin,
-    portrait_view, posed_about_pivot,
+    HEAD_TEXTURE_FORMAT, HeadCamera, HeadRenderJob, MarchOptions, MarchUniform,
+    TalkingHeadRenderPlugin, portrait_view, posed_about_pivot,
 };
 
 /// Default camera distance for a head with no 3D camera to follow, metres.
@@ -361,6 +361,7 @@ fn update_render_jobs(
     head_assets: Res<Assets<HeadAsset>>,
     layer_assets: Res<Assets<PortraitLayers>>,
     cameras: Query<(&Camera, &GlobalTransform), With<Camera3d>>,
+    options: Option<Res<MarchOptions>>,
     heads: Query<(
         Entity,
         &TalkingHead,
@@ -440,6 +441,11 @@ fn update_render_jobs(
                 MarchUniform::new(asset, &posed, size.x, size.y, head.settings.steps_per_ray)
                     .with_mouth(asset.mouth_for(base))
             }
+        };
+        let march = if options.as_ref().is_some_and(|o| !o.skip_empty_space) {
+            march.without_skipping()
+        } else {
+            march
         };
         commands.entity(entity).insert(HeadRenderJob {
             asset: handle.id(),

@@ -11,7 +11,8 @@ struct March {
     up: vec4<f32>,
     // xyz: camera forward axis; w: transmittance below which a ray stops
     forward: vec4<f32>,
-    // xyz: half size of the head's box (metres)
+    // xyz: half size of the head's box (metres); w: the longest distance the motion moves a point (metres), for
+    // empty-space skipping (negative: no skipping)
     half_extent: vec4<f32>,
     // width, height, steps per ray, tri-plane resolution
     size: vec4<u32>,
@@ -52,8 +53,11 @@ struct March {
 // (straight alpha), row-major; then the photo weights, one byte per pixel, four to a value. A placeholder when
 // the head is drawn alone.
 @group(0) @binding(7) var<storage, read> plates: array<u32>;
+// Empty-space skipping (render::empty_space): per cell of the head's box, [z][y][x], a lower bound on the distance
+// (metres) to where the canonical head may have density.
+@group(0) @binding(8) var<storage, read> clearance: array<f32>;
 
-// MAX_CHANNELS, MAX_HIDDEN, SHADE_RANGE (HeadAsset::motion_bases), STEEPNESS_UNIT and SMEAR (identity::layers), and
+// EMPTY_SPACE_CELLS (render::empty_space::CELLS), MAX_CHANNELS, MAX_HIDDEN, SHADE_RANGE (HeadAsset::motion_bases), STEEPNESS_UNIT and SMEAR (identity::layers), and
 // for where the lips part (see HeadAsset::motion_bases and identity::Mouth)
 // OPENING_START, OPENING_FULL, MOUTH_INTERIOR, TEETH, TEETH_SHOW, TEETH_LIT_GAP, TOOTH_COUNT, TOOTH_WIDTHS and
 // TOOTH_LENGTHS: defined by the plugin in front of this file from the Rust constants of the same names
@@ -298,6 +302,13 @@ fn behind_head(q: vec2<f32>) -> vec4<f32> {
 }
 #endif
 
+// The clearance of the cell holding head-space point p (clamped to the box), metres.
+fn clearance_at(p: vec3<f32>) -> f32 {
+    let n = f32(EMPTY_SPACE_CELLS);
+    let cell = vec3<u32>(clamp(floor((p / march.half_extent.xyz + 1.0) * 0.5 * n), vec3<f32>(0.0), vec3<f32>(n - 1.0)));
+    return clearance[(cell.z * EMPTY_SPACE_CELLS + cell.y) * EMPTY_SPACE_CELLS + cell.x];
+}
+
 @compute @workgroup_size(8, 8)
 fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
     let width = march.size.x;
@@ -326,11 +337,23 @@ fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
     // How much of the pixel the head covers: 1 - transmittance, or with the portrait display the same weighted
     // by the face plate's matte where the ray meets the head.
     var coverage = 0.0;
+    let warp_bound = march.half_extent.w;
     if t_near < t_far {
-        for (var i = 0u; i < march.size.z; i++) {
+        // Samples to advance by: one, or past the empty space around this one.
+        var advance = 1u;
+        for (var i = 0u; i < march.size.z; i += advance) {
+            advance = 1u;
             let t = t_near + (f32(i) + 0.5) * step_len;
             if t > t_far {
                 break;
+            }
+            if warp_bound >= 0.0 {
+                // Nothing within `free` of this sample can show: skip every sample nearer than that.
+                let free = clearance_at(origin + t * dir) - warp_bound;
+                if free > 0.0 {
+                    advance = max(1u, u32(min(ceil(free / step_len), f32(march.size.z))));
+                    continue;
+                }
             }
             let u = (origin + t * dir) / half_extent;
             let warp = displacement_at(u);

@@ -10,7 +10,8 @@ use bevy_talking_head::motion::{SpeechFace, arkit_index};
 use bevy_talking_head::offline::{CapturedFrame, capture_head};
 use bevy_talking_head::prelude::*;
 use bevy_talking_head::render::{
-    HeadRenderCounts, HeadRenderJob, linear_to_srgb, render_portrait_reference, render_reference,
+    EmptySpace, HeadCamera, HeadRenderCounts, HeadRenderJob, MarchUniform, blend_bases, decode,
+    displacement_at, linear_to_srgb, render_portrait_reference, render_reference,
 };
 use common::{
     coverage, first_visible_frame, fresh_frame, headless_app, run_until, save_png,
@@ -481,5 +482,91 @@ fn portrait_renders_the_same_on_gpu_and_cpu(path: &'static str, portrait_name: &
             "{name}: coverage {}",
             coverage(&frame)
         );
+    }
+}
+
+/// Random points of cells whose clearance exceeds a motion code's warp bound: the decoder gives them no density
+/// wherever that code's warp sends them (the empty space is conservative).
+#[test]
+fn empty_space_is_empty_under_any_motion_within_its_bound() {
+    let registry = bevy_talking_head::inference::ModelRegistry::load_default()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/portraits/astronaut.png");
+    let portrait = image::open(path).unwrap_or_else(|e| panic!("{e}"));
+    let built = bevy_talking_head::identity::head_from_portrait(&registry, &portrait)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut rng = common::Lcg(7);
+    for asset in [procedural_head(48, 24), built.asset] {
+        let space = EmptySpace::bake(&asset);
+        let half = asset.half_extent;
+        let empty = space.clearance.iter().filter(|&&c| c > 0.0).count();
+        println!(
+            "{} of {} cells clear; reach per basis up to {:.1} mm",
+            empty,
+            space.clearance.len(),
+            space.reach.iter().copied().fold(0.0f32, f32::max) * 1000.0
+        );
+        assert!(
+            empty * 4 > space.clearance.len(),
+            "too little empty space found"
+        );
+        for trial in 0..6 {
+            let code: Vec<f32> = (0..asset.basis_count)
+                .map(|k| {
+                    if k % 3 == trial % 3 {
+                        rng.below(1001) as f32 / 1000.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let bound = space.warp_bound(&code);
+            let blended = blend_bases(&asset, &code);
+            let mut checked = 0;
+            while checked < 3000 {
+                let u = Vec3::new(
+                    rng.below(20001) as f32 / 10000.0 - 1.0,
+                    rng.below(20001) as f32 / 10000.0 - 1.0,
+                    rng.below(20001) as f32 / 10000.0 - 1.0,
+                );
+                if space.clearance_at(u * half, half) <= bound {
+                    continue;
+                }
+                checked += 1;
+                let warp = displacement_at(&asset, &blended, u);
+                let density = decode(&asset, u + warp.truncate()).w;
+                assert!(density == 0.0, "density {density} at {u} (bound {bound} m)");
+            }
+        }
+    }
+}
+
+/// Skipping the empty space changes no pixel, alone or over the photo, at rest and speaking, from several views.
+#[test]
+fn skipping_the_empty_space_draws_the_same_picture() {
+    let asset = procedural_head(48, 24);
+    for (yaw, pitch, code) in [
+        (0.0f32, 0.0f32, vec![0.0, 0.0, 0.0]),
+        (35.0, 10.0, vec![1.0, 0.6, 0.0]),
+        (-120.0, -20.0, vec![0.3, 0.0, 1.0]),
+    ] {
+        let camera = HeadCamera::orbit(
+            yaw.to_radians(),
+            pitch.to_radians(),
+            0.6,
+            asset.half_extent.length(),
+        );
+        let march = MarchUniform::new(&asset, &camera, 48, 48, 64);
+        let started = std::time::Instant::now();
+        let skipped = render_reference(&asset, &code, &march);
+        let fast = started.elapsed();
+        let started = std::time::Instant::now();
+        let every = render_reference(&asset, &code, &march.without_skipping());
+        println!(
+            "yaw {yaw}: {fast:?} skipping vs {:?} every sample",
+            started.elapsed()
+        );
+        assert_eq!(skipped, every, "yaw {yaw}");
     }
 }

@@ -18,6 +18,7 @@ use bevy::render::texture::GpuImage;
 use bevy::render::{Render, RenderApp, RenderStartup, RenderSystems};
 use bevy::shader::{Shader, ShaderDefVal};
 
+use super::empty_space::{CELLS, EmptySpace};
 use super::{HeadRenderJob, MarchUniform};
 use crate::identity::layers::{SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
@@ -50,7 +51,8 @@ fn shader_source() -> String {
             .join(", ")
     };
     format!(
-        "const MAX_CHANNELS: u32 = {MAX_CHANNELS}u;\n\
+        "const EMPTY_SPACE_CELLS: u32 = {CELLS}u;\n\
+         const MAX_CHANNELS: u32 = {MAX_CHANNELS}u;\n\
          const MAX_HIDDEN: u32 = {MAX_HIDDEN}u;\n\
          const OPENING_START: f32 = {OPENING_START:?};\n\
          const OPENING_FULL: f32 = {OPENING_FULL:?};\n\
@@ -105,11 +107,14 @@ impl Plugin for TalkingHeadRenderPlugin {
     }
 }
 
-/// A head asset's features, bases and decoder in GPU storage buffers.
+/// A head asset's features, bases, decoder and empty space in GPU storage buffers.
 pub struct GpuHeadAsset {
     triplane: Buffer,
     bases: Buffer,
     decoder: Buffer,
+    clearance: Buffer,
+    /// The empty space's clearance (uploaded) and bases' reach (for each frame's warp bound).
+    space: EmptySpace,
     motion_texels: u32,
 }
 
@@ -146,7 +151,13 @@ impl RenderAsset for GpuHeadAsset {
             bytemuck::cast_slice(&asset.motion_bases)
         };
         let m = asset.motion_resolution as u32;
+        let space = EmptySpace::bake(&asset);
         Ok(Self {
+            clearance: storage(
+                "talking_head:buffer:clearance",
+                bytemuck::cast_slice(&space.clearance),
+            ),
+            space,
             triplane: storage(
                 "talking_head:buffer:triplane",
                 bytemuck::cast_slice(&asset.triplane),
@@ -225,6 +236,7 @@ fn init_head_pipeline(
                 storage_buffer_read_only_sized(false, None),
                 storage_buffer_sized(false, None),
                 texture_storage_2d(HEAD_TEXTURE_FORMAT, StorageTextureAccess::WriteOnly),
+                storage_buffer_read_only_sized(false, None),
                 storage_buffer_read_only_sized(false, None),
             ),
         ),
@@ -386,7 +398,8 @@ fn prepare_head_bind_groups(
         let Some(buffers) = reuse.or(fresh.as_mut()) else {
             continue;
         };
-        queue.write_buffer(&buffers.uniform, 0, bytemuck::bytes_of(&job.march));
+        let march = job.march.with_warp_bound(&asset.space, &job.motion_code);
+        queue.write_buffer(&buffers.uniform, 0, bytemuck::bytes_of(&march));
         queue.write_buffer(&buffers.motion, 0, bytemuck::cast_slice(&job.motion_code));
         buffers.rendered = pipelines_ready.then(|| RenderedInputs {
             march: job.march,
@@ -416,6 +429,7 @@ fn prepare_head_bind_groups(
                 buffers.displacement.as_entire_binding(),
                 &storage_view,
                 plates.as_entire_binding(),
+                asset.clearance.as_entire_binding(),
             )),
         );
         let size = UVec2::new(job.march.width(), job.march.height());

@@ -4,6 +4,7 @@
 //! code). It is extracted to the render world, where a system of the `RenderGraph` schedule records two compute
 //! passes per head: `blend` applies the motion code to the motion bases, `march_rays` renders the image.
 
+pub mod empty_space;
 mod gpu;
 mod march;
 mod pixels;
@@ -13,15 +14,34 @@ use bevy::prelude::*;
 use bevy::render::extract_component::{ExtractComponent, ExtractComponentPlugin};
 use bevy::render::sync_component::SyncComponent;
 
+pub use empty_space::EmptySpace;
 pub use gpu::{HEAD_TEXTURE_FORMAT, HeadRenderCounts, TalkingHeadRenderPlugin};
 pub use march::{
     HeadCamera, MarchUniform, PORTRAIT_DENSITY_FACTOR, STOP_TRANSMITTANCE, portrait_view,
     posed_about_pivot,
 };
 pub use pixels::{linear_to_srgb, premultiplied_to_srgba8};
-pub use reference::{blend_bases, decode, render_portrait_reference, render_reference};
+pub use reference::{
+    blend_bases, decode, displacement_at, render_portrait_reference, render_reference,
+};
 
 use crate::identity::{HeadAsset, PortraitLayers};
+
+/// How the volume renderer marches rays (a resource; without it, the defaults).
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarchOptions {
+    /// Jump over the empty space around each head ([`empty_space`]); the picture is the same either way, only
+    /// the cost differs.
+    pub skip_empty_space: bool,
+}
+
+impl Default for MarchOptions {
+    fn default() -> Self {
+        Self {
+            skip_empty_space: true,
+        }
+    }
+}
 
 /// What the render world needs to draw one head this frame. Maintained by the plugin; read it for debugging.
 #[derive(Component, Clone, Debug)]

@@ -7,6 +7,7 @@ use half::f16;
 
 use bevy::math::Vec2;
 
+use super::empty_space::EmptySpace;
 use super::march::MarchUniform;
 use crate::identity::layers::{Neck, SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
@@ -40,11 +41,20 @@ fn render(
 ) -> Vec<f32> {
     let displacement = blend_bases(asset, motion_code);
     let plates = layers.filter(|_| march.is_portrait()).map(Plates::new);
+    let space = EmptySpace::bake(asset);
+    let march = &march.with_warp_bound(&space, motion_code);
     let (width, height) = (march.width() as usize, march.height() as usize);
     let mut pixels = vec![0.0f32; width * height * 4];
     for (index, pixel) in pixels.chunks_exact_mut(4).enumerate() {
         let (px, py) = (index % width, index / width);
-        let rgba = march_ray(asset, &displacement, march, plates.as_ref(), px, py);
+        let rgba = march_ray(
+            asset,
+            (&displacement, &space),
+            march,
+            plates.as_ref(),
+            px,
+            py,
+        );
         for (out, value) in pixel.iter_mut().zip(rgba.to_array()) {
             *out = f16::from_f32(value).to_f32();
         }
@@ -109,7 +119,7 @@ fn plane_coords(u: Vec3, plane: usize) -> (f32, f32) {
 }
 
 /// The blended displacement (xyz) and opening (w) at `u`: the first of `blend_bases`'s halves sampled.
-fn displacement_at(asset: &HeadAsset, displacement: &[Vec4], u: Vec3) -> Vec4 {
+pub fn displacement_at(asset: &HeadAsset, displacement: &[Vec4], u: Vec3) -> Vec4 {
     let m = asset.motion_resolution;
     let mut d = Vec4::ZERO;
     for plane in 0..PLANES {
@@ -302,7 +312,7 @@ impl<'a> Plates<'a> {
 
 fn march_ray(
     asset: &HeadAsset,
-    displacement: &[Vec4],
+    (displacement, space): (&[Vec4], &EmptySpace),
     march: &MarchUniform,
     plates: Option<&Plates>,
     px: usize,
@@ -329,12 +339,23 @@ fn march_ray(
     let mut color = Vec3::ZERO;
     let mut transmittance = 1.0f32;
     let mut coverage = 0.0f32;
+    let warp_bound = march.half_extent[3];
     if t_near < t_far {
-        for i in 0..march.size[2] {
+        let mut i = 0;
+        while i < march.size[2] {
             let t = t_near + (i as f32 + 0.5) * step;
             if t > t_far {
                 break;
             }
+            if warp_bound >= 0.0 {
+                // Nothing within `free` of this sample can show: skip every sample nearer than that.
+                let free = space.clearance_at(origin + t * dir, half_extent) - warp_bound;
+                if free > 0.0 {
+                    i += ((free / step).ceil().min(march.size[2] as f32) as u32).max(1);
+                    continue;
+                }
+            }
+            i += 1;
             let u = (origin + t * dir) / half_extent;
             let warp = displacement_at(asset, displacement, u);
             let canonical = u + warp.truncate();
