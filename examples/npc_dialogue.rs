@@ -221,6 +221,7 @@ fn set_up(
             DialoguePortrait { head },
             TalkingHead::new(face).with_settings(HeadSettings {
                 resolution: settings.head_size,
+                min_resolution: settings.head_size,
                 steps_per_ray: 64,
                 view: HeadView::FollowCamera,
                 display: HeadDisplay::Portrait(PortraitCrop::HeadAndShoulders),

@@ -669,6 +669,7 @@ fn render(options: &Options, inputs: Inputs) -> Result<(), String> {
     let (yaw, pitch) = yaw_pitch_at(&options.camera, 0.0);
     let mut settings = HeadSettings {
         resolution: size,
+        min_resolution: size,
         steps_per_ray: 96,
         view: HeadView::Orbit {
             yaw: yaw.to_radians(),

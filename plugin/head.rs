@@ -148,8 +148,15 @@ pub enum PortraitCrop {
 /// Per-head rendering settings.
 #[derive(Clone, Copy, Debug, PartialEq, Reflect)]
 pub struct HeadSettings {
-    /// Width and height of the rendered image, pixels (with [`HeadDisplay::Portrait`], its long side).
+    /// Width and height of the rendered image, pixels (with [`HeadDisplay::Portrait`], its long side). With a quad
+    /// in a 3D scene ([`HeadDisplay::Billboard`], [`HeadDisplay::Bust`]) the largest: the image is fitted to the
+    /// head's size on screen.
     pub resolution: u32,
+    /// With a quad in a 3D scene, the smallest image side, pixels: the image is the head's size on the active
+    /// camera's screen (rounded up to 32 pixels) between this and [`resolution`](Self::resolution); the same value
+    /// as `resolution` keeps the size fixed. A head with a quad that is off screen, behind the camera or hidden is
+    /// not drawn at all.
+    pub min_resolution: u32,
     /// Samples along the longest ray through the head's box.
     pub steps_per_ray: u32,
     /// Viewing direction.
@@ -160,6 +167,9 @@ pub struct HeadSettings {
     /// emotion asked for is the one people see) or [`ExpressionBase::Photo`] (the photo's own face).
     pub expression_base: ExpressionBase,
 }
+
+/// The presets' [`HeadSettings::min_resolution`].
+pub const MIN_FITTED_RESOLUTION: u32 = 64;
 
 /// Quality presets for [`HeadSettings`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +192,7 @@ impl HeadSettings {
         };
         Self {
             resolution,
+            min_resolution: MIN_FITTED_RESOLUTION.min(resolution),
             steps_per_ray,
             view: HeadView::FollowCamera,
             display: HeadDisplay::Billboard,

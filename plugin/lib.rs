@@ -49,7 +49,7 @@ pub use motion::{
     ArkitFace, EmotionLibrary, FaceCoefficients, MotionSettings, MotionTrack, SpeechFace,
     SpeechMotion,
 };
-pub use plugin::{HeadOutput, TalkingHeadPlugin, TalkingHeadSystems};
+pub use plugin::{HeadOutput, HeadScreenFit, TalkingHeadPlugin, TalkingHeadSystems};
 
 /// Everything a game needs in one import.
 pub mod prelude {

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use bevy::asset::{LoadState, RenderAssetUsages};
+use bevy::camera::primitives::{Frustum, Sphere};
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureUsages};
 use bevy_kira_audio::{AudioPlugin, AudioSource};
@@ -149,10 +150,27 @@ pub(crate) fn portrait_crop(layers: &PortraitLayers, crop: PortraitCrop) -> URec
     }
 }
 
-/// The size of a head's image: `resolution`² for a head alone; for a portrait display whose layers are built,
-/// the crop's aspect with `resolution` as the long side (both sides even, as video encoders want them).
-fn output_size(head: &TalkingHead, layers: Option<&PortraitLayers>) -> UVec2 {
+/// The image side a head with a quad takes on screen, from its last view (set by the plugin each frame): see
+/// [`crate::HeadSettings::min_resolution`].
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadScreenFit(pub u32);
+
+/// Images are fitted to the screen in steps of this many pixels.
+const FIT_STEP: u32 = 32;
+
+/// The size of a head's image: `resolution`² for a head alone (with a quad, fitted to its size on screen); for a
+/// portrait display whose layers are built, the crop's aspect with `resolution` as the long side (both sides even,
+/// as video encoders want them).
+fn output_size(
+    head: &TalkingHead,
+    layers: Option<&PortraitLayers>,
+    fit: Option<&HeadScreenFit>,
+) -> UVec2 {
     let resolution = head.settings.resolution.clamp(8, 4096);
+    if let Some(fit) = fit.filter(|_| head.settings.display.has_quad()) {
+        let least = head.settings.min_resolution.clamp(8, resolution);
+        return UVec2::splat(fit.0.clamp(least, resolution));
+    }
     match (head.settings.display, layers) {
         (HeadDisplay::Portrait(crop), Some(layers)) => {
             let size = portrait_crop(layers, crop).size().as_vec2();
@@ -200,6 +218,7 @@ fn head_image(size: UVec2) -> Image {
 }
 
 /// Creates (or re-creates, when its size changed) each head's image, and the billboard quad.
+#[allow(clippy::type_complexity)]
 fn attach_head_outputs(
     mut commands: Commands,
     mut images: ResMut<Assets<Image>>,
@@ -210,11 +229,12 @@ fn attach_head_outputs(
         Entity,
         &TalkingHead,
         Option<&PortraitHead>,
+        Option<&HeadScreenFit>,
         Option<&mut HeadOutput>,
     )>,
 ) {
-    for (entity, head, built, output) in &mut heads {
-        let size = output_size(head, portrait_layers(head, built, &layers));
+    for (entity, head, built, fit, output) in &mut heads {
+        let size = output_size(head, portrait_layers(head, built, &layers), fit);
         if output.as_ref().is_some_and(|o| o.size == size) {
             continue;
         }
@@ -360,28 +380,35 @@ fn update_render_jobs(
     mut commands: Commands,
     head_assets: Res<Assets<HeadAsset>>,
     layer_assets: Res<Assets<PortraitLayers>>,
-    cameras: Query<(&Camera, &GlobalTransform), With<Camera3d>>,
+    cameras: Query<(&Camera, &GlobalTransform, &Frustum), With<Camera3d>>,
     options: Option<Res<MarchOptions>>,
     heads: Query<(
-        Entity,
-        &TalkingHead,
-        &TalkingHeadStatus,
-        &TalkingHeadTexture,
-        &MotionCode,
-        &GlobalTransform,
-        Option<&HeadOutput>,
-        Option<&PortraitHead>,
-        Option<&FaceCoefficients>,
+        (
+            Entity,
+            &TalkingHead,
+            &TalkingHeadStatus,
+            &TalkingHeadTexture,
+        ),
+        (&MotionCode, &GlobalTransform, Option<&InheritedVisibility>),
+        (
+            Option<&HeadOutput>,
+            Option<&PortraitHead>,
+            Option<&FaceCoefficients>,
+            Option<&HeadScreenFit>,
+        ),
     )>,
     mut quads: Query<&mut Transform>,
 ) {
-    let camera = cameras
+    let active = cameras
         .iter()
-        .filter(|(camera, _)| camera.is_active)
-        .max_by_key(|(camera, _)| camera.order)
-        .map(|(_, transform)| transform.translation());
-    for (entity, head, status, texture, motion, head_transform, output, portrait_head, face) in
-        &heads
+        .filter(|(camera, ..)| camera.is_active)
+        .max_by_key(|(camera, ..)| camera.order);
+    let camera = active.map(|(_, transform, _)| transform.translation());
+    for (
+        (entity, head, status, texture),
+        (motion, head_transform, visibility),
+        (output, portrait_head, face, fit),
+    ) in &heads
     {
         let handle = match (&head.source, portrait_head) {
             (HeadSource::Asset(handle), _) => Some(handle),
@@ -396,6 +423,30 @@ fn update_render_jobs(
             continue;
         };
         let radius = asset.half_extent.length();
+        // A head on a quad is drawn at its size on screen, and not at all where nothing shows it.
+        if head.settings.display.has_quad()
+            && let Some((camera, camera_transform, frustum)) = active
+        {
+            let centre = head_transform.translation();
+            let world_radius = radius * head_transform.scale().max_element();
+            let sphere = Sphere {
+                center: centre.into(),
+                radius: world_radius,
+            };
+            if visibility.is_some_and(|v| !v.get()) || !frustum.intersects_sphere(&sphere, true) {
+                commands.entity(entity).remove::<HeadRenderJob>();
+                continue;
+            }
+            let side = screen_side(camera, camera_transform, centre, world_radius);
+            let shown = output.map_or(0, |o| o.size.x);
+            // Grow at once; shrink only past a step below, so that a head at a step's edge keeps its image.
+            if side.is_some_and(|side| side > shown || side + FIT_STEP < shown)
+                && fit.map(|f| f.0) != side
+                && let Some(side) = side
+            {
+                commands.entity(entity).insert(HeadScreenFit(side));
+            }
+        }
         let view = match (head.settings.view, camera) {
             (
                 HeadView::Orbit {
@@ -461,6 +512,24 @@ fn update_render_jobs(
             *quad = billboard(&view, asset.half_extent.z);
         }
     }
+}
+
+/// The image side (pixels, a multiple of [`FIT_STEP`]) that shows a sphere of `radius` metres at `centre` at
+/// the camera's resolution: its projected diameter, rounded up.
+fn screen_side(
+    camera: &Camera,
+    camera_transform: &GlobalTransform,
+    centre: Vec3,
+    radius: f32,
+) -> Option<u32> {
+    let size = camera.physical_viewport_size()?.as_vec2();
+    let up = camera_transform.up() * radius;
+    let a = camera.world_to_ndc(camera_transform, centre)?;
+    let b = camera.world_to_ndc(camera_transform, centre + up)?;
+    let diameter = ((b - a).truncate() * size * 0.5).length() * 2.0;
+    diameter
+        .is_finite()
+        .then(|| (diameter.ceil() as u32).div_ceil(FIT_STEP).max(1) * FIT_STEP)
 }
 
 /// The head's rigid pose from its coefficients (pitch, yaw, roll in radians; translation in metres), or rest when

@@ -11,8 +11,7 @@ struct March {
     up: vec4<f32>,
     // xyz: camera forward axis; w: transmittance below which a ray stops
     forward: vec4<f32>,
-    // xyz: half size of the head's box (metres); w: the longest distance the motion moves a point (metres), for
-    // empty-space skipping (negative: no skipping)
+    // xyz: half size of the head's box (metres); w: negative to take every sample (no empty-space skipping)
     half_extent: vec4<f32>,
     // width, height, steps per ray, tri-plane resolution
     size: vec4<u32>,
@@ -56,6 +55,14 @@ struct March {
 // Empty-space skipping (render::empty_space): per cell of the head's box, [z][y][x], a lower bound on the distance
 // (metres) to where the canonical head may have density.
 @group(0) @binding(8) var<storage, read> clearance: array<f32>;
+// How far the blended motion bases move points this frame (metres), written by `reach` for `march_rays`: per plane
+// the longest displacement (f32 bits; zeroed before each frame), then per plane and cell footprint, [plane][b][a],
+// the longest displacement of the texels its lookups can touch.
+struct Reach {
+    planes: array<atomic<u32>, 4>,
+    cells: array<f32>,
+}
+@group(0) @binding(9) var<storage, read_write> reach: Reach;
 
 // EMPTY_SPACE_CELLS (render::empty_space::CELLS), MAX_CHANNELS, MAX_HIDDEN, SHADE_RANGE (HeadAsset::motion_bases), STEEPNESS_UNIT and SMEAR (identity::layers), and
 // for where the lips part (see HeadAsset::motion_bases and identity::Mouth)
@@ -81,6 +88,39 @@ fn blend(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     displacement[t] = d;
     displacement[texels + t] = vec4<f32>(shade, 0.0, 0.0, 0.0);
+}
+
+// The motion-plane texels (first, last) the lookups of points in cell i along an axis can touch, one spare on each
+// side (render::empty_space::footprint).
+fn footprint(i: u32, m: u32) -> vec2<u32> {
+    let per_cell = f32(m) / f32(EMPTY_SPACE_CELLS);
+    let first = i32(floor(f32(i) * per_cell - 0.5)) - 1;
+    let last = i32(floor(f32(i + 1u) * per_cell - 0.5)) + 2;
+    return vec2<u32>(u32(clamp(first, 0, i32(m) - 1)), u32(clamp(last, 0, i32(m) - 1)));
+}
+
+// After `blend`: per plane and cell footprint, the longest blended displacement (metres) there, and per plane the
+// longest of all.
+@compute @workgroup_size(64)
+fn reach_cells(@builtin(global_invocation_id) id: vec3<u32>) {
+    let n = EMPTY_SPACE_CELLS;
+    if id.x >= 3u * n * n {
+        return;
+    }
+    let m = march.shape.w;
+    let plane = id.x / (n * n);
+    let xs = footprint(id.x % n, m);
+    let ys = footprint(id.x / n % n, m);
+    var longest = 0.0;
+    for (var y = ys.x; y <= ys.y; y++) {
+        for (var x = xs.x; x <= xs.y; x++) {
+            let d = displacement[(plane * m + y) * m + x];
+            longest = max(longest, length(d.xyz * march.half_extent.xyz));
+        }
+    }
+    reach.cells[id.x] = longest;
+    // Lengths are positive, and positive floats order as their bits do.
+    atomicMax(&reach.planes[plane], bitcast<u32>(longest));
 }
 
 // Texel indices (within one plane) and weights of a bilinear lookup at (a, b) in [-1, 1]².
@@ -302,11 +342,10 @@ fn behind_head(q: vec2<f32>) -> vec4<f32> {
 }
 #endif
 
-// The clearance of the cell holding head-space point p (clamped to the box), metres.
-fn clearance_at(p: vec3<f32>) -> f32 {
+// The cell holding head-space point p (clamped to the box).
+fn cell_of(p: vec3<f32>) -> vec3<u32> {
     let n = f32(EMPTY_SPACE_CELLS);
-    let cell = vec3<u32>(clamp(floor((p / march.half_extent.xyz + 1.0) * 0.5 * n), vec3<f32>(0.0), vec3<f32>(n - 1.0)));
-    return clearance[(cell.z * EMPTY_SPACE_CELLS + cell.y) * EMPTY_SPACE_CELLS + cell.x];
+    return vec3<u32>(clamp(floor((p / march.half_extent.xyz + 1.0) * 0.5 * n), vec3<f32>(0.0), vec3<f32>(n - 1.0)));
 }
 
 @compute @workgroup_size(8, 8)
@@ -337,7 +376,11 @@ fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
     // How much of the pixel the head covers: 1 - transmittance, or with the portrait display the same weighted
     // by the face plate's matte where the ray meets the head.
     var coverage = 0.0;
-    let warp_bound = march.half_extent.w;
+    let skipping = march.half_extent.w >= 0.0;
+    // A bilinear lookup is never longer than its longest texel, so a point moves at most the planes' sum.
+    let warp_bound = bitcast<f32>(atomicLoad(&reach.planes[0])) + bitcast<f32>(atomicLoad(&reach.planes[1]))
+        + bitcast<f32>(atomicLoad(&reach.planes[2]));
+    let n = EMPTY_SPACE_CELLS;
     if t_near < t_far {
         // Samples to advance by: one, or past the empty space around this one.
         var advance = 1u;
@@ -347,11 +390,19 @@ fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
             if t > t_far {
                 break;
             }
-            if warp_bound >= 0.0 {
+            if skipping {
+                let cell = cell_of(origin + t * dir);
+                let clear = clearance[(cell.z * n + cell.y) * n + cell.x];
                 // Nothing within `free` of this sample can show: skip every sample nearer than that.
-                let free = clearance_at(origin + t * dir) - warp_bound;
+                let free = clear - warp_bound;
                 if free > 0.0 {
                     advance = max(1u, u32(min(ceil(free / step_len), f32(march.size.z))));
+                    continue;
+                }
+                // This sample shows nothing if the motion around it cannot reach the head.
+                let local = reach.cells[cell.y * n + cell.x] + reach.cells[(n + cell.z) * n + cell.x]
+                    + reach.cells[(2u * n + cell.y) * n + cell.z];
+                if clear > local {
                     continue;
                 }
             }

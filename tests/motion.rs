@@ -226,6 +226,7 @@ fn a_portrait_head_speaks_its_clip() {
     let server = app.world().resource::<AssetServer>().clone();
     let settings = HeadSettings {
         resolution: 96,
+        min_resolution: 96,
         steps_per_ray: 96,
         view: HeadView::Orbit {
             yaw: 0.0,

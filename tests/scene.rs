@@ -9,10 +9,10 @@ use bevy::camera::RenderTarget;
 use bevy::prelude::*;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
 use bevy::render::render_resource::{TextureFormat, TextureUsages};
-use bevy_talking_head::HeadBust;
 use bevy_talking_head::identity::procedural::procedural_head;
 use bevy_talking_head::prelude::*;
 use bevy_talking_head::render::HeadRenderJob;
+use bevy_talking_head::{HeadBust, HeadOutput};
 use common::{headless_app, run_until};
 
 const SIZE: u32 = 128;
@@ -220,4 +220,70 @@ fn a_bust_head_stands_on_the_photos_shoulders_from_every_side() {
             );
         }
     }
+}
+
+#[test]
+fn heads_are_drawn_at_their_size_on_screen_and_not_at_all_off_screen() {
+    let mut app = headless_app();
+    let mut target = Image::new_target_texture(SIZE, SIZE, TextureFormat::Rgba8UnormSrgb, None);
+    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+    let target = app.world_mut().resource_mut::<Assets<Image>>().add(target);
+    app.world_mut().spawn((
+        Camera3d::default(),
+        RenderTarget::Image(target.into()),
+        Transform::from_xyz(0.0, 1.6, 1.0).looking_at(Vec3::new(0.0, 1.6, 0.0), Vec3::Y),
+    ));
+    let asset = app
+        .world_mut()
+        .resource_mut::<Assets<HeadAsset>>()
+        .add(procedural_head(48, 24));
+    let settings = HeadSettings {
+        resolution: 256,
+        min_resolution: 16,
+        steps_per_ray: 32,
+        ..HeadSettings::preset(Quality::Low)
+    };
+    let mut spawn = |position: Vec3, visibility: Visibility| {
+        app.world_mut()
+            .spawn((
+                TalkingHead::from_asset(asset.clone())
+                    .with_settings(settings)
+                    .with_motion(common::frozen()),
+                Transform::from_translation(position),
+                visibility,
+            ))
+            .id()
+    };
+    // In view near and far, behind the camera, and hidden.
+    let near = spawn(Vec3::new(0.0, 1.6, 0.0), Visibility::Inherited);
+    let far = spawn(Vec3::new(0.6, 1.6, -5.0), Visibility::Inherited);
+    let behind = spawn(Vec3::new(0.0, 1.6, 3.0), Visibility::Inherited);
+    let hidden = spawn(Vec3::new(-0.3, 1.6, -1.0), Visibility::Hidden);
+    for head in [near, far, behind, hidden] {
+        common::wait_until_ready(&mut app, head, 2000);
+    }
+    run_until(&mut app, 10, |_| false);
+    let size = |head: Entity| {
+        app.world()
+            .get::<HeadOutput>(head)
+            .map_or(UVec2::ZERO, HeadOutput::size)
+    };
+    let drawn = |head: Entity| app.world().get::<HeadRenderJob>(head).is_some();
+    println!(
+        "image sides: near {}, far {}; drawn: near {}, far {}, behind {}, hidden {}",
+        size(near).x,
+        size(far).x,
+        drawn(near),
+        drawn(far),
+        drawn(behind),
+        drawn(hidden)
+    );
+    // The near head fills most of the 128² view: its image is about that size, a multiple of 32, below the
+    // 256 asked for; the far one is small.
+    assert!((96..=192).contains(&size(near).x), "near: {}", size(near));
+    assert_eq!(size(near).x % 32, 0);
+    assert!(size(far).x <= 32, "far: {}", size(far));
+    assert!(drawn(near) && drawn(far));
+    assert!(!drawn(behind), "a head behind the camera is drawn");
+    assert!(!drawn(hidden), "a hidden head is drawn");
 }

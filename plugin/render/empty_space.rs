@@ -10,18 +10,20 @@
 //! density is counted in cells (the largest index difference along any axis), so a cell `k` cells away is at least
 //! `k − 1` of the smallest cell side away.
 //!
-//! The motion moves points: the renderer draws at `p` the canonical point `p + warp(p)`. Each basis's longest
-//! displacement at weight 1 ([`EmptySpace::reach`], summed over the three planes a point reads) bounds the warp
-//! of a motion code: `|warp| ≤ Σ |w_k| reach_k` ([`EmptySpace::warp_bound`]). A sample whose clearance exceeds that
-//! bound shows nothing, and neither does any sample nearer to it than the difference, so the march skips them:
-//! the picture is the same as with every sample taken, since every skipped sample had zero density.
+//! The motion moves points: the renderer draws at `p` the canonical point `p + warp(p)`. The blended motion bases'
+//! longest displacement on each plane bounds the warp (a bilinear lookup never exceeds its longest texel), so
+//! `|warp| ≤` their sum, and near a point only the texels its lookups can touch count ([`super::WarpReach`]; the
+//! shader's `reach_cells` pass gathers both each frame). A sample whose clearance exceeds the bound anywhere shows
+//! nothing, and neither does any sample nearer to it than the difference, so the march jumps over them; a sample
+//! whose clearance exceeds the bound around its own cell shows nothing either, and is passed without decoding.
+//! The picture is the same as with every sample taken: every skipped sample had zero density.
 //!
-//! The GPU pass and the CPU reference both bake it from the asset (`EmptySpace::bake`, a few milliseconds) and
-//! skip the same way.
+//! The GPU pass bakes it when the asset is uploaded, the CPU reference when it is prepared
+//! ([`super::ReferenceRenderer`]); both skip the same way.
 
 use bevy::math::Vec3;
 
-use crate::identity::{BASIS_COMPONENTS, HeadAsset, PLANES};
+use crate::identity::{DecoderMlp, HeadAsset, PLANES};
 
 /// Cells along each axis of the head's box.
 pub const CELLS: usize = 48;
@@ -32,8 +34,6 @@ pub struct EmptySpace {
     /// Per cell, `[z][y][x]`: a lower bound on the distance (metres) from any point of the cell to any point where
     /// the canonical head may have density (0 in and next to such cells).
     pub clearance: Vec<f32>,
-    /// Per motion basis: the longest displacement (metres) it can add to a point at weight 1.
-    pub reach: Vec<f32>,
 }
 
 impl EmptySpace {
@@ -45,35 +45,38 @@ impl EmptySpace {
             .into_iter()
             .map(|k| k.saturating_sub(1) as f32 * side)
             .collect();
-        Self {
-            clearance,
-            reach: basis_reach(asset),
-        }
-    }
-
-    /// The longest distance (metres) motion code `code` can move a point: `Σ |w_k| reach_k`.
-    pub fn warp_bound(&self, code: &[f32]) -> f32 {
-        self.reach
-            .iter()
-            .zip(code)
-            .map(|(reach, w)| reach * w.abs())
-            .sum()
+        Self { clearance }
     }
 
     /// The clearance of the cell holding head-space point `p` (clamped to the box), metres.
     pub fn clearance_at(&self, p: Vec3, half_extent: Vec3) -> f32 {
-        self.clearance[cell_index(p, half_extent)]
+        self.clearance[cell_index(cell_of(p, half_extent))]
     }
 }
 
-/// The index into [`EmptySpace::clearance`] of the cell holding head-space point `p` (clamped to the box).
-pub fn cell_index(p: Vec3, half_extent: Vec3) -> usize {
+/// The cell (x, y, z indices) holding head-space point `p`, clamped to the box of `half_extent`.
+pub fn cell_of(p: Vec3, half_extent: Vec3) -> [usize; 3] {
     let n = CELLS as f32;
     let cell = ((p / half_extent + 1.0) * 0.5 * n)
         .floor()
         .clamp(Vec3::ZERO, Vec3::splat(n - 1.0))
         .as_uvec3();
-    (cell.z as usize * CELLS + cell.y as usize) * CELLS + cell.x as usize
+    [cell.x as usize, cell.y as usize, cell.z as usize]
+}
+
+/// The index into [`EmptySpace::clearance`] of a cell.
+pub fn cell_index([x, y, z]: [usize; 3]) -> usize {
+    (z * CELLS + y) * CELLS + x
+}
+
+/// The first and last texels of a plane of `res` texels that lookups of points in cell `i` along an axis can
+/// touch, with one spare on each side (the shader's `footprint`; its rounding may differ by a hair).
+pub fn footprint(i: usize, res: usize) -> (usize, usize) {
+    let per_cell = res as f32 / CELLS as f32;
+    let first = (i as f32 * per_cell - 0.5).floor() as i64 - 1;
+    let last = ((i + 1) as f32 * per_cell - 0.5).floor() as i64 + 2;
+    let clamp = |v: i64| v.clamp(0, res as i64 - 1) as usize;
+    (clamp(first), clamp(last))
 }
 
 /// The texel range a bilinear lookup (as the renderers make it, clamped to the plane) can touch for a coordinate
@@ -95,6 +98,7 @@ fn feature_bounds(asset: &HeadAsset) -> Vec<(f32, f32)> {
     let ranges: Vec<(usize, usize)> = (0..CELLS)
         .map(|i| texel_range(edge(i), edge(i + 1), r))
         .collect();
+    let features: Vec<f32> = asset.triplane.iter().map(|v| v.to_f32()).collect();
     let mut bounds = vec![(f32::MAX, f32::MIN); PLANES * CELLS * CELLS * c];
     for plane in 0..PLANES {
         for (b, &(y0, y1)) in ranges.iter().enumerate() {
@@ -104,7 +108,7 @@ fn feature_bounds(asset: &HeadAsset) -> Vec<(f32, f32)> {
                     for x in x0..=x1 {
                         let texel = ((plane * r + y) * r + x) * c;
                         for ch in 0..c {
-                            let v = f32::from(asset.triplane[texel + ch]);
+                            let v = features[texel + ch];
                             let (lo, hi) = &mut bounds[out + ch];
                             *lo = lo.min(v);
                             *hi = hi.max(v);
@@ -123,47 +127,57 @@ fn occupied_cells(asset: &HeadAsset) -> Vec<bool> {
     let c = asset.channels;
     let bounds = feature_bounds(asset);
     let decoder = &asset.decoder;
-    let width = decoder.hidden;
     let mut occupied = vec![false; CELLS * CELLS * CELLS];
-    let mut lo = vec![0.0f64; c];
-    let mut hi = vec![0.0f64; c];
-    for z in 0..CELLS {
-        for y in 0..CELLS {
-            for x in 0..CELLS {
-                // The planes a point reads: (x, y), (x, z), (z, y), as the renderers' `plane_coords`.
-                let footprints = [(0, y, x), (1, z, x), (2, y, z)];
-                lo.fill(0.0);
-                hi.fill(0.0);
-                for (plane, b, a) in footprints {
-                    let at = ((plane * CELLS + b) * CELLS + a) * c;
-                    for ch in 0..c {
-                        let (l, h) = bounds[at + ch];
-                        lo[ch] += f64::from(l);
-                        hi[ch] += f64::from(h);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let slab = CELLS.div_ceil(threads) * CELLS * CELLS;
+    std::thread::scope(|scope| {
+        for (part, cells) in occupied.chunks_mut(slab).enumerate() {
+            let bounds = &bounds;
+            scope.spawn(move || {
+                let (mut lo, mut hi) = (vec![0.0f64; c], vec![0.0f64; c]);
+                for (k, cell) in cells.iter_mut().enumerate() {
+                    let i = part * slab + k;
+                    let (x, y, z) = (i % CELLS, i / CELLS % CELLS, i / (CELLS * CELLS));
+                    // The planes a point reads: (x, y), (x, z), (z, y), as the renderers' `plane_coords`.
+                    lo.fill(0.0);
+                    hi.fill(0.0);
+                    for (plane, b, a) in [(0, y, x), (1, z, x), (2, y, z)] {
+                        let at = ((plane * CELLS + b) * CELLS + a) * c;
+                        for ch in 0..c {
+                            let (l, h) = bounds[at + ch];
+                            lo[ch] += f64::from(l);
+                            hi[ch] += f64::from(h);
+                        }
                     }
+                    *cell = may_hold_density(decoder, &lo, &hi);
                 }
-                // Density = b2[0] + Σ w2[0][h] relu(b1[h] + Σ w1[h][c] f_c): its largest value over the box.
-                let mut density = f64::from(decoder.b2[0]);
-                let mut magnitude = density.abs();
-                for h in 0..width {
-                    let row = &decoder.w1[h * c..(h + 1) * c];
-                    let (mut s_lo, mut s_hi) = (f64::from(decoder.b1[h]), f64::from(decoder.b1[h]));
-                    for ((&w, &l), &u) in row.iter().zip(&lo).zip(&hi) {
-                        let w = f64::from(w);
-                        s_lo += (w * l).min(w * u);
-                        s_hi += (w * l).max(w * u);
-                    }
-                    let (h_lo, h_hi) = (s_lo.max(0.0), s_hi.max(0.0));
-                    let w2 = f64::from(decoder.w2[h]);
-                    density += (w2 * h_lo).max(w2 * h_hi);
-                    magnitude += w2.abs() * h_hi;
-                }
-                // A margin for the renderers' single-precision sums.
-                occupied[(z * CELLS + y) * CELLS + x] = density > -1e-5 * magnitude;
-            }
+            });
         }
-    }
+    });
     occupied
+}
+
+/// Whether the decoder's density can be positive for features between `lo` and `hi` (per channel): its
+/// largest value there, `b2[0] + Σ w2[0][h] relu(b1[h] + Σ w1[h][c] f_c)`, by interval arithmetic.
+fn may_hold_density(decoder: &DecoderMlp, lo: &[f64], hi: &[f64]) -> bool {
+    let c = lo.len();
+    let mut density = f64::from(decoder.b2[0]);
+    let mut magnitude = density.abs();
+    for h in 0..decoder.hidden {
+        let row = &decoder.w1[h * c..(h + 1) * c];
+        let (mut s_lo, mut s_hi) = (f64::from(decoder.b1[h]), f64::from(decoder.b1[h]));
+        for ((&w, &l), &u) in row.iter().zip(lo).zip(hi) {
+            let w = f64::from(w);
+            s_lo += (w * l).min(w * u);
+            s_hi += (w * l).max(w * u);
+        }
+        let (h_lo, h_hi) = (s_lo.max(0.0), s_hi.max(0.0));
+        let w2 = f64::from(decoder.w2[h]);
+        density += (w2 * h_lo).max(w2 * h_hi);
+        magnitude += w2.abs() * h_hi;
+    }
+    // A margin for the renderers' single-precision sums.
+    density > -1e-5 * magnitude
 }
 
 /// Per cell, how many cells away (the largest index difference along any axis) the nearest occupied cell is: 0
@@ -204,27 +218,4 @@ fn cells_to_nearest(occupied: &[bool]) -> Vec<usize> {
         frontier = next;
     }
     distance
-}
-
-/// Per motion basis, the longest displacement it adds at weight 1, metres: the sum over the three planes of the
-/// longest texel displacement on each (a bilinear lookup never exceeds its longest texel).
-fn basis_reach(asset: &HeadAsset) -> Vec<f32> {
-    let m = asset.motion_resolution;
-    let per_plane = m * m;
-    let half = asset.half_extent;
-    (0..asset.basis_count)
-        .map(|k| {
-            (0..PLANES)
-                .map(|plane| {
-                    let start = (k * PLANES + plane) * per_plane;
-                    (start..start + per_plane)
-                        .map(|t| {
-                            let v = &asset.motion_bases[t * BASIS_COMPONENTS..][..3];
-                            (Vec3::new(v[0].into(), v[1].into(), v[2].into()) * half).length()
-                        })
-                        .fold(0.0f32, f32::max)
-                })
-                .sum()
-        })
-        .collect()
 }

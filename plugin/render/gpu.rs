@@ -113,8 +113,6 @@ pub struct GpuHeadAsset {
     bases: Buffer,
     decoder: Buffer,
     clearance: Buffer,
-    /// The empty space's clearance (uploaded) and bases' reach (for each frame's warp bound).
-    space: EmptySpace,
     motion_texels: u32,
 }
 
@@ -157,7 +155,6 @@ impl RenderAsset for GpuHeadAsset {
                 "talking_head:buffer:clearance",
                 bytemuck::cast_slice(&space.clearance),
             ),
-            space,
             triplane: storage(
                 "talking_head:buffer:triplane",
                 bytemuck::cast_slice(&asset.triplane),
@@ -211,6 +208,8 @@ impl RenderAsset for GpuPortraitLayers {
 struct HeadPipeline {
     layout: BindGroupLayoutDescriptor,
     blend: CachedComputePipelineId,
+    /// `reach_cells`: how far this frame's motion moves points, per cell footprint.
+    reach: CachedComputePipelineId,
     march: CachedComputePipelineId,
     /// `march_rays` with the portrait display (the shader's `PORTRAIT`).
     march_portrait: CachedComputePipelineId,
@@ -238,6 +237,7 @@ fn init_head_pipeline(
                 texture_storage_2d(HEAD_TEXTURE_FORMAT, StorageTextureAccess::WriteOnly),
                 storage_buffer_read_only_sized(false, None),
                 storage_buffer_read_only_sized(false, None),
+                storage_buffer_sized(false, None),
             ),
         ),
     );
@@ -252,6 +252,7 @@ fn init_head_pipeline(
         })
     };
     let blend = queue("talking_head:pipeline:blend", "blend", Vec::new());
+    let reach = queue("talking_head:pipeline:reach", "reach_cells", Vec::new());
     let march = queue("talking_head:pipeline:march", "march_rays", Vec::new());
     let march_portrait = queue(
         "talking_head:pipeline:march_portrait",
@@ -266,6 +267,7 @@ fn init_head_pipeline(
     commands.insert_resource(HeadPipeline {
         layout,
         blend,
+        reach,
         march,
         march_portrait,
         no_plates,
@@ -278,6 +280,8 @@ struct HeadBuffers {
     uniform: Buffer,
     motion: Buffer,
     displacement: Buffer,
+    /// How far the blended displacement reaches, per plane and per cell footprint (the shader's `reach`).
+    reach: Buffer,
     motion_len: usize,
     displacement_texels: u32,
     /// What the head's texture was last rendered from.
@@ -376,6 +380,7 @@ fn prepare_head_bind_groups(
         });
         let portrait = job.march.is_portrait() && job.layers.is_some();
         let pipelines_ready = ready(pipeline.blend)
+            && ready(pipeline.reach)
             && ready(if portrait {
                 pipeline.march_portrait
             } else {
@@ -398,8 +403,8 @@ fn prepare_head_bind_groups(
         let Some(buffers) = reuse.or(fresh.as_mut()) else {
             continue;
         };
-        let march = job.march.with_warp_bound(&asset.space, &job.motion_code);
-        queue.write_buffer(&buffers.uniform, 0, bytemuck::bytes_of(&march));
+        queue.write_buffer(&buffers.uniform, 0, bytemuck::bytes_of(&job.march));
+        queue.write_buffer(&buffers.reach, 0, &[0u8; 16]);
         queue.write_buffer(&buffers.motion, 0, bytemuck::cast_slice(&job.motion_code));
         buffers.rendered = pipelines_ready.then(|| RenderedInputs {
             march: job.march,
@@ -430,6 +435,7 @@ fn prepare_head_bind_groups(
                 &storage_view,
                 plates.as_entire_binding(),
                 asset.clearance.as_entire_binding(),
+                buffers.reach.as_entire_binding(),
             )),
         );
         let size = UVec2::new(job.march.width(), job.march.height());
@@ -477,13 +483,19 @@ fn create_head_buffers(
             u64::from(displacement_texels.max(1)) * 2 * 16,
             BufferUsages::STORAGE,
         ),
+        reach: buffer(
+            "talking_head:buffer:reach",
+            16 + (3 * CELLS * CELLS * 4) as u64,
+            BufferUsages::STORAGE,
+        ),
         motion_len,
         displacement_texels,
         rendered: None,
     }
 }
 
-/// The render-graph node: two compute passes per head (blend the motion bases, march the rays).
+/// The render-graph node: three compute passes per head (blend the motion bases, gather how far they reach, march
+/// the rays).
 fn march_heads(
     mut render_context: RenderContext,
     pipeline: Res<HeadPipeline>,
@@ -491,7 +503,10 @@ fn march_heads(
     heads: Query<&HeadBindGroup, With<HeadRenderJob>>,
 ) {
     // Skip while the shader is still compiling.
-    let Some(blend) = pipeline_cache.get_compute_pipeline(pipeline.blend) else {
+    let (Some(blend), Some(reach)) = (
+        pipeline_cache.get_compute_pipeline(pipeline.blend),
+        pipeline_cache.get_compute_pipeline(pipeline.reach),
+    ) else {
         return;
     };
     let (alone, portrait) = (
@@ -514,6 +529,19 @@ fn march_heads(
             pass.set_pipeline(blend);
             pass.set_bind_group(0, &head.bind_group, &[]);
             pass.dispatch_workgroups(head.blend_groups, 1, 1);
+        }
+        {
+            let mut pass = encoder.begin_compute_pass(&ComputePassDescriptor {
+                label: Some("talking_head:pass:reach"),
+                ..default()
+            });
+            pass.set_pipeline(reach);
+            pass.set_bind_group(0, &head.bind_group, &[]);
+            pass.dispatch_workgroups(
+                (3 * CELLS as u32 * CELLS as u32).div_ceil(BLEND_WORKGROUP),
+                1,
+                1,
+            );
         }
         let mut pass = encoder.begin_compute_pass(&ComputePassDescriptor {
             label: Some("talking_head:pass:march"),

@@ -3,7 +3,6 @@
 use bevy::math::{Mat3, Quat, URect, UVec2, Vec2, Vec3};
 use bytemuck::{Pod, Zeroable};
 
-use super::empty_space::EmptySpace;
 use crate::identity::layers::{NECK_FOLLOW, NECK_FRONT};
 use crate::identity::{HeadAsset, Mouth, PortraitLayers};
 
@@ -108,8 +107,8 @@ pub struct MarchUniform {
     pub up: [f32; 4],
     /// Camera forward axis and the early-termination transmittance.
     pub forward: [f32; 4],
-    /// Half size of the head's box (metres); w: the longest distance the motion moves a point (metres), written
-    /// by the renderers for empty-space skipping ([`MarchUniform::with_warp_bound`]); negative: no skipping.
+    /// Half size of the head's box (metres); w: negative to take every sample ([`MarchUniform::without_skipping`]),
+    /// else 0.
     pub half_extent: [f32; 4],
     /// Width, height (pixels), steps per ray, tri-plane resolution.
     pub size: [u32; 4],
@@ -172,19 +171,10 @@ impl MarchUniform {
         }
     }
 
-    /// The same render with every sample taken (no empty-space skipping): the same picture, slower; for
-    /// benchmarks and checks.
+    /// The same render with every sample taken (no empty-space skipping, [`super::empty_space`]): the same
+    /// picture, slower; for benchmarks and checks.
     pub fn without_skipping(mut self) -> Self {
         self.half_extent[3] = -1.0;
-        self
-    }
-
-    /// The render with the warp bound of `motion_code` over the head's `space` written in (unless skipping is
-    /// off): what both renderers draw.
-    pub fn with_warp_bound(mut self, space: &EmptySpace, motion_code: &[f32]) -> Self {
-        if self.half_extent[3] >= 0.0 {
-            self.half_extent[3] = space.warp_bound(motion_code);
-        }
         self
     }
 

@@ -1,8 +1,9 @@
 //! Rendering: the volume-rendering compute pass (render world) and the CPU reference renderer.
 //!
 //! Per frame, the main world computes one [`HeadRenderJob`] per visible, ready head (camera in head space, motion
-//! code). It is extracted to the render world, where a system of the `RenderGraph` schedule records two compute
-//! passes per head: `blend` applies the motion code to the motion bases, `march_rays` renders the image.
+//! code). It is extracted to the render world, where a system of the `RenderGraph` schedule records three compute
+//! passes per head: `blend` applies the motion code to the motion bases, `reach_cells` gathers how far they move
+//! points, `march_rays` renders the image, jumping over the empty space around the head ([`empty_space`]).
 
 pub mod empty_space;
 mod gpu;
@@ -22,7 +23,8 @@ pub use march::{
 };
 pub use pixels::{linear_to_srgb, premultiplied_to_srgba8};
 pub use reference::{
-    blend_bases, decode, displacement_at, render_portrait_reference, render_reference,
+    ReferenceRenderer, WarpReach, blend_bases, decode, displacement_at, render_portrait_reference,
+    render_reference,
 };
 
 use crate::identity::{HeadAsset, PortraitLayers};

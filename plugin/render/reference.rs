@@ -1,13 +1,14 @@
 //! CPU reference renderer: the maths of `shaders/head_march.wgsl`, step for step, in Rust.
 //!
-//! Tests compare GPU images against it, and benchmarks use it as the baseline on machines without a GPU.
+//! Tests compare GPU images against it, and benchmarks use it as the baseline on machines without a GPU. It marches
+//! the rows in bands on all the machine's threads ([`ReferenceRenderer::with_threads`] for fewer).
 
 use bevy::math::{Vec3, Vec4};
 use half::f16;
 
 use bevy::math::Vec2;
 
-use super::empty_space::EmptySpace;
+use super::empty_space::{CELLS, EmptySpace, cell_index, cell_of, footprint};
 use super::march::MarchUniform;
 use crate::identity::layers::{Neck, SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
@@ -18,9 +19,10 @@ use crate::identity::{
 
 /// Renders `asset` with `motion_code` into premultiplied linear RGBA (4 floats per pixel, row-major, top row
 /// first), rounded to half floats exactly as the GPU's `Rgba16Float` target stores them. Missing motion-code entries
-/// count as 0; extra ones are ignored.
+/// count as 0; extra ones are ignored. Bakes the asset's empty space first: to render several frames of one asset,
+/// use a [`ReferenceRenderer`].
 pub fn render_reference(asset: &HeadAsset, motion_code: &[f32], march: &MarchUniform) -> Vec<f32> {
-    render(asset, None, motion_code, march)
+    ReferenceRenderer::new(asset).render(motion_code, march)
 }
 
 /// [`render_reference`] with the portrait display: `march` made by [`MarchUniform::over_portrait`] for `layers`.
@@ -30,36 +32,126 @@ pub fn render_portrait_reference(
     motion_code: &[f32],
     march: &MarchUniform,
 ) -> Vec<f32> {
-    render(asset, Some(layers), motion_code, march)
+    ReferenceRenderer::new(asset).render_portrait(layers, motion_code, march)
+}
+
+/// The CPU reference renderer for one head asset: what the GPU prepares once per asset (its empty space), then
+/// any number of frames.
+pub struct ReferenceRenderer<'a> {
+    asset: &'a HeadAsset,
+    space: EmptySpace,
+    /// The tri-plane's features as single floats (converted once; the values are exact).
+    features: Vec<f32>,
+    /// Threads the rows are shared among.
+    threads: usize,
+}
+
+impl<'a> ReferenceRenderer<'a> {
+    /// Prepares `asset` (which must be valid: [`HeadAsset::validate`]).
+    pub fn new(asset: &'a HeadAsset) -> Self {
+        Self {
+            asset,
+            space: EmptySpace::bake(asset),
+            features: asset.triplane.iter().map(|v| v.to_f32()).collect(),
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+
+    /// The same renderer on `threads` threads (at least one; by default all the machine has).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// One frame, as [`render_reference`].
+    pub fn render(&self, motion_code: &[f32], march: &MarchUniform) -> Vec<f32> {
+        render(self, None, motion_code, march)
+    }
+
+    /// One frame over a portrait's plates, as [`render_portrait_reference`].
+    pub fn render_portrait(
+        &self,
+        layers: &PortraitLayers,
+        motion_code: &[f32],
+        march: &MarchUniform,
+    ) -> Vec<f32> {
+        render(self, Some(layers), motion_code, march)
+    }
 }
 
 fn render(
-    asset: &HeadAsset,
+    renderer: &ReferenceRenderer,
     layers: Option<&PortraitLayers>,
     motion_code: &[f32],
     march: &MarchUniform,
 ) -> Vec<f32> {
+    let asset = renderer.asset;
     let displacement = blend_bases(asset, motion_code);
     let plates = layers.filter(|_| march.is_portrait()).map(Plates::new);
-    let space = EmptySpace::bake(asset);
-    let march = &march.with_warp_bound(&space, motion_code);
+    let reach = WarpReach::new(asset, &displacement);
     let (width, height) = (march.width() as usize, march.height() as usize);
     let mut pixels = vec![0.0f32; width * height * 4];
-    for (index, pixel) in pixels.chunks_exact_mut(4).enumerate() {
-        let (px, py) = (index % width, index / width);
-        let rgba = march_ray(
-            asset,
-            (&displacement, &space),
-            march,
-            plates.as_ref(),
-            px,
-            py,
-        );
-        for (out, value) in pixel.iter_mut().zip(rgba.to_array()) {
-            *out = f16::from_f32(value).to_f32();
+    // Rows in one band per thread; every pixel is independent of the others.
+    let band = height.div_ceil(renderer.threads).max(1) * width * 4;
+    std::thread::scope(|scope| {
+        for (b, rows) in pixels.chunks_mut(band).enumerate() {
+            let (displacement, reach, plates) = (&displacement, &reach, plates.as_ref());
+            scope.spawn(move || {
+                for (k, pixel) in rows.chunks_exact_mut(4).enumerate() {
+                    let index = b * band / 4 + k;
+                    let (px, py) = (index % width, index / width);
+                    let rgba = march_ray(renderer, (displacement, reach), march, plates, px, py);
+                    for (out, value) in pixel.iter_mut().zip(rgba.to_array()) {
+                        *out = f16::from_f32(value).to_f32();
+                    }
+                }
+            });
+        }
+    });
+    pixels
+}
+
+/// How far blended motion bases (`blend_bases`' output) move points at most, metres (`reach_cells` in the shader):
+/// a bilinear lookup is never longer than its longest texel, so a point moves at most the sum over the planes of
+/// the longest displacement its lookups can touch.
+pub struct WarpReach {
+    /// Anywhere: per plane the longest displacement, summed.
+    pub bound: f32,
+    /// Per plane and cell footprint (`[plane][b][a]`, see [`cell_index`]), the longest displacement of the texels
+    /// that lookups of points in it can touch.
+    pub cells: Vec<f32>,
+}
+
+impl WarpReach {
+    /// The reach of `blended` (for `asset`).
+    pub fn new(asset: &HeadAsset, blended: &[Vec4]) -> Self {
+        let m = asset.motion_resolution;
+        let half = asset.half_extent;
+        let spans: Vec<(usize, usize)> = (0..CELLS).map(|i| footprint(i, m)).collect();
+        let mut cells = vec![0.0f32; PLANES * CELLS * CELLS];
+        let mut planes = [0.0f32; PLANES];
+        for (k, longest) in cells.iter_mut().enumerate() {
+            let (plane, b, a) = (k / (CELLS * CELLS), k / CELLS % CELLS, k % CELLS);
+            let ((x0, x1), (y0, y1)) = (spans[a], spans[b]);
+            for y in y0..=y1 {
+                for x in x0..=x1 {
+                    let d = blended[(plane * m + y) * m + x];
+                    *longest = longest.max((d.truncate() * half).length());
+                }
+            }
+            planes[plane] = planes[plane].max(*longest);
+        }
+        Self {
+            bound: planes.iter().sum(),
+            cells,
         }
     }
-    pixels
+
+    /// How far the motion moves points of `cell` (x, y, z indices) at most.
+    pub fn at(&self, [x, y, z]: [usize; 3]) -> f32 {
+        let n = CELLS;
+        self.cells[y * n + x] + self.cells[(n + z) * n + x] + self.cells[(2 * n + y) * n + z]
+    }
 }
 
 /// The motion code applied to the bases (`blend` in the shader): one displacement and opening per motion-basis
@@ -142,6 +234,11 @@ fn shade_at(asset: &HeadAsset, blended: &[Vec4], u: Vec3) -> f32 {
 
 /// Density (per metre) in w and linear colour in xyz at canonical point `u` (`decode` in the shader).
 pub fn decode(asset: &HeadAsset, u: Vec3) -> Vec4 {
+    decode_features(asset, |i| f32::from(asset.triplane[i]), u)
+}
+
+/// [`decode`] with the tri-plane's values read through `feature` (index into [`HeadAsset::triplane`]).
+fn decode_features(asset: &HeadAsset, feature: impl Fn(usize) -> f32, u: Vec3) -> Vec4 {
     let r = asset.triplane_resolution;
     let channels = asset.channels;
     let mut feat = [0.0f32; MAX_CHANNELS];
@@ -150,7 +247,7 @@ pub fn decode(asset: &HeadAsset, u: Vec3) -> Vec4 {
         let s = bilinear(a, b, r);
         let offset = plane * r * r;
         for (c, value) in feat.iter_mut().enumerate().take(channels) {
-            let texel = |i: usize| f32::from(asset.triplane[(offset + s.index[i]) * channels + c]);
+            let texel = |i: usize| feature((offset + s.index[i]) * channels + c);
             *value += s.weight[0] * texel(0)
                 + s.weight[1] * texel(1)
                 + s.weight[2] * texel(2)
@@ -311,13 +408,14 @@ impl<'a> Plates<'a> {
 }
 
 fn march_ray(
-    asset: &HeadAsset,
-    (displacement, space): (&[Vec4], &EmptySpace),
+    renderer: &ReferenceRenderer,
+    (displacement, reach): (&[Vec4], &WarpReach),
     march: &MarchUniform,
     plates: Option<&Plates>,
     px: usize,
     py: usize,
 ) -> Vec4 {
+    let (asset, space) = (renderer.asset, &renderer.space);
     let (width, height) = (march.width() as f32, march.height() as f32);
     let tan_half = march.origin[3];
     let x = ((px as f32 + 0.5) / width * 2.0 - 1.0) * tan_half * march.right[3];
@@ -339,7 +437,7 @@ fn march_ray(
     let mut color = Vec3::ZERO;
     let mut transmittance = 1.0f32;
     let mut coverage = 0.0f32;
-    let warp_bound = march.half_extent[3];
+    let skipping = march.half_extent[3] >= 0.0;
     if t_near < t_far {
         let mut i = 0;
         while i < march.size[2] {
@@ -347,11 +445,18 @@ fn march_ray(
             if t > t_far {
                 break;
             }
-            if warp_bound >= 0.0 {
+            if skipping {
+                let cell = cell_of(origin + t * dir, half_extent);
+                let clear = space.clearance[cell_index(cell)];
                 // Nothing within `free` of this sample can show: skip every sample nearer than that.
-                let free = space.clearance_at(origin + t * dir, half_extent) - warp_bound;
+                let free = clear - reach.bound;
                 if free > 0.0 {
                     i += ((free / step).ceil().min(march.size[2] as f32) as u32).max(1);
+                    continue;
+                }
+                // This sample shows nothing if the motion around it cannot reach the head.
+                if clear > reach.at(cell) {
+                    i += 1;
                     continue;
                 }
             }
@@ -362,7 +467,7 @@ fn march_ray(
             if canonical.abs().cmpgt(Vec3::ONE).any() {
                 continue;
             }
-            let sample = decode(asset, canonical);
+            let sample = decode_features(asset, |i| renderer.features[i], canonical);
             let alpha = 1.0 - (-sample.w * density_factor * step).exp();
             if alpha <= 0.0 {
                 continue;

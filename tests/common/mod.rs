@@ -30,6 +30,7 @@ pub fn frozen() -> MotionSettings {
 pub fn orbit_settings(size: u32, yaw_deg: f32, pitch_deg: f32) -> HeadSettings {
     HeadSettings {
         resolution: size,
+        min_resolution: size,
         steps_per_ray: 64,
         view: HeadView::Orbit {
             yaw: yaw_deg.to_radians(),
