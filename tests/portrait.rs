@@ -2,6 +2,8 @@
 //! CPU reference renderer (the GPU is held to it in tests/render.rs). Thresholds are the goals, or the
 //! values measured on the shipped portraits with a margin where a goal is not met yet (said so at each).
 
+mod common;
+
 use bevy::math::Vec3;
 use bevy_talking_head::identity::bust::CHEST_DEPTH;
 use bevy_talking_head::identity::layers::NECK_FOLLOW;
@@ -21,19 +23,9 @@ use image::RgbImage;
 /// Samples along the longest ray (the `Medium` preset).
 const STEPS: u32 = 96;
 
-fn built(name: &str) -> (image::DynamicImage, BuiltHead) {
-    let registry = ModelRegistry::load_default().unwrap_or_else(|e| panic!("{e}"));
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets/portraits")
-        .join(name);
-    let portrait = image::open(path).unwrap_or_else(|e| panic!("{e}"));
-    let built = head_from_portrait(&registry, &portrait).unwrap_or_else(|e| panic!("{e}"));
-    (portrait, built)
-}
-
 #[test]
 fn the_layers_separate_the_person_and_load_back_from_the_cache() {
-    let (_, BuiltHead { layers, .. }) = built("astronaut.png");
+    let (_, BuiltHead { layers, .. }) = common::built_portrait("astronaut.png");
     assert_eq!((layers.width, layers.height), (512, 512));
     assert_eq!(layers.validate(), Ok(()));
     let counts = layers.segment_counts();
@@ -86,7 +78,7 @@ fn the_layers_separate_the_person_and_load_back_from_the_cache() {
 
 #[test]
 fn the_whole_photo_at_rest_is_the_photo_and_only_the_head_and_neck_move() {
-    let (portrait, BuiltHead { asset, layers, .. }) = built("astronaut.png");
+    let (portrait, BuiltHead { asset, layers, .. }) = common::built_portrait("astronaut.png");
     let crop = layers.whole();
     let long_side = layers.width.max(layers.height);
     let sizes = (long_side, STEPS);
@@ -148,7 +140,7 @@ fn the_whole_photo_at_rest_is_the_photo_and_only_the_head_and_neck_move() {
 
 #[test]
 fn the_seam_adds_no_edge_and_turning_opens_almost_no_hole() {
-    let (portrait, BuiltHead { asset, layers, .. }) = built("grace_hopper.jpg");
+    let (portrait, BuiltHead { asset, layers, .. }) = common::built_portrait("grace_hopper.jpg");
     let crop = layers.head_and_shoulders;
     let long_side = 256;
     let sizes = (long_side, STEPS);
@@ -196,7 +188,7 @@ fn the_seam_adds_no_edge_and_turning_opens_almost_no_hole() {
 
 #[test]
 fn a_replaced_background_shows_only_where_the_person_is_not() {
-    let (_, BuiltHead { asset, layers, .. }) = built("astronaut.png");
+    let (_, BuiltHead { asset, layers, .. }) = common::built_portrait("astronaut.png");
     let mut green = layers.clone();
     green.replace_background(&Background::Colour([0, 255, 0, 255]));
     let crop = layers.whole();
@@ -227,7 +219,7 @@ fn a_replaced_background_shows_only_where_the_person_is_not() {
 
 #[test]
 fn layers_of_the_wrong_size_are_refused() {
-    let (_, BuiltHead { layers, .. }) = built("astronaut.png");
+    let (_, BuiltHead { layers, .. }) = common::built_portrait("astronaut.png");
     let mut short = layers.clone();
     short.body = short.body[1..].into();
     assert!(short.validate().is_err_and(|e| e.contains("body")));
@@ -279,7 +271,7 @@ fn hard_photos_give_whole_photos_that_match_at_rest() {
 
 #[test]
 fn the_bust_wraps_the_photos_body_and_bends_only_at_the_neck() {
-    let (portrait, BuiltHead { layers, .. }) = built("astronaut.png");
+    let (portrait, BuiltHead { layers, .. }) = common::built_portrait("astronaut.png");
     let bust = build_bust(&layers).unwrap_or_else(|e| panic!("{e}"));
     let frame = layers.frame;
     let neck = layers.neck;

@@ -495,13 +495,7 @@ fn portrait_renders_the_same_on_gpu_and_cpu(path: &'static str, portrait_name: &
 /// no density wherever that code's warp sends them (the empty space is conservative).
 #[test]
 fn empty_space_is_empty_under_any_motion_within_its_bound() {
-    let registry = bevy_talking_head::inference::ModelRegistry::load_default()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/portraits/astronaut.png");
-    let portrait = image::open(path).unwrap_or_else(|e| panic!("{e}"));
-    let built = bevy_talking_head::identity::head_from_portrait(&registry, &portrait)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, built) = common::built_portrait("astronaut.png");
     let mut rng = common::Lcg(7);
     for asset in [procedural_head(48, 24), built.asset] {
         let space = EmptySpace::bake(&asset);
@@ -576,13 +570,7 @@ fn skipping_the_empty_space_draws_the_same_picture() {
         assert_eq!(skipped, every, "yaw {yaw}");
     }
     // The astronaut's head over her photo, the jaw open and the head turned.
-    let registry = bevy_talking_head::inference::ModelRegistry::load_default()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/portraits/astronaut.png");
-    let portrait = image::open(path).unwrap_or_else(|e| panic!("{e}"));
-    let built = bevy_talking_head::identity::head_from_portrait(&registry, &portrait)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_, built) = common::built_portrait("astronaut.png");
     let (asset, layers) = (&built.asset, &built.layers);
     let renderer = ReferenceRenderer::new(asset);
     let crop = layers.head_and_shoulders;

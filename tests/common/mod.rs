@@ -164,3 +164,16 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     );
     program
 }
+
+/// A shipped portrait (`assets/portraits/NAME`) and its head and layers, built or loaded from the disk cache.
+pub fn built_portrait(name: &str) -> (image::DynamicImage, bevy_talking_head::identity::BuiltHead) {
+    let registry = bevy_talking_head::inference::ModelRegistry::load_default()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/portraits")
+        .join(name);
+    let portrait = image::open(path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let built = bevy_talking_head::identity::head_from_portrait(&registry, &portrait)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    (portrait, built)
+}
