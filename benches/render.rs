@@ -206,8 +206,9 @@ fn bench_gpu(c: &mut Criterion, asset: HeadAsset, [old, new]: [&'static str; 2])
                 let mut updates = 0u64;
                 for i in 0..iters {
                     if let Some(mut talking) = app.world_mut().get_mut::<TalkingHead>(head) {
+                        // A new view every frame, never one seen before (as a moving camera gives).
                         talking.settings.view = HeadView::Orbit {
-                            yaw: 0.3 + 0.01 * (i % 20) as f32,
+                            yaw: 0.3 + 1e-4 * (i % 5000) as f32,
                             pitch: 0.1,
                             distance: 0.6,
                         };

@@ -35,7 +35,9 @@ struct March {
     neck_y: vec4<f32>,
 }
 
-@group(0) @binding(0) var<uniform> march: March;
+// A read-only storage buffer, not a uniform one: lavapipe compiles a new variant of a shader for each new value of
+// the uniforms its branches test, and the camera moves every frame.
+@group(0) @binding(0) var<storage, read> march: March;
 // Canonical features as f16 pairs, [plane][row][column][channel].
 @group(0) @binding(1) var<storage, read> triplane: array<u32>;
 // Motion bases as f16 pairs (three per texel: dx dy, dz opening, shade and a zero), [basis][plane][row][column].

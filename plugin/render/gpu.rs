@@ -10,7 +10,7 @@ use bevy::render::render_asset::{
     PrepareAssetError, RenderAsset, RenderAssetPlugin, RenderAssets, prepare_assets,
 };
 use bevy::render::render_resource::binding_types::{
-    storage_buffer_read_only_sized, storage_buffer_sized, texture_storage_2d, uniform_buffer_sized,
+    storage_buffer_read_only_sized, storage_buffer_sized, texture_storage_2d,
 };
 use bevy::render::render_resource::*;
 use bevy::render::renderer::{RenderContext, RenderDevice, RenderGraph, RenderQueue};
@@ -228,7 +228,7 @@ fn init_head_pipeline(
         &BindGroupLayoutEntries::sequential(
             ShaderStages::COMPUTE,
             (
-                uniform_buffer_sized(false, uniform_size),
+                storage_buffer_read_only_sized(false, uniform_size),
                 storage_buffer_read_only_sized(false, None),
                 storage_buffer_read_only_sized(false, None),
                 storage_buffer_read_only_sized(false, None),
@@ -470,7 +470,7 @@ fn create_head_buffers(
         uniform: buffer(
             "talking_head:buffer:march_uniform",
             size_of::<MarchUniform>() as u64,
-            BufferUsages::UNIFORM,
+            BufferUsages::STORAGE,
         ),
         motion: buffer(
             "talking_head:buffer:motion_code",
