@@ -375,7 +375,9 @@ fn set_up_scene_camera(
     let mut camera = commands.entity(add.entity);
     camera.insert(IsDefaultUiCamera);
     if let Some(target) = target {
-        camera.insert(RenderTarget::Image(target.0.clone().into()));
+        // Headless runs (CI, screenshots) often render on a software adapter, where 4× multisampling costs more
+        // than anything else in these scenes.
+        camera.insert((RenderTarget::Image(target.0.clone().into()), Msaa::Off));
     }
 }
 
