@@ -12,13 +12,18 @@ use crate::identity::{BustShape, PortraitLayers, build_bust};
 use crate::motion::FaceCoefficients;
 use crate::plugin::{head_pose, portrait_layers};
 
-/// The bust under a head shown with [`HeadDisplay::Bust`], on the head's entity.
+/// The bust under a head shown with [`HeadDisplay::Bust`], on the head's entity: `None` inside when the photo
+/// allows no bust (logged once).
 #[derive(Component, Debug)]
-pub struct HeadBust {
-    /// The bust's mesh entity (a child of the head), or `None` when the photo allows no bust (logged once).
-    entity: Option<Entity>,
+pub struct HeadBust(Option<SpawnedBust>);
+
+/// A bust in the scene.
+#[derive(Debug)]
+struct SpawnedBust {
+    /// The bust's mesh entity (a child of the head).
+    entity: Entity,
     mesh: Handle<Mesh>,
-    shape: Option<BustShape>,
+    shape: BustShape,
     /// The head pose the mesh shows.
     shown: (Quat, Vec3),
 }
@@ -26,7 +31,7 @@ pub struct HeadBust {
 impl HeadBust {
     /// The bust's mesh entity, if the head has a bust.
     pub fn entity(&self) -> Option<Entity> {
-        self.entity
+        self.0.as_ref().map(|bust| bust.entity)
     }
 }
 
@@ -48,7 +53,7 @@ pub(crate) fn attach_busts(
     for (entity, head, built, bust) in &heads {
         if head.settings.display != HeadDisplay::Bust {
             if let Some(bust) = bust {
-                if let Some(child) = bust.entity {
+                if let Some(child) = bust.entity() {
                     commands.entity(child).despawn();
                 }
                 commands.entity(entity).remove::<HeadBust>();
@@ -73,12 +78,7 @@ pub(crate) fn attach_busts(
             Ok(shape) => shape,
             Err(error) => {
                 warn!("talking head {entity}: no bust, the head is shown alone: {error}");
-                commands.entity(entity).insert(HeadBust {
-                    entity: None,
-                    mesh: Handle::default(),
-                    shape: None,
-                    shown: (Quat::IDENTITY, Vec3::ZERO),
-                });
+                commands.entity(entity).insert(HeadBust(None));
                 continue;
             }
         };
@@ -101,12 +101,12 @@ pub(crate) fn attach_busts(
                 ChildOf(entity),
             ))
             .id();
-        commands.entity(entity).insert(HeadBust {
-            entity: Some(child),
+        commands.entity(entity).insert(HeadBust(Some(SpawnedBust {
+            entity: child,
             mesh,
-            shape: Some(shape),
+            shape,
             shown: (Quat::IDENTITY, Vec3::ZERO),
-        });
+        })));
     }
 }
 
@@ -119,14 +119,14 @@ pub(crate) fn pose_busts(
         return;
     };
     for (mut bust, face) in &mut heads {
+        let Some(bust) = bust.0.as_mut() else {
+            continue;
+        };
         let pose = head_pose(face);
         if pose == bust.shown {
             continue;
         }
-        let Some(shape) = &bust.shape else {
-            continue;
-        };
-        let positions = shape.posed(pose.0, pose.1);
+        let positions = bust.shape.posed(pose.0, pose.1);
         if let Some(mut mesh) = meshes.get_mut(&bust.mesh) {
             mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, positions);
         }

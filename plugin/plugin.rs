@@ -440,9 +440,9 @@ fn update_render_jobs(
             let side = screen_side(camera, camera_transform, centre, world_radius);
             let shown = output.map_or(0, |o| o.size.x);
             // Grow at once; shrink only past a step below, so that a head at a step's edge keeps its image.
-            if side.is_some_and(|side| side > shown || side + FIT_STEP < shown)
-                && fit.map(|f| f.0) != side
-                && let Some(side) = side
+            if let Some(side) = side
+                && (side > shown || side + FIT_STEP < shown)
+                && fit.map(|f| f.0) != Some(side)
             {
                 commands.entity(entity).insert(HeadScreenFit(side));
             }

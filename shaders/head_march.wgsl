@@ -66,7 +66,8 @@ struct Reach {
 }
 @group(0) @binding(9) var<storage, read_write> reach: Reach;
 
-// EMPTY_SPACE_CELLS (render::empty_space::CELLS), MAX_CHANNELS, MAX_HIDDEN, SHADE_RANGE (HeadAsset::motion_bases), STEEPNESS_UNIT and SMEAR (identity::layers), and
+// EMPTY_SPACE_CELLS (render::empty_space::CELLS), MAX_CHANNELS, MAX_HIDDEN, SHADE_RANGE (HeadAsset::motion_bases),
+// STEEPNESS_UNIT and SMEAR (identity::layers), and
 // for where the lips part (see HeadAsset::motion_bases and identity::Mouth)
 // OPENING_START, OPENING_FULL, MOUTH_INTERIOR, TEETH, TEETH_SHOW, TEETH_LIT_GAP, TOOTH_COUNT, TOOTH_WIDTHS and
 // TOOTH_LENGTHS: defined by the plugin in front of this file from the Rust constants of the same names

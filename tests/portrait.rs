@@ -399,3 +399,12 @@ fn busts_of_hard_photos_are_whole_or_clearly_refused() {
         }
     }
 }
+
+#[test]
+fn a_picture_with_nothing_under_the_chin_gets_no_bust_and_says_why() {
+    let (_, BuiltHead { mut layers, .. }) = common::built_portrait("astronaut.png");
+    // The body plate emptied: nothing of the person below the head.
+    layers.body = vec![0u32; layers.pixels()].into();
+    let error = build_bust(&layers).expect_err("a bust without a body");
+    assert!(error.to_string().contains("no neck"), "{error}");
+}

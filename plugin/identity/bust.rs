@@ -102,9 +102,11 @@ pub fn build_bust(layers: &PortraitLayers) -> Result<BustShape, IdentityError> {
     };
     // The bust runs down from the mouth while each row holds some of the person.
     let first = top.ceil() as usize;
-    let last = (first..h)
-        .take_while(|&y| extent(y).is_some())
-        .last()
+    let extents: Vec<(f32, f32)> = (first..h).map_while(extent).collect();
+    let last = extents
+        .len()
+        .checked_sub(1)
+        .map(|rows| first + rows)
         .filter(|&y| y as f32 > neck.jaw_y)
         .ok_or_else(|| {
             IdentityError::Layers(
@@ -112,16 +114,16 @@ pub fn build_bust(layers: &PortraitLayers) -> Result<BustShape, IdentityError> {
                     .into(),
             )
         })?;
-    let count = (last - first + 1).clamp(2, MAX_RINGS);
+    let count = extents.len().clamp(2, MAX_RINGS);
     let rows: Vec<Row> = (0..count)
-        .filter_map(|k| {
+        .map(|k| {
             let y = first + (last - first) * k / (count - 1);
-            let (left, right) = extent(y)?;
-            Some(Row {
+            let (left, right) = extents[y - first];
+            Row {
                 y: y as f32,
                 left,
                 right,
-            })
+            }
         })
         .collect();
     let rows = smoothed(&rows);

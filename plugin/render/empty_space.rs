@@ -39,18 +39,19 @@ pub struct EmptySpace {
 impl EmptySpace {
     /// Bakes the empty space of `asset` (which must be valid: [`HeadAsset::validate`]).
     pub fn bake(asset: &HeadAsset) -> Self {
-        let occupied = occupied_cells(asset);
+        let features: Vec<f32> = asset.triplane.iter().map(|v| v.to_f32()).collect();
+        Self::bake_features(asset, &features)
+    }
+
+    /// [`bake`](Self::bake) with the asset's tri-plane already converted to single floats.
+    pub(super) fn bake_features(asset: &HeadAsset, features: &[f32]) -> Self {
+        let occupied = occupied_cells(asset, features);
         let side = (2.0 * asset.half_extent / CELLS as f32).min_element();
         let clearance = cells_to_nearest(&occupied)
             .into_iter()
             .map(|k| k.saturating_sub(1) as f32 * side)
             .collect();
         Self { clearance }
-    }
-
-    /// The clearance of the cell holding head-space point `p` (clamped to the box), metres.
-    pub fn clearance_at(&self, p: Vec3, half_extent: Vec3) -> f32 {
-        self.clearance[cell_index(cell_of(p, half_extent))]
     }
 }
 
@@ -69,36 +70,30 @@ pub fn cell_index([x, y, z]: [usize; 3]) -> usize {
     (z * CELLS + y) * CELLS + x
 }
 
-/// The first and last texels of a plane of `res` texels that lookups of points in cell `i` along an axis can
-/// touch, with one spare on each side (the shader's `footprint`; its rounding may differ by a hair).
-pub fn footprint(i: usize, res: usize) -> (usize, usize) {
-    let per_cell = res as f32 / CELLS as f32;
-    let first = (i as f32 * per_cell - 0.5).floor() as i64 - 1;
-    let last = ((i + 1) as f32 * per_cell - 0.5).floor() as i64 + 2;
-    let clamp = |v: i64| v.clamp(0, res as i64 - 1) as usize;
-    (clamp(first), clamp(last))
-}
-
-/// The texel range a bilinear lookup (as the renderers make it, clamped to the plane) can touch for a coordinate
-/// in `[lo, hi]` (normalised, −1..1) on a plane of `res` texels.
-fn texel_range(lo: f32, hi: f32, res: usize) -> (usize, usize) {
+/// The first and last texels of a plane of `res` texels that bilinear lookups (as the renderers make them, clamped
+/// to the plane) of points in cell `i` along an axis can touch.
+fn cell_texels(i: usize, res: usize) -> (usize, usize) {
     let r = res as f32;
     let texel = |a: f32| {
         let s = ((a + 1.0) * 0.5 * r - 0.5).clamp(0.0, r - 1.0);
         (s.floor() as usize).min(res - 2)
     };
-    (texel(lo), texel(hi) + 1)
+    let edge = |i: usize| -1.0 + 2.0 * i as f32 / CELLS as f32;
+    (texel(edge(i)), texel(edge(i + 1)) + 1)
+}
+
+/// The texels a cell's lookups can touch, with one spare on each side: the shader's `footprint` finds the same
+/// range with its own rounding, which the spare covers.
+pub fn footprint(i: usize, res: usize) -> (usize, usize) {
+    let (first, last) = cell_texels(i, res);
+    (first.saturating_sub(1), (last + 1).min(res - 1))
 }
 
 /// Per plane and per pair of cell indices along the plane's two axes, the smallest and largest value of each
 /// feature channel over the texels its lookups can touch: `[plane][b][a][channel]` of (min, max).
-fn feature_bounds(asset: &HeadAsset) -> Vec<(f32, f32)> {
+fn feature_bounds(asset: &HeadAsset, features: &[f32]) -> Vec<(f32, f32)> {
     let (r, c) = (asset.triplane_resolution, asset.channels);
-    let edge = |i: usize| -1.0 + 2.0 * i as f32 / CELLS as f32;
-    let ranges: Vec<(usize, usize)> = (0..CELLS)
-        .map(|i| texel_range(edge(i), edge(i + 1), r))
-        .collect();
-    let features: Vec<f32> = asset.triplane.iter().map(|v| v.to_f32()).collect();
+    let ranges: Vec<(usize, usize)> = (0..CELLS).map(|i| cell_texels(i, r)).collect();
     let mut bounds = vec![(f32::MAX, f32::MIN); PLANES * CELLS * CELLS * c];
     for plane in 0..PLANES {
         for (b, &(y0, y1)) in ranges.iter().enumerate() {
@@ -123,9 +118,9 @@ fn feature_bounds(asset: &HeadAsset) -> Vec<(f32, f32)> {
 
 /// Whether each cell may hold density: the decoder's density output bounded from above by interval arithmetic over
 /// the cell's feature bounds.
-fn occupied_cells(asset: &HeadAsset) -> Vec<bool> {
+fn occupied_cells(asset: &HeadAsset, features: &[f32]) -> Vec<bool> {
     let c = asset.channels;
-    let bounds = feature_bounds(asset);
+    let bounds = feature_bounds(asset, features);
     let decoder = &asset.decoder;
     let mut occupied = vec![false; CELLS * CELLS * CELLS];
     let threads = std::thread::available_parallelism().map_or(1, usize::from);

@@ -49,10 +49,11 @@ pub struct ReferenceRenderer<'a> {
 impl<'a> ReferenceRenderer<'a> {
     /// Prepares `asset` (which must be valid: [`HeadAsset::validate`]).
     pub fn new(asset: &'a HeadAsset) -> Self {
+        let features: Vec<f32> = asset.triplane.iter().map(|v| v.to_f32()).collect();
         Self {
             asset,
-            space: EmptySpace::bake(asset),
-            features: asset.triplane.iter().map(|v| v.to_f32()).collect(),
+            space: EmptySpace::bake_features(asset, &features),
+            features,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
@@ -117,8 +118,8 @@ fn render(
 pub struct WarpReach {
     /// Anywhere: per plane the longest displacement, summed.
     pub bound: f32,
-    /// Per plane and cell footprint (`[plane][b][a]`, see [`cell_index`]), the longest displacement of the texels
-    /// that lookups of points in it can touch.
+    /// Per plane and pair of cell indices along the plane's two axes (`[plane][b][a]`, the axes as the planes'
+    /// lookups take them), the longest displacement of the texels that lookups of points there can touch.
     pub cells: Vec<f32>,
 }
 
