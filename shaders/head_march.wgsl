@@ -33,6 +33,8 @@ struct March {
     // with neck_y; neck_x.w: how far the neck's top follows; neck_y.w: sine of the head's turn from the photo's pose
     neck_x: vec4<f32>,
     neck_y: vec4<f32>,
+    // how much further the hair around the head moves than the neck's top (plate pixels), unused, unused
+    hair: vec4<f32>,
 }
 
 // A read-only storage buffer, not a uniform one: lavapipe compiles a new variant of a shader for each new value of
@@ -329,17 +331,26 @@ fn plate_point(p: vec3<f32>) -> vec2<f32> {
     return vec2<f32>(march.frame.x + p.x * march.frame.z, march.frame.y - p.y * march.frame.z);
 }
 
-// What shows behind the head at plate point q: the body plate (its neck's top and the hair around the head moved
-// towards where the head's motion takes them) over the background plate. Premultiplied.
-fn behind_head(q: vec2<f32>) -> vec4<f32> {
+// The body plate's point that the head's motion takes to plate point q, read from p: q moved back by the share of
+// the motion that the point at p follows (the neck's top and the hair around the head).
+fn body_source(q: vec2<f32>, p: vec2<f32>) -> vec2<f32> {
     let neck = march.neck;
-    let down = clamp((neck.y - q.y) / max(neck.y - neck.x, 1e-3), 0.0, 1.0);
-    let across = clamp((abs(q.x - neck.z) - neck.w) / max(neck.w, 1e-3), 0.0, 1.0);
+    let down = clamp((neck.y - p.y) / max(neck.y - neck.x, 1e-3), 0.0, 1.0);
+    let across = clamp((abs(p.x - neck.z) - neck.w) / max(neck.w, 1e-3), 0.0, 1.0);
     let neck_weight = march.neck_x.w * down * down * (3.0 - 2.0 * down)
         * (1.0 - across * across * (3.0 - 2.0 * across));
-    let weight = max(neck_weight, plate_byte(1u, q) / 255.0);
-    let moved = vec2<f32>(dot(march.neck_x.xyz, vec3<f32>(q, 1.0)), dot(march.neck_y.xyz, vec3<f32>(q, 1.0)));
-    let body = plate_at(1u, q - weight * (moved - q));
+    let hair = plate_byte(1u, p) / 255.0;
+    let weight = max(neck_weight, hair);
+    let moved = vec2<f32>(dot(march.neck_x.xyz, vec3<f32>(p, 1.0)), dot(march.neck_y.xyz, vec3<f32>(p, 1.0)));
+    return q - weight * (moved - p) - hair * march.hair.xy;
+}
+
+// What shows behind the head at plate point q: the body plate (its neck's top and the hair around the head moved
+// towards where the head's motion takes them; the share each point follows read where it sat, two fixed-point
+// steps, so that hair moving out past the head's outline at rest keeps up) over the background plate.
+// Premultiplied.
+fn behind_head(q: vec2<f32>) -> vec4<f32> {
+    let body = plate_at(1u, body_source(q, body_source(q, q)));
     let background = plate_at(2u, q);
     return body + (1.0 - body.a) * background;
 }

@@ -155,8 +155,7 @@ fn the_seam_adds_no_edge_and_turning_opens_almost_no_hole() {
     for (name, code, head_pose, limit) in [
         ("rest", &rest_code, pose(0.0, 0.0, 0.0), 0.2),
         ("jaw 1", &jaw, pose(0.0, 0.0, 0.0), 0.2),
-        // Goal 0.2; the turned head's side walls add streaks (measured 1.13–1.26 at 512 px).
-        ("yaw 15°", &rest_code, pose(15.0, 0.0, 0.0), 0.35),
+        ("yaw 15°", &rest_code, pose(15.0, 0.0, 0.0), 0.2),
     ] {
         let frame = render_portrait(
             &asset,
@@ -172,8 +171,9 @@ fn the_seam_adds_no_edge_and_turning_opens_almost_no_hole() {
         println!("seam {name}: gradient {ratio:.3} × the photo's");
         assert!((ratio - 1.0).abs() <= limit, "{name}: {ratio}");
     }
-    // With the jaw open and the head turned, the background hardly shows through the person (goal: nowhere;
-    // measured up to 0.1 % of the frame at the hair's and cap's edges).
+    // With the jaw open and the head turned, the background shows through the person nowhere but in a few
+    // single pixels where the cap's outline is one pixel thin (the portrait_quality example: 0–34 pixels of a
+    // whole 512 px frame over all six poses, on every shipped and gallery portrait).
     let pixels = (size.x * size.y) as usize;
     let poses = HOLE_POSES_DEG.map(|(yaw, pitch, roll)| pose(yaw, pitch, roll));
     let opened_per_pose = holes_opened(&asset, &layers, (&jaw, &poses), crop, sizes);
@@ -182,7 +182,7 @@ fn the_seam_adds_no_edge_and_turning_opens_almost_no_hole() {
         println!(
             "yaw {yaw}°, pitch {pitch}°, roll {roll}°: {opened} px of background through the person"
         );
-        assert!(opened * 1000 <= pixels * 2, "{opened} of {pixels}");
+        assert!(opened * 10_000 <= pixels, "{opened} of {pixels}");
     }
 }
 

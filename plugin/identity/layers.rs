@@ -10,16 +10,19 @@
 //!   resolution and scales the head's coverage by the matte, both looked up where each ray meets the head at
 //!   rest, so that they move with the head; where the head's surface is steep ([`PortraitLayers::steepness`]) and
 //!   the head turns, the head's own colours take over;
-//! - **body plate**: the person without the head (the photo, alpha the person mask), keeping a rim a few pixels
-//!   into the head's silhouette (what the matte's feather lets through at rest), and behind the head, below the
-//!   eyes, the neck continued upward (each column's top neck colour, in the jaw's shadow) with the hair's colour
-//!   beside it, so that an open jaw or a turned head uncovers neck, never background or a hole. The neck's top and
-//!   the hair around the head move with the head ([`Neck`], [`PortraitLayers::follow`]); the neck ring stays;
+//! - **body plate**: the person without the head (the photo, alpha the person mask with gaps of a few pixels
+//!   closed, [`BODY_CLOSE_PX`]); behind the head, opaque: above the eyes the photo itself, below them the neck
+//!   continued upward (each column's top neck colour, in the jaw's shadow) with the hair's colour beside it, and
+//!   a rim of the photo a few pixels into the silhouette, so that an open jaw or a turned head uncovers the
+//!   person, never background or a hole. The head's silhouette and the hair around it move with the head, the
+//!   neck's top partly ([`Neck`], [`PortraitLayers::follow`]); the neck ring stays;
 //! - **background plate**: the photo where the person mask is unsure or says background, filled from the sure
-//!   background (push–pull) where the person stands, so that no ghost of the person remains.
+//!   background (push–pull) where the person stands and behind the whole head, so that no ghost of the person
+//!   or of the head's outline remains.
 //!
-//! Where the mask is unsure ([`PERSON_COVER`]) head and body let the background plate, which holds the photo
-//! there, show through: the frame at rest is the photo.
+//! Where the mask is unsure ([`PERSON_COVER`]) outside the head, the body lets the background plate, which holds
+//! the photo there, show through; inside the head's silhouette the opaque body plate holds the photo: the frame
+//! at rest is the photo.
 //!
 //! Plates are packed RGBA8 (`r | g << 8 | b << 16 | a << 24`, sRGB colour, straight alpha), as the shader unpacks
 //! them.
@@ -48,6 +51,11 @@ pub const MATTE_FEATHER_PX: [f32; 2] = [0.5, 2.0];
 /// The body plate keeps the person's pixels this far into the head's silhouette, plate pixels, so that the matte's
 /// feather shows the photo at rest.
 pub const BODY_RIM_PX: f32 = 2.0;
+/// How far the photo reaches into the head's silhouette below the eyes in the body plate, face heights (at least
+/// [`BODY_RIM_PX`]): where a turned head's outline draws in, the photo's own edge shows, not the neck's fill.
+pub const BODY_UNDERLAY: f32 = 0.1;
+/// Gaps in the person narrower than twice this many plate pixels are closed in the body plate.
+pub const BODY_CLOSE_PX: usize = 2;
 /// The person mask from which the head and body cover the photo fully (below the first value not at all): where
 /// the mask is unsure, the background plate, which holds the photo there, shows through.
 pub const PERSON_COVER: [f32; 2] = [0.3, 0.6];
@@ -58,8 +66,9 @@ pub const STEEPNESS_UNIT: f32 = 1.0 / 32.0;
 pub const SMEAR: [f32; 2] = [0.25, 0.6];
 /// How far below the chin the neck ring lies (where the neck stops following the head), in face heights.
 pub const NECK_LENGTH: f32 = 0.6;
-/// How far beyond the head's silhouette the hair moves with the head, in face heights (forehead to chin).
-pub const HAIR_FOLLOW: f32 = 0.12;
+/// Beyond the head's silhouette the hair moves wholly with the head up to the first distance and not at all from
+/// the second, in face heights (forehead to chin).
+pub const HAIR_FOLLOW: [f32; 2] = [0.04, 0.2];
 /// How much darker the neck continued behind the jaw is than the neck's top in the photo (the jaw's shadow).
 pub const NECK_SHADE: f32 = 0.85;
 /// How far the neck's top follows the head's motion (0 = the neck stays, 1 = it moves with the head); the
@@ -163,8 +172,10 @@ pub struct PortraitLayers {
     /// photo to the head's own (softened) colours there, the more so the further the head turns.
     pub steepness: Arc<[u8]>,
     /// How far the body plate moves with the head, one byte per plate pixel (255: as the head moves), row-major:
-    /// the hair around the head and the rim of the body plate inside the head's silhouette, fading out over
-    /// [`HAIR_FOLLOW`] face heights, so that no strand of it stays behind when the head turns.
+    /// all of it inside the head's silhouette and the hair around it, fading out between [`HAIR_FOLLOW`] face
+    /// heights beyond the silhouette and towards the chin, so that no strand of it stays behind when the head
+    /// turns. The renderer moves it at the depth of the head's pivot (`MarchUniform::hair`), where a turn moves
+    /// the head's outline least.
     pub follow: Arc<[u8]>,
     /// One [`Segment`] value per plate pixel, row-major.
     pub segments: Arc<[u8]>,
@@ -430,14 +441,18 @@ pub fn build_layers(
     let slopes = front_slopes(&surfaces);
     let steepness: Vec<u8> = (0..n)
         .map(|i| {
+            // Bilinear between the surfaces' texel centres: the nearest texel's value would step at every texel
+            // edge, and the turned head's colour would change in stairs.
             let p = head_xy(at(i));
-            let col = ((p.x / he.x + 1.0) * 0.5 * r as f32)
-                .floor()
-                .clamp(0.0, (r - 1) as f32);
-            let row = ((1.0 - p.y / he.y) * 0.5 * r as f32)
-                .floor()
-                .clamp(0.0, (r - 1) as f32);
-            let slope = slopes[row as usize * r + col as usize] * (1.0 - in_face[i]);
+            let last = (r - 1) as f32;
+            let col = ((p.x / he.x + 1.0) * 0.5 * r as f32 - 0.5).clamp(0.0, last);
+            let row = ((1.0 - p.y / he.y) * 0.5 * r as f32 - 0.5).clamp(0.0, last);
+            let (c0, r0) = (col.floor() as usize, row.floor() as usize);
+            let (c1, r1) = ((c0 + 1).min(r - 1), (r0 + 1).min(r - 1));
+            let (tc, tr) = (col.fract(), row.fract());
+            let top = slopes[r0 * r + c0] + (slopes[r0 * r + c1] - slopes[r0 * r + c0]) * tc;
+            let bottom = slopes[r1 * r + c0] + (slopes[r1 * r + c1] - slopes[r1 * r + c0]) * tc;
+            let slope = (top + (bottom - top) * tr) * (1.0 - in_face[i]);
             (slope / STEEPNESS_UNIT).round().clamp(0.0, 255.0) as u8
         })
         .collect();
@@ -525,6 +540,7 @@ pub fn build_layers(
     .unwrap_or(skin);
     let eyes_y = 0.5 * (scaled(lm::RIGHT_EYE_OUTER).y + scaled(lm::LEFT_EYE_OUTER).y);
 
+    let rim_px = BODY_RIM_PX.max(BODY_UNDERLAY * face_height);
     // The hair around the head moves with it, down to the chin.
     let outside: Vec<bool> = silhouette.iter().map(|s| !s).collect();
     let from_head = distance_inside(&outside, (plate.width, plate.height), Vec2::ONE, false);
@@ -532,15 +548,36 @@ pub fn build_layers(
     let follow: Vec<u8> = (0..n)
         .map(|i| {
             let near = if silhouette[i] {
-                1.0 - smoothstep(BODY_RIM_PX, BODY_RIM_PX + 2.0, inside[i])
+                1.0
             } else {
-                1.0 - smoothstep(0.0, HAIR_FOLLOW * face_height, from_head[i])
+                1.0 - smoothstep(
+                    HAIR_FOLLOW[0] * face_height,
+                    HAIR_FOLLOW[1] * face_height,
+                    from_head[i],
+                )
             };
             let above_chin = 1.0 - smoothstep(chin_y - 0.15 * face_height, chin_y, at(i).y);
             (near * above_chin * 255.0).round() as u8
         })
         .collect();
 
+    // The body's cover with gaps narrower than a few pixels closed (dilated, then eroded): a gap between strands
+    // that the mask left open would show the still background through hair that moves with the head. The body
+    // plate holds the photo there, so the frame at rest does not change.
+    let cover: Vec<f32> = person
+        .iter()
+        .map(|&p| smoothstep(PERSON_COVER[0], PERSON_COVER[1], p))
+        .collect();
+    let dilated: Vec<f32> = plate
+        .max_filter(&cover, BODY_CLOSE_PX)
+        .iter()
+        .map(|v| -v)
+        .collect();
+    let closed: Vec<f32> = plate
+        .max_filter(&dilated, BODY_CLOSE_PX)
+        .iter()
+        .map(|v| -v)
+        .collect();
     let mut face_plate = Vec::with_capacity(n);
     let mut body_plate = Vec::with_capacity(n);
     let mut background_plate = Vec::with_capacity(n);
@@ -554,7 +591,7 @@ pub fn build_layers(
             * smoothstep(MATTE_FEATHER_PX[0], MATTE_FEATHER_PX[1], inside[i]);
         face_plate.push(pack_rgba(srgb(photo[i]), matte));
         // The person outside the head, and a rim into it that the matte's feather shows at rest.
-        let rim = person_cover * (1.0 - smoothstep(BODY_RIM_PX - 1.0, BODY_RIM_PX, inside[i]));
+        let rim = person_cover * (1.0 - smoothstep(rim_px - 1.0, rim_px, inside[i]));
         let (body_colour, body_alpha) = if silhouette[i] {
             // Behind the head below the eyes: the neck in its columns, beside it the hair's colour above the nose
             // turning to the neck's below the chin.
@@ -569,14 +606,14 @@ pub fn build_layers(
             let down = smoothstep(scaled(lm::NOSE_TIP).y, scaled(lm::CHIN).y, p.y);
             let beside = mix(hair, neck_colour[column], down);
             let hidden = mix(beside, neck_colour[column], in_neck);
-            let alpha = below_eyes.max(rim);
-            (mix(hidden, photo[i], rim / alpha.max(1e-6)), alpha)
+            (mix(hidden, photo[i], rim.max(1.0 - below_eyes)), 1.0)
         } else {
-            (photo[i], person_cover)
+            (photo[i], person_cover.max(closed[i]))
         };
         body_plate.push(pack_rgba(srgb(body_colour), body_alpha));
+        let behind = if silhouette[i] { 1.0 } else { person_cover };
         background_plate.push(pack_rgba(
-            srgb(mix(photo[i], background[i], person_cover)),
+            srgb(mix(photo[i], background[i], behind)),
             background_alpha[i],
         ));
     }

@@ -130,6 +130,10 @@ pub struct MarchUniform {
     pub neck_x: [f32; 4],
     /// Second row of that map, and the sine of the head's turn from the photo's pose.
     pub neck_y: [f32; 4],
+    /// How much further the hair around the head moves than the neck's top (plate pixels, x and y): it lies at
+    /// about the depth of the head's pivot, behind the neck's front, where a turn moves the head's outline least;
+    /// unused, unused.
+    pub hair: [f32; 4],
 }
 
 impl MarchUniform {
@@ -168,6 +172,7 @@ impl MarchUniform {
             neck: [0.0; 4],
             neck_x: [1.0, 0.0, 0.0, 0.0],
             neck_y: [0.0, 1.0, 0.0, 0.0],
+            hair: [0.0; 4],
         }
     }
 
@@ -201,12 +206,15 @@ impl MarchUniform {
         let neck = layers.neck;
         // Where the head's motion takes a plate point on the neck's front.
         let (rotation, translation) = motion;
-        let moved = |q: Vec2| {
-            let p = frame.image_to_head(q).extend(neck.pivot.z + NECK_FRONT);
+        let moved_at = |q: Vec2, depth: f32| {
+            let p = frame.image_to_head(q).extend(depth);
             let p = rotation * (p - neck.pivot) + neck.pivot + translation;
             frame.to_image(p.x, p.y)
         };
+        let moved = |q: Vec2| moved_at(q, neck.pivot.z + NECK_FRONT);
         let c = moved(Vec2::ZERO);
+        let chin = Vec2::new(neck.centre_x, neck.jaw_y);
+        let hair = moved_at(chin, neck.pivot.z) - moved(chin);
         let (a, b) = (moved(Vec2::X) - c, moved(Vec2::Y) - c);
         self.plates = [layers.width, layers.height, 1, 0];
         self.crop = [
@@ -225,6 +233,7 @@ impl MarchUniform {
         self.neck_x = [a.x, b.x, c.x, NECK_FOLLOW];
         let turn = (rotation.w.abs().min(1.0).acos() * 2.0).sin().abs();
         self.neck_y = [a.y, b.y, c.y, turn];
+        self.hair = [hair.x, hair.y, 0.0, 0.0];
         self
     }
 

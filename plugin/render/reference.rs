@@ -398,11 +398,18 @@ impl<'a> Plates<'a> {
             centre_x,
             half_width,
         };
-        let neck_weight = march.neck_x[3] * neck.follow(q);
-        let weight = neck_weight.max(self.byte(&self.layers.follow, q) / 255.0);
-        let row = |r: [f32; 4]| r[0] * q.x + r[1] * q.y + r[2];
-        let moved = Vec2::new(row(march.neck_x), row(march.neck_y));
-        let body = self.at(1, q - weight * (moved - q));
+        let shift = Vec2::new(march.hair[0], march.hair[1]);
+        // The body plate's point that the motion takes to q: q moved back by the share of the motion that the
+        // point follows, read where the point sat (two fixed-point steps), so that hair moving out past the
+        // head's outline at rest keeps up with the head.
+        let source = |p: Vec2| {
+            let hair = self.byte(&self.layers.follow, p) / 255.0;
+            let weight = (march.neck_x[3] * neck.follow(p)).max(hair);
+            let row = |r: [f32; 4]| r[0] * p.x + r[1] * p.y + r[2];
+            let moved = Vec2::new(row(march.neck_x), row(march.neck_y));
+            q - weight * (moved - p) - hair * shift
+        };
+        let body = self.at(1, source(source(q)));
         let background = self.at(2, q);
         body + (1.0 - body.w) * background
     }
