@@ -380,8 +380,15 @@ fn show_speaker_portrait(
     }
 }
 
-/// The speaker turns to face the player; the others look at the speaker (at the player when nobody speaks).
-fn turn_npcs(time: Res<Time>, script: Res<Script>, mut npcs: Query<(&Npc, &mut Transform)>) {
+/// The speaker turns to face the player; the others look at the speaker (at the player when nobody speaks). The
+/// eyes get there first (`LookAt`), the body follows.
+fn turn_npcs(
+    mut commands: Commands,
+    time: Res<Time>,
+    script: Res<Script>,
+    mut npcs: Query<(&Npc, &mut Transform)>,
+    looks: Query<&LookAt>,
+) {
     let speaker = script.current().map(|(_, line)| line.speaker);
     let speaker_at = npcs
         .iter()
@@ -389,10 +396,13 @@ fn turn_npcs(time: Res<Time>, script: Res<Script>, mut npcs: Query<(&Npc, &mut T
         .map(|(_, transform)| transform.translation);
     let blend = 1.0 - (-TURN_RATE * time.delta_secs()).exp();
     for (npc, mut transform) in &mut npcs {
-        let target = match speaker_at {
-            Some(at) if Some(npc.head) != speaker => at,
-            _ => PLAYER,
+        let (target, look) = match (speaker_at, speaker) {
+            (Some(at), Some(head)) if Some(npc.head) != speaker => (at, LookAt::Entity(head)),
+            _ => (PLAYER, LookAt::Point(PLAYER)),
         };
+        if looks.get(npc.head).ok() != Some(&look) {
+            commands.entity(npc.head).insert(look);
+        }
         let wanted = facing(transform.translation, target);
         transform.rotation = transform.rotation.slerp(wanted, blend);
     }

@@ -209,8 +209,11 @@ fn set_up(
         },
         Transform::from_xyz(2.0, 5.0, 4.0).looking_at(Vec3::ZERO, Vec3::Y),
     ));
-    commands.spawn((SceneCamera, Camera3d::default(), camera_transform(0.0)));
+    let camera = commands
+        .spawn((SceneCamera, Camera3d::default(), camera_transform(0.0)))
+        .id();
 
+    // She looks into the (orbiting) camera.
     let presenter = commands
         .spawn((
             Name::new("presenter"),
@@ -226,6 +229,7 @@ fn set_up(
                 ..HeadSettings::preset(Quality::Medium)
             }),
             Transform::from_translation(HEAD_CENTRE),
+            LookAt::Entity(camera),
         ))
         .id();
     let lines = LINES

@@ -234,6 +234,19 @@ pub struct TalkingHead {
     pub motion: MotionSettings,
 }
 
+/// Where a head's eyes look: at another entity (the player's camera, whoever speaks) or at a point in the world.
+///
+/// The eyes turn towards the target as far as eyes turn ([`crate::motion::EYE_TURN`] at most; a target further
+/// aside or behind gets the eyes' extreme), with the usual saccades and blinks around it. Without this component
+/// the eyes rest ahead. The head itself does not turn: turn its `Transform` for that.
+#[derive(Component, Clone, Copy, Debug, PartialEq)]
+pub enum LookAt {
+    /// The entity's `GlobalTransform` translation.
+    Entity(Entity),
+    /// A point, world space.
+    Point(Vec3),
+}
+
 impl TalkingHead {
     /// A head made from a portrait.
     pub fn new(portrait: Handle<Image>) -> Self {

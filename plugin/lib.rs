@@ -40,8 +40,8 @@ pub mod render;
 pub use audio::clock::{ClockSource, PlaybackClock, Speech};
 pub use display::HeadBust;
 pub use head::{
-    Emotion, HeadDisplay, HeadSettings, HeadSource, HeadView, MotionCode, PortraitCrop, Quality,
-    TalkingHead, TalkingHeadStatus, TalkingHeadTexture,
+    Emotion, HeadDisplay, HeadSettings, HeadSource, HeadView, LookAt, MotionCode, PortraitCrop,
+    Quality, TalkingHead, TalkingHeadStatus, TalkingHeadTexture,
 };
 pub use identity::{ExpressionBase, HeadAsset, PortraitLayers};
 pub use inference::Models;
@@ -56,7 +56,7 @@ pub mod prelude {
     pub use crate::audio::clock::{PlaybackClock, Speech};
     pub use crate::audio::voice::{SpatialVoice, SpeechVolume};
     pub use crate::head::{
-        Emotion, HeadDisplay, HeadSettings, HeadView, MotionCode, PortraitCrop, Quality,
+        Emotion, HeadDisplay, HeadSettings, HeadView, LookAt, MotionCode, PortraitCrop, Quality,
         TalkingHead, TalkingHeadStatus, TalkingHeadTexture,
     };
     pub use crate::identity::{ExpressionBase, HeadAsset, PortraitLayers};

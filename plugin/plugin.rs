@@ -21,7 +21,7 @@ use crate::inference::{ModelRegistry, Models};
 use crate::motion::{
     EmotionLibrary, FaceCoefficients, MotionEncoding, apply_motion_codes, compose_faces,
     copy_speech_faces, drive_arkit_faces, encode_motion_codes, generate_speech_motion,
-    sample_motion_tracks,
+    look_at_targets, sample_motion_tracks,
 };
 use crate::render::{
     HEAD_TEXTURE_FORMAT, HeadCamera, HeadRenderJob, MarchOptions, MarchUniform,
@@ -90,7 +90,7 @@ impl Plugin for TalkingHeadPlugin {
                     (
                         generate_speech_motion,
                         sample_motion_tracks,
-                        (compose_faces, copy_speech_faces),
+                        ((look_at_targets, compose_faces).chain(), copy_speech_faces),
                         (encode_motion_codes, drive_arkit_faces),
                     )
                         .chain()
@@ -465,6 +465,7 @@ fn update_render_jobs(
             }
         };
         let pose = head_pose(face);
+        let gaze = face.map_or([0.0; 4], FaceCoefficients::eye_turns);
         let size = output.map_or(UVec2::splat(head.settings.resolution), |o| o.size);
         let base = head.settings.expression_base;
         let motion_code = asset.basis_weights(&motion.0, base);
@@ -478,6 +479,7 @@ fn update_render_jobs(
                 let view = portrait_view(layers, crop).posed(rotation, translation);
                 MarchUniform::new(asset, &view, size.x, size.y, head.settings.steps_per_ray)
                     .with_mouth(asset.mouth_for(base))
+                    .with_gaze(gaze)
                     .over_portrait(layers, crop, pose)
             }
             // On a bust the head turns about its neck too, which keeps the chin on the neck.
@@ -491,6 +493,7 @@ fn update_render_jobs(
                 let posed = view.posed(rotation, translation);
                 MarchUniform::new(asset, &posed, size.x, size.y, head.settings.steps_per_ray)
                     .with_mouth(asset.mouth_for(base))
+                    .with_gaze(gaze)
             }
         };
         let march = if options.as_ref().is_some_and(|o| !o.skip_empty_space) {

@@ -35,6 +35,12 @@ struct March {
     neck_y: vec4<f32>,
     // how much further the hair around the head moves than the neck's top (plate pixels), unused, unused
     hair: vec4<f32>,
+    // the eyes' openings (centre x, y, half width, half height, metres; identity::Eye), the eyeballs' radii
+    // (left, right), and the gaze: left eye's yaw and pitch, right eye's (radians)
+    eye_left: vec4<f32>,
+    eye_right: vec4<f32>,
+    eyeballs: vec4<f32>,
+    gaze: vec4<f32>,
 }
 
 // A read-only storage buffer, not a uniform one: lavapipe compiles a new variant of a shader for each new value of
@@ -69,7 +75,7 @@ struct Reach {
 @group(0) @binding(9) var<storage, read_write> reach: Reach;
 
 // EMPTY_SPACE_CELLS (render::empty_space::CELLS), MAX_CHANNELS, MAX_HIDDEN, SHADE_RANGE (HeadAsset::motion_bases),
-// STEEPNESS_UNIT and SMEAR (identity::layers), and
+// STEEPNESS_UNIT and SMEAR (identity::layers), EYE_FADE and EYEBALL_SHOWN (identity::Eye), and
 // for where the lips part (see HeadAsset::motion_bases and identity::Mouth)
 // OPENING_START, OPENING_FULL, MOUTH_INTERIOR, TEETH, TEETH_SHOW, TEETH_LIT_GAP, TOOTH_COUNT, TOOTH_WIDTHS and
 // TOOTH_LENGTHS: defined by the plugin in front of this file from the Rust constants of the same names
@@ -356,6 +362,40 @@ fn behind_head(q: vec2<f32>) -> vec4<f32> {
 }
 #endif
 
+// Where head-space point p (x, y, metres) takes its colour from when `eye` (centre, half size) with an eyeball of
+// `radius` is turned by `turn` (yaw towards +x, pitch up): the eyeball's point at rest that the turn brings to p,
+// kept inside the opening and moved only as far as the fade towards the lids allows (identity::Eye::source).
+fn eye_source(p: vec2<f32>, eye: vec4<f32>, radius: f32, turn: vec2<f32>) -> vec2<f32> {
+    let half = eye.zw;
+    if half.x <= 0.0 || half.y <= 0.0 || (turn.x == 0.0 && turn.y == 0.0) {
+        return p;
+    }
+    let t = length((p - eye.xy) / half);
+    if t >= 1.0 {
+        return p;
+    }
+    let fade = 1.0 - smoothstep(EYE_FADE, 1.0, t);
+    let q = p - eye.xy;
+    let z = sqrt(max(radius * radius - dot(q, q), 0.0));
+    let a = vec3<f32>(q.x * cos(turn.x) - z * sin(turn.x), q.y, q.x * sin(turn.x) + z * cos(turn.x));
+    var rest = vec2<f32>(a.x, a.y * cos(turn.y) - a.z * sin(turn.y));
+    let inside = rest / half;
+    if length(inside) > EYEBALL_SHOWN {
+        rest = inside / length(inside) * EYEBALL_SHOWN * half;
+    }
+    return p + (eye.xy + rest - p) * fade;
+}
+
+// Canonical point u (normalised) with the eyes turned: inside an eye's opening, the point of the eyeball at rest
+// that shows there.
+fn gazed(u: vec3<f32>) -> vec3<f32> {
+    let h = march.half_extent.xyz;
+    var p = u.xy * h.xy;
+    p = eye_source(p, march.eye_left, march.eyeballs.x, march.gaze.xy);
+    p = eye_source(p, march.eye_right, march.eyeballs.y, march.gaze.zw);
+    return vec3<f32>(p / h.xy, u.z);
+}
+
 // The cell holding head-space point p (clamped to the box).
 fn cell_of(p: vec3<f32>) -> vec3<u32> {
     let n = f32(EMPTY_SPACE_CELLS);
@@ -422,7 +462,7 @@ fn march_rays(@builtin(global_invocation_id) id: vec3<u32>) {
             }
             let u = (origin + t * dir) / half_extent;
             let warp = displacement_at(u);
-            let canonical = u + warp.xyz;
+            let canonical = gazed(u + warp.xyz);
             if any(abs(canonical) > vec3<f32>(1.0)) {
                 continue;
             }

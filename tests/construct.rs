@@ -4,13 +4,17 @@
 use std::time::Instant;
 
 use bevy::math::{Vec2, Vec3};
+use bevy_talking_head::FaceCoefficients;
 use bevy_talking_head::HeadAsset;
+use bevy_talking_head::identity::landmarks::landmark_index as lm;
 use bevy_talking_head::identity::quality::composite_over;
+use bevy_talking_head::identity::quality::project;
 use bevy_talking_head::identity::rig::bases;
 use bevy_talking_head::identity::{
     ConstructSettings, IdentityError, PortraitFrame, build_head, find_face_landmarks, person_mask,
 };
 use bevy_talking_head::inference::ModelRegistry;
+use bevy_talking_head::motion::arkit_index;
 use bevy_talking_head::render::{
     HeadCamera, MarchUniform, linear_to_srgb, premultiplied_to_srgba8, render_reference,
 };
@@ -141,15 +145,7 @@ fn render(asset: &HeadAsset, yaw_deg: f32, code: &[f32], distance: f32) -> (Vec<
 }
 
 fn save(name: &str, linear: &[f32]) {
-    let rgba = premultiplied_to_srgba8(linear);
-    image::save_buffer(
-        out_dir().join(format!("{name}.png")),
-        &rgba,
-        SIZE,
-        SIZE,
-        image::ExtendedColorType::Rgba8,
-    )
-    .expect("png");
+    save_sized(name, linear, SIZE);
 }
 
 #[test]
@@ -869,4 +865,117 @@ fn closed_lips_part_onto_synthesized_teeth() {
         (closed_teeth - teeth).abs() > 20.0,
         "the closed mouth already looks like the open one: {closed_teeth:.0}"
     );
+}
+
+/// With `eyeLookOutLeft` at 1 the left eye's iris (the darkest part of its opening) moves at least 3 mm towards
+/// the subject's left in the render; the lids and the skin around the eye do not change, nor does the right eye.
+#[test]
+fn the_eyes_turn_behind_lids_that_stay() {
+    let Built { asset, face, .. } = build();
+    let eyes = asset.eyes;
+    for eye in [eyes.left, eyes.right] {
+        assert!(
+            (0.008..0.016).contains(&eye.radius) && eye.half_size.y > 0.001,
+            "{eye:?}"
+        );
+    }
+    let size = 512u32;
+    let camera = HeadCamera::orbit(0.0, 0.0, 0.7, asset.half_extent.length());
+    let march = MarchUniform::new(&asset, &camera, size, size, 160);
+    let mut look = FaceCoefficients::default();
+    look.weights[arkit_index("eyeLookOutLeft").expect("a name")] = 1.0;
+    let turns = look.eye_turns();
+    assert!(
+        turns[0] > 0.0 && turns[1] == 0.0 && turns[2..] == [0.0, 0.0],
+        "{turns:?}"
+    );
+    let code = vec![0.0; asset.basis_count];
+    let rest = render_reference(&asset, &code, &march);
+    let turned = render_reference(&asset, &code, &march.with_gaze(turns));
+    save_sized("gaze_rest", &rest, size);
+    save_sized("gaze_out_left", &turned, size);
+    let luma_at = |image: &[f32], x: usize, y: usize| {
+        let i = (y * size as usize + x) * 4;
+        let a = image[i + 3].max(1e-6);
+        luma([0, 1, 2].map(|c| linear_to_srgb(image[i + c] / a) * 255.0))
+    };
+    // The eye's opening in the image: its centre and how many pixels a metre spans there.
+    let depth = |i: usize| face[i].z;
+    for (eye, corner, moves) in [
+        (eyes.left, lm::LEFT_EYE_OUTER, true),
+        (eyes.right, lm::RIGHT_EYE_OUTER, false),
+    ] {
+        let z = depth(corner);
+        let centre = project(&camera, size, size, eye.centre.extend(z)).expect("in view");
+        let towards_left = project(&camera, size, size, (eye.centre + Vec2::X * 0.01).extend(z))
+            .expect("in view")
+            - centre;
+        let per_metre = towards_left.length() / 0.01;
+        let half = eye.half_size * per_metre;
+        let inside = |x: usize, y: usize, grow: f32| {
+            let d = (Vec2::new(x as f32 + 0.5, y as f32 + 0.5) - centre) / (half * grow);
+            d.length() < 1.0
+        };
+        // The iris: the darkest third of the opening's brightness range, weighted by how dark.
+        let iris = |image: &[f32]| {
+            let pixels: Vec<(Vec2, f32)> = (0..size as usize)
+                .flat_map(|y| (0..size as usize).map(move |x| (x, y)))
+                .filter(|&(x, y)| inside(x, y, 0.9))
+                .map(|(x, y)| (Vec2::new(x as f32, y as f32), luma_at(image, x, y)))
+                .collect();
+            let (lo, hi) = pixels
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(lo, hi), &(_, l)| {
+                    (lo.min(l), hi.max(l))
+                });
+            let threshold = lo + (hi - lo) / 3.0;
+            let (sum, weight) = pixels
+                .iter()
+                .filter(|(_, l)| *l < threshold)
+                .fold((Vec2::ZERO, 0.0), |(s, w), &(p, l)| {
+                    (s + p * (threshold - l), w + (threshold - l))
+                });
+            sum / weight.max(1e-6)
+        };
+        let shift = (iris(&turned) - iris(&rest)).dot(towards_left.normalize()) / per_metre;
+        println!(
+            "eye {corner}: iris moved {:.1} mm towards the subject's left",
+            shift * 1000.0
+        );
+        if moves {
+            assert!(shift >= 0.003, "the iris moved {shift} m");
+        } else {
+            assert!(shift.abs() < 0.0005, "the other eye's iris moved {shift} m");
+        }
+        // Around the opening (the lids, the skin) nothing changes.
+        let mut changed = 0;
+        let mut around = 0;
+        for y in 0..size as usize {
+            for x in 0..size as usize {
+                if inside(x, y, 2.0) && !inside(x, y, 1.15) {
+                    around += 1;
+                    if (luma_at(&turned, x, y) - luma_at(&rest, x, y)).abs() > 2.0 {
+                        changed += 1;
+                    }
+                }
+            }
+        }
+        println!("eye {corner}: {changed} of {around} pixels around the opening changed");
+        assert!(
+            around > 200 && changed * 100 <= around,
+            "{changed} of {around}"
+        );
+    }
+}
+
+fn save_sized(name: &str, linear: &[f32], size: u32) {
+    let rgba = premultiplied_to_srgba8(linear);
+    image::save_buffer(
+        out_dir().join(format!("{name}.png")),
+        &rgba,
+        size,
+        size,
+        image::ExtendedColorType::Rgba8,
+    )
+    .expect("png");
 }

@@ -411,3 +411,63 @@ fn arkit_faces_drive_morph_targets_by_name() {
     assert!(problem(no_targets).is_some_and(|p| p.contains("no named morph targets")));
     assert!(problem(no_weights).is_some_and(|p| p.contains("no MorphWeights")));
 }
+
+/// A head with `LookAt` turns its eyes towards a point or an entity (the eyeLook weights), saccades around it,
+/// and looks ahead again when the component goes or its entity is despawned.
+#[test]
+fn a_head_looks_at_a_point_or_an_entity() {
+    let (mut app, asset) = app_with_40ms_updates();
+    let head = app
+        .world_mut()
+        .spawn((
+            TalkingHead::from_asset(asset),
+            LookAt::Point(Vec3::new(1.0, 0.0, 1.0)),
+        ))
+        .id();
+    let weight = |app: &App, name: &str| {
+        app.world()
+            .get::<FaceCoefficients>(head)
+            .expect("coefficients")
+            .weight(name)
+            .expect("a name")
+    };
+    // Over a few seconds (saccades come and go), the eyes stay turned towards the subject's left, 45° aside
+    // (after the first frames, which add the head's expression state and transforms).
+    for _ in 0..3 {
+        app.update();
+    }
+    let mut least = f32::MAX;
+    for _ in 0..100 {
+        app.update();
+        least = least
+            .min(weight(&app, "eyeLookOutLeft"))
+            .min(weight(&app, "eyeLookInRight"));
+        assert_eq!(weight(&app, "eyeLookInLeft"), 0.0);
+    }
+    assert!(least >= 0.7, "the eyes looked aside only {least}");
+    // An entity above, straight ahead: the eyes look up, not aside.
+    let target = app
+        .world_mut()
+        .spawn(Transform::from_xyz(0.0, 1.0, 1.0))
+        .id();
+    app.world_mut()
+        .entity_mut(head)
+        .insert(LookAt::Entity(target));
+    // (its transform reaches the world's at the end of the first frame)
+    for _ in 0..2 {
+        app.update();
+    }
+    for _ in 0..50 {
+        app.update();
+        assert!(weight(&app, "eyeLookUpLeft") >= 0.7);
+        assert!(weight(&app, "eyeLookOutLeft") <= 0.3);
+    }
+    // Its entity gone, the eyes look ahead again (saccades only).
+    app.world_mut().entity_mut(target).despawn();
+    for _ in 0..50 {
+        app.update();
+        for name in ["eyeLookUpLeft", "eyeLookOutLeft", "eyeLookInLeft"] {
+            assert!(weight(&app, name) <= 0.3, "{name}");
+        }
+    }
+}

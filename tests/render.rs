@@ -434,7 +434,8 @@ fn portrait_renders_the_same_on_gpu_and_cpu(path: &'static str, portrait_name: &
     first_visible_frame(&mut app, &capture);
     // A portrait head's motion code comes from its face (the motion encoder), so the jaw is set there; half open,
     // the edges of the mouth's gap blend the face into the interior colour. The last face casts creases (the
-    // bases' shade): a smile's folds, lowered brows' furrows, a wrinkled nose.
+    // bases' shade): a smile's folds, lowered brows' furrows, a wrinkled nose; with it the eyes look aside and
+    // up at a point (`LookAt`).
     let creases: &[(&str, f32)] = &[
         ("mouthSmileLeft", 1.0),
         ("mouthSmileRight", 1.0),
@@ -454,6 +455,10 @@ fn portrait_renders_the_same_on_gpu_and_cpu(path: &'static str, portrait_name: &
             face.weights[arkit_index(weight).expect(weight)] = value;
         }
         app.world_mut().entity_mut(head).insert(SpeechFace(face));
+        if name == "creases" {
+            let point = LookAt::Point(Vec3::new(0.6, 0.3, 1.0));
+            app.world_mut().entity_mut(head).insert(point);
+        }
         let frame = fresh_frame(&mut app, &capture, 3);
         let code = app
             .world()
@@ -483,6 +488,18 @@ fn portrait_renders_the_same_on_gpu_and_cpu(path: &'static str, portrait_name: &
             &frame,
             &format!("{portrait_name}_{name}"),
         );
+        if name == "creases" {
+            let gaze = app
+                .world()
+                .get::<HeadRenderJob>(head)
+                .expect("a job")
+                .march
+                .gaze;
+            assert!(
+                gaze[0] > 0.2 && gaze[2] > 0.2,
+                "the eyes did not turn: {gaze:?}"
+            );
+        }
         assert!(
             coverage(&frame) > 0.1,
             "{name}: coverage {}",

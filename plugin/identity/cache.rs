@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PortraitFrame;
 use super::expression::PhotoExpression;
-use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, Mouth, PLANES};
+use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, Eyes, HeadAsset, Mouth, PLANES};
 use super::layers::{Neck, PortraitLayers};
 
 const MAGIC: &[u8; 8] = b"THHEAD01";
@@ -48,6 +48,8 @@ struct Header {
     mouth: Mouth,
     #[serde(default)]
     expression: PhotoExpression,
+    #[serde(default)]
+    eyes: Eyes,
 }
 
 /// 64-bit FNV-1a: stable across Rust versions and platforms (unlike `DefaultHasher`).
@@ -241,6 +243,7 @@ pub fn save(dir: &Path, key: &str, asset: &HeadAsset) -> std::io::Result<()> {
         decoder: asset.decoder.clone(),
         mouth: asset.mouth,
         expression: asset.expression.clone(),
+        eyes: asset.eyes,
     };
     let values = asset.triplane.len() + asset.motion_bases.len();
     let mut bytes = start_file(MAGIC, &header, 2 * values)?;
@@ -279,6 +282,7 @@ pub fn load(dir: &Path, key: &str) -> std::io::Result<Option<HeadAsset>> {
         decoder: header.decoder,
         mouth: header.mouth,
         expression: header.expression,
+        eyes: header.eyes,
     };
     asset.validate().map_err(|e| damaged(&e.to_string()))?;
     Ok(Some(asset))

@@ -40,7 +40,7 @@ use half::f16;
 use image::{DynamicImage, RgbImage};
 
 use super::expression;
-use super::head_asset::{DecoderMlp, HeadAsset, Mouth, PLANES};
+use super::head_asset::{DecoderMlp, EYEBALL_PER_WIDTH, Eye, Eyes, HeadAsset, Mouth, PLANES};
 use super::landmarks::{FaceLandmarks, landmark_index as lm};
 use super::rig::{Palette, bases, motion_bases};
 use super::triangulation::FaceMesh;
@@ -261,8 +261,40 @@ pub fn build_head(
         decoder: decoder(),
         mouth,
         expression,
+        eyes: eyes_of(&face),
     };
     (asset, frame)
+}
+
+/// The head's eyes ([`Eyes`]): each opening between its corners and lids, and an eyeball
+/// [`EYEBALL_PER_WIDTH`] of its width in radius.
+fn eyes_of(face: &[Vec3]) -> Eyes {
+    let eye = |outer: usize, inner: usize, upper: usize, lower: usize| {
+        let at = |i: usize| face[i].truncate();
+        let width = at(outer).distance(at(inner));
+        Eye {
+            centre: Vec2::new(
+                0.5 * (at(outer).x + at(inner).x),
+                0.5 * (at(upper).y + at(lower).y),
+            ),
+            half_size: Vec2::new(0.5 * width, 0.5 * (at(upper).y - at(lower).y).max(0.0)),
+            radius: EYEBALL_PER_WIDTH * width,
+        }
+    };
+    Eyes {
+        left: eye(
+            lm::LEFT_EYE_OUTER,
+            lm::LEFT_EYE_INNER,
+            lm::LEFT_UPPER_LID,
+            lm::LEFT_LOWER_LID,
+        ),
+        right: eye(
+            lm::RIGHT_EYE_OUTER,
+            lm::RIGHT_EYE_INNER,
+            lm::RIGHT_UPPER_LID,
+            lm::RIGHT_LOWER_LID,
+        ),
+    }
 }
 
 /// The head's mouth ([`Mouth`]): the lips' line through the middle of the inner lips (where the motion bases

@@ -17,6 +17,7 @@ use half::f16;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::construct::smoothstep;
 use super::expression::{ExpressionBase, PhotoExpression};
 use super::rig::bases;
 
@@ -106,6 +107,94 @@ pub struct HeadAsset {
     /// The photo's own expression, measured from its landmarks (all zero for a head not made from a photo).
     #[serde(default)]
     pub expression: PhotoExpression,
+    /// The eyes the renderer turns with the gaze (none for a head not made from a photo).
+    #[serde(default)]
+    pub eyes: Eyes,
+}
+
+/// The eyeball's radius over the width of the eye's opening (about 12 mm behind a 30 mm wide eye).
+pub const EYEBALL_PER_WIDTH: f32 = 0.4;
+/// Inside an eye's opening the turn is whole up to this share of the way to the lids, then fades to nothing at
+/// them, so that the lids and the skin around them stay.
+pub const EYE_FADE: f32 = 0.65;
+/// Where a turned eye shows what was hidden behind the lids at rest, it shows the eyeball at this share of the way
+/// from the opening's middle to its rim (the sclera beside the iris) instead.
+pub const EYEBALL_SHOWN: f32 = 0.75;
+
+/// One eye: where its lids part at rest, and the eyeball behind the opening.
+///
+/// The renderer turns it by the gaze ([`MarchUniform::with_gaze`](crate::render::MarchUniform::with_gaze)): each
+/// point inside the opening shows the colour that the turned eyeball's surface carries there, taken from the same
+/// eyeball at rest (the photo's iris and sclera). The turn fades out towards the lids ([`EYE_FADE`]), so the iris
+/// moves and the lids stay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Eye {
+    /// The middle of the opening, head space x and y, metres.
+    pub centre: Vec2,
+    /// Half the opening's width and height, metres (zero: no eye to turn).
+    pub half_size: Vec2,
+    /// The eyeball's radius, metres.
+    pub radius: f32,
+}
+
+/// The two eyes: `left` is the subject's left (+x in head space), as in ARKit's names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Eyes {
+    /// The subject's left eye.
+    pub left: Eye,
+    /// The subject's right eye.
+    pub right: Eye,
+}
+
+impl Eye {
+    /// The four floats the shader reads per eye (`March::eye_left`, `March::eye_right`): centre x, y, half width,
+    /// half height.
+    pub fn to_array(self) -> [f32; 4] {
+        [
+            self.centre.x,
+            self.centre.y,
+            self.half_size.x,
+            self.half_size.y,
+        ]
+    }
+
+    /// Where the head's point `p` (head space x and y, metres) takes its colour from when this eye is turned by
+    /// `turn` (yaw towards +x, pitch up, radians): the point of the eyeball at rest that the turn brings to `p`
+    /// (kept inside the opening), moved only as far as the fade towards the lids allows. `p` itself outside the
+    /// opening.
+    pub fn source(&self, p: Vec2, turn: Vec2) -> Vec2 {
+        let half = self.half_size;
+        if half.x <= 0.0 || half.y <= 0.0 || turn == Vec2::ZERO {
+            return p;
+        }
+        let d = (p - self.centre) / half;
+        let t = d.length();
+        if t >= 1.0 {
+            return p;
+        }
+        let fade = 1.0 - smoothstep(EYE_FADE, 1.0, t);
+        let q = p - self.centre;
+        let z = (self.radius * self.radius - q.length_squared())
+            .max(0.0)
+            .sqrt();
+        let (sin_yaw, cos_yaw) = turn.x.sin_cos();
+        let (sin_pitch, cos_pitch) = turn.y.sin_cos();
+        // Undo the yaw (about +y), then the pitch (about +x): the eyeball's point at rest.
+        let a = Vec3::new(
+            q.x * cos_yaw - z * sin_yaw,
+            q.y,
+            q.x * sin_yaw + z * cos_yaw,
+        );
+        let rest = Vec2::new(a.x, a.y * cos_pitch - a.z * sin_pitch);
+        // Kept inside the part of the opening that shows the eyeball (not the corners and lids).
+        let inside = rest / half;
+        let rest = if inside.length() > EYEBALL_SHOWN {
+            inside / inside.length() * EYEBALL_SHOWN * half
+        } else {
+            rest
+        };
+        p + (self.centre + rest - p) * fade
+    }
 }
 
 /// Where a head's lips meet, and whether its open mouth shows synthesized upper teeth.

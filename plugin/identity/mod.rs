@@ -27,9 +27,10 @@ pub use portrait_head::{BuiltHead, head_from_portrait};
 pub use segmentation::person_mask;
 
 pub use head_asset::{
-    BASIS_COMPONENTS, DECODER_OUTPUTS, DecoderMlp, HeadAsset, HeadAssetError, MAX_CHANNELS,
-    MAX_HIDDEN, MOUTH_INTERIOR, Mouth, OPENING_FULL, OPENING_START, PLANES, SHADE_RANGE, TEETH,
-    TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
+    BASIS_COMPONENTS, DECODER_OUTPUTS, DecoderMlp, EYE_FADE, EYEBALL_PER_WIDTH, EYEBALL_SHOWN, Eye,
+    Eyes, HeadAsset, HeadAssetError, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR, Mouth, OPENING_FULL,
+    OPENING_START, PLANES, SHADE_RANGE, TEETH, TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS,
+    TOOTH_WIDTHS,
 };
 pub use landmarks::{
     FaceBox, FaceKeypoint, FaceLandmarks, MAX_PORTRAIT_YAW_DEG, detect_faces, face_landmarks,

@@ -75,6 +75,7 @@ pub fn procedural_head(resolution: usize, motion_resolution: usize) -> HeadAsset
         decoder: decoder(),
         mouth: Mouth::default(),
         expression: Default::default(),
+        eyes: Default::default(),
     }
 }
 

@@ -65,6 +65,9 @@ pub fn arkit_index(name: &str) -> Option<usize> {
     ARKIT_NAMES.iter().position(|n| *n == name)
 }
 
+/// How far an eye turns at an ARKit `eyeLook*` weight of 1, radians: sideways (in or out), then up or down.
+pub const EYE_TURN: [f32; 2] = [0.5, 0.35];
+
 /// One frame of facial motion: 52 ARKit blendshape weights (0..1) and the head's pose.
 ///
 /// Every head publishes its current frame here, so the same speech can drive any rig with ARKit morph targets.
@@ -121,6 +124,20 @@ impl FaceCoefficients {
     /// The weight of a blendshape by its ARKit name (`"jawOpen"`), or `None` for an unknown name.
     pub fn weight(&self, name: &str) -> Option<f32> {
         arkit_index(name).map(|i| self.weights[i])
+    }
+
+    /// How the eyes turn ([`EYE_TURN`] at a weight of 1): the left eye's yaw (towards the subject's left, +x in
+    /// head space) and pitch (up), then the right eye's, radians, from the `eyeLook*` weights. What the renderer
+    /// turns the eyeballs by (`MarchUniform::with_gaze`).
+    pub fn eye_turns(&self) -> [f32; 4] {
+        let w = |name: &str| self.weight(name).unwrap_or(0.0);
+        let [sideways, vertical] = EYE_TURN;
+        [
+            sideways * (w("eyeLookOutLeft") - w("eyeLookInLeft")),
+            vertical * (w("eyeLookUpLeft") - w("eyeLookDownLeft")),
+            sideways * (w("eyeLookInRight") - w("eyeLookOutRight")),
+            vertical * (w("eyeLookUpRight") - w("eyeLookDownRight")),
+        ]
     }
 
     /// Linear interpolation towards `other` (`t` = 0 gives `self`, 1 gives `other`).

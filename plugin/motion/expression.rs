@@ -22,9 +22,9 @@ use std::collections::VecDeque;
 use bevy::prelude::*;
 
 use super::emotion::{EmotionLibrary, EmotionProfile, MotionStyle};
-use super::{ARKIT_NAMES, FaceCoefficients, arkit_index};
+use super::{ARKIT_NAMES, EYE_TURN, FaceCoefficients, arkit_index};
 use crate::contract::{ARKIT_WEIGHT_COUNT, FRAME_RATE_HZ, MOTION_WINDOW};
-use crate::head::TalkingHead;
+use crate::head::{LookAt, TalkingHead};
 
 /// Per-head motion settings: scales of each kind of movement.
 #[derive(Clone, Copy, Debug, PartialEq, Reflect)]
@@ -89,7 +89,10 @@ pub struct Life {
     next_blink: f64,
     blink_started: Option<f64>,
     gaze: Vec2,
-    gaze_target: Vec2,
+    /// Where the eyes look when not darting aside ([`LookAt`]), gaze units.
+    look: Vec2,
+    /// The current saccade's offset from `look`.
+    saccade: Vec2,
     next_saccade: f64,
     phases: [f32; 6],
 }
@@ -99,7 +102,8 @@ pub struct Life {
 pub struct LifeFrame {
     /// How closed the lids are from blinking, 0..1.
     pub blink: f32,
-    /// Gaze direction: x towards the subject's left, y up, about −0.3..0.3.
+    /// Gaze direction: x towards the subject's left, y up, −1..1 (1: the `eyeLook*` weights at 1); about
+    /// −0.3..0.3 around where the head looks.
     pub gaze: Vec2,
     /// Idle head sway (pitch, yaw, roll), radians, before scaling.
     pub sway: Vec3,
@@ -133,7 +137,8 @@ impl Life {
             next_blink: 0.0,
             blink_started: None,
             gaze: Vec2::ZERO,
-            gaze_target: Vec2::ZERO,
+            look: Vec2::ZERO,
+            saccade: Vec2::ZERO,
             next_saccade: 1.0,
             phases: std::array::from_fn(|_| {
                 (splitmix(&mut phase_rng) * std::f64::consts::TAU) as f32
@@ -183,11 +188,12 @@ impl Life {
         if t >= self.next_saccade {
             let x = splitmix(&mut self.gaze_rng) * 2.0 - 1.0;
             let y = splitmix(&mut self.gaze_rng) * 2.0 - 1.0;
-            self.gaze_target = Vec2::new(0.25 * x as f32, 0.15 * y as f32);
+            self.saccade = Vec2::new(0.25 * x as f32, 0.15 * y as f32);
             self.next_saccade = t + 0.6 + 1.9 * splitmix(&mut self.gaze_rng);
         }
+        let target = (self.look + self.saccade).clamp(Vec2::NEG_ONE, Vec2::ONE);
         let follow = 1.0 - (-delta_secs / 0.015).exp() as f32;
-        self.gaze += (self.gaze_target - self.gaze) * follow;
+        self.gaze += (target - self.gaze) * follow;
         // Idle sway: slow sines per axis, a few degrees.
         let wave = |f: f32, phase: f32| (std::f32::consts::TAU * f * t as f32 + phase).sin();
         let p = self.phases;
@@ -341,6 +347,16 @@ impl Expression {
         self.target = Some(key);
     }
 
+    /// Where the eyes look between saccades, in gaze units (x towards the subject's left, y up; −1..1, where the
+    /// `eyeLook*` weights are 1): (0, 0) ahead.
+    pub fn look_towards(&mut self, look: Vec2) {
+        self.life.look = if look.is_finite() {
+            look.clamp(Vec2::NEG_ONE, Vec2::ONE)
+        } else {
+            Vec2::ZERO
+        };
+    }
+
     /// One frame: advances the blend, the speaking envelope, nods and life by `delta_secs`, returns the face.
     pub fn step(
         &mut self,
@@ -424,6 +440,31 @@ impl Expression {
             }
         }
         self.shown.back().map_or(first, |&(_, face)| face)
+    }
+}
+
+/// Turns the eyes of heads with a [`LookAt`] towards its target: the direction from the head's origin in its own
+/// frame (+z ahead, +x the subject's left), as gaze units of [`EYE_TURN`]. A head whose target entity is gone, or
+/// that lost its `LookAt`, looks ahead again.
+pub(crate) fn look_at_targets(
+    mut heads: Query<(&GlobalTransform, Option<&LookAt>, &mut Expression)>,
+    targets: Query<&GlobalTransform>,
+) {
+    for (transform, look_at, mut expression) in &mut heads {
+        let target = match look_at {
+            Some(LookAt::Point(point)) => Some(*point),
+            Some(LookAt::Entity(entity)) => targets.get(*entity).ok().map(|t| t.translation()),
+            None => None,
+        };
+        let look = target
+            .map(|target| {
+                let local = transform.affine().inverse().transform_point3(target);
+                let yaw = local.x.atan2(local.z);
+                let pitch = local.y.atan2(Vec2::new(local.x, local.z).length());
+                Vec2::new(yaw / EYE_TURN[0], pitch / EYE_TURN[1])
+            })
+            .unwrap_or(Vec2::ZERO);
+        expression.look_towards(look);
     }
 }
 

@@ -11,10 +11,10 @@ pub mod track_file;
 
 pub use arkit_face::ArkitFace;
 pub(crate) use arkit_face::drive_arkit_faces;
-pub use coefficients::{ARKIT_NAMES, FaceCoefficients, arkit_index};
+pub use coefficients::{ARKIT_NAMES, EYE_TURN, FaceCoefficients, arkit_index};
 pub use emotion::{EmotionLibrary, EmotionProfile, MotionStyle};
-pub(crate) use expression::compose_faces;
 pub use expression::{MotionSettings, SpeechFace};
+pub(crate) use expression::{compose_faces, look_at_targets};
 pub use motion_code::MotionEncoding;
 pub(crate) use motion_code::{apply_motion_codes, encode_motion_codes};
 pub use speech_motion::SpeechMotion;

@@ -22,8 +22,9 @@ use super::empty_space::{CELLS, EmptySpace};
 use super::{HeadRenderJob, MarchUniform};
 use crate::identity::layers::{SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
-    HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR, OPENING_FULL, OPENING_START,
-    PortraitLayers, SHADE_RANGE, TEETH, TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
+    EYE_FADE, EYEBALL_SHOWN, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR, OPENING_FULL,
+    OPENING_START, PortraitLayers, SHADE_RANGE, TEETH, TEETH_LIT_GAP, TEETH_SHOW, TOOTH_LENGTHS,
+    TOOTH_WIDTHS,
 };
 
 /// The embedded volume-rendering shader (`shaders/head_march.wgsl`).
@@ -64,6 +65,8 @@ fn shader_source() -> String {
          const STEEPNESS_UNIT: f32 = {STEEPNESS_UNIT:?};\n\
          const SMEAR: vec2<f32> = vec2<f32>({smear_from:?}, {smear_to:?});\n\
          const SHADE_RANGE: vec2<f32> = vec2<f32>({shade_from:?}, {shade_to:?});\n\
+         const EYE_FADE: f32 = {EYE_FADE:?};\n\
+         const EYEBALL_SHOWN: f32 = {EYEBALL_SHOWN:?};\n\
          const TOOTH_WIDTHS = array<f32, {teeth}>({});\n\
          const TOOTH_LENGTHS = array<f32, {teeth}>({});\n\
          {}",

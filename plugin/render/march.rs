@@ -134,6 +134,15 @@ pub struct MarchUniform {
     /// about the depth of the head's pivot, behind the neck's front, where a turn moves the head's outline least;
     /// unused, unused.
     pub hair: [f32; 4],
+    /// The subject's left eye's opening ([`Eye::to_array`](crate::identity::Eye::to_array)): centre x, y, half width, half height (metres).
+    pub eye_left: [f32; 4],
+    /// The subject's right eye's opening, likewise.
+    pub eye_right: [f32; 4],
+    /// The eyeballs' radii (left, right; metres), unused, unused.
+    pub eyeballs: [f32; 4],
+    /// How the eyes are turned ([`MarchUniform::with_gaze`]): left eye's yaw and pitch, right eye's yaw and
+    /// pitch, radians.
+    pub gaze: [f32; 4],
 }
 
 impl MarchUniform {
@@ -173,6 +182,10 @@ impl MarchUniform {
             neck_x: [1.0, 0.0, 0.0, 0.0],
             neck_y: [0.0, 1.0, 0.0, 0.0],
             hair: [0.0; 4],
+            eye_left: asset.eyes.left.to_array(),
+            eye_right: asset.eyes.right.to_array(),
+            eyeballs: [asset.eyes.left.radius, asset.eyes.right.radius, 0.0, 0.0],
+            gaze: [0.0; 4],
         }
     }
 
@@ -180,6 +193,13 @@ impl MarchUniform {
     /// picture, slower; for benchmarks and checks.
     pub fn without_skipping(mut self) -> Self {
         self.half_extent[3] = -1.0;
+        self
+    }
+
+    /// The same render with the eyes turned: `gaze` is the left eye's yaw (towards +x, the subject's left) and
+    /// pitch (up), then the right eye's, radians (see [`Eye`](crate::identity::Eye) and [`FaceCoefficients::eye_turns`](crate::FaceCoefficients::eye_turns)).
+    pub fn with_gaze(mut self, gaze: [f32; 4]) -> Self {
+        self.gaze = gaze.map(|v| if v.is_finite() { v } else { 0.0 });
         self
     }
 

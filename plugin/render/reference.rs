@@ -12,7 +12,7 @@ use super::empty_space::{CELLS, EmptySpace, cell_index, cell_of, footprint};
 use super::march::MarchUniform;
 use crate::identity::layers::{Neck, SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
-    BASIS_COMPONENTS, DECODER_OUTPUTS, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR,
+    BASIS_COMPONENTS, DECODER_OUTPUTS, Eye, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR,
     OPENING_FULL, OPENING_START, PLANES, PortraitLayers, SHADE_RANGE, TEETH, TEETH_LIT_GAP,
     TEETH_SHOW, TOOTH_LENGTHS, TOOTH_WIDTHS,
 };
@@ -415,6 +415,21 @@ impl<'a> Plates<'a> {
     }
 }
 
+/// Canonical point `u` (normalised) with the eyes turned by `march.gaze` ([`Eye::source`]).
+fn gazed(asset: &HeadAsset, march: &MarchUniform, u: Vec3) -> Vec3 {
+    let h = asset.half_extent.truncate();
+    let eye = |[x, y, half_width, half_height]: [f32; 4], radius: f32| Eye {
+        centre: Vec2::new(x, y),
+        half_size: Vec2::new(half_width, half_height),
+        radius,
+    };
+    let [yaw_left, pitch_left, yaw_right, pitch_right] = march.gaze;
+    let p = eye(march.eye_left, march.eyeballs[0])
+        .source(u.truncate() * h, Vec2::new(yaw_left, pitch_left));
+    let p = eye(march.eye_right, march.eyeballs[1]).source(p, Vec2::new(yaw_right, pitch_right));
+    (p / h).extend(u.z)
+}
+
 fn march_ray(
     renderer: &ReferenceRenderer,
     (displacement, reach): (&[Vec4], &WarpReach),
@@ -471,7 +486,7 @@ fn march_ray(
             i += 1;
             let u = (origin + t * dir) / half_extent;
             let warp = displacement_at(asset, displacement, u);
-            let canonical = u + warp.truncate();
+            let canonical = gazed(asset, march, u + warp.truncate());
             if canonical.abs().cmpgt(Vec3::ONE).any() {
                 continue;
             }
