@@ -14,6 +14,7 @@ use bevy::render::pipelined_rendering::PipelinedRenderingPlugin;
 use bevy::render::render_resource::{TextureFormat, TextureUsages};
 use bevy::render::renderer::RenderDevice;
 use bevy::window::ExitCondition;
+#[cfg(feature = "windows")]
 use bevy::winit::WinitPlugin;
 use thiserror::Error;
 
@@ -48,15 +49,18 @@ pub enum OfflineError {
 /// no exit when windows close, rendering in step with `App::update` (no pipelined rendering) so that frames come
 /// back in order.
 pub fn headless_plugins() -> PluginGroupBuilder {
-    DefaultPlugins
+    let plugins = DefaultPlugins
         .set(WindowPlugin {
             primary_window: None,
             exit_condition: ExitCondition::DontExit,
             close_when_requested: false,
             ..default()
         })
-        .disable::<WinitPlugin>()
-        .disable::<PipelinedRenderingPlugin>()
+        .disable::<PipelinedRenderingPlugin>();
+    // Without the `windows` feature there is no window system to turn off.
+    #[cfg(feature = "windows")]
+    let plugins = plugins.disable::<WinitPlugin>();
+    plugins
 }
 
 /// Finishes building an app that is driven by hand with `App::update` (as `App::run` would), waiting for the
