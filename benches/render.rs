@@ -1,9 +1,10 @@
-//! The volume renderer before and after empty-space skipping, measured in the same run, with the ratios printed:
-//! - the CPU reference at 256² (procedural head and the astronaut's): one thread taking every sample against all
-//!   threads skipping the empty space;
+//! The volume renderer before and after this work (empty-space skipping, and constructed heads decoded in closed
+//! form), measured in the same run, with the ratios printed:
+//! - the CPU reference at 256² (procedural head and the astronaut's): one thread taking every sample through the
+//!   dense decoder against all threads skipping the empty space (and the closed form where it applies);
 //! - the GPU compute pass on this machine's adapter (lavapipe without a GPU), one 256² head whose view moves every
 //!   frame: a whole app frame with the head's texture read back (so the GPU work has finished), every sample
-//!   against skipping;
+//!   through the dense decoder against skipping with the closed form;
 //! - what the whole-photo display costs over the head alone: the astronaut's head at the photo's camera,
 //!   head-and-shoulders framing, 256 px on the long side, alone and composited over the photo's plates (the same
 //!   march, so the same rays and samples);
@@ -54,7 +55,7 @@ fn bench_cpu(c: &mut Criterion, astronaut: Option<&HeadAsset>) {
         code[..3].copy_from_slice(&[0.8, 0.3, 0.0]);
         let old = ReferenceRenderer::new(asset).with_threads(1);
         let new = ReferenceRenderer::new(asset);
-        let every = march.without_skipping();
+        let every = march.without_skipping().with_dense_decoder();
         let (old_name, new_name) = match name {
             "procedural" => ("cpu_old_procedural", "cpu_new_procedural"),
             _ => ("cpu_old_astronaut", "cpu_new_astronaut"),
@@ -131,6 +132,7 @@ fn heads_app(
         MotionSettings {
             head_motion_scale: 0.0,
             blink_rate: 0.0,
+            saccades: 0.0,
             ..MotionSettings::default()
         }
     } else {
@@ -199,6 +201,7 @@ fn bench_gpu(c: &mut Criterion, asset: HeadAsset, [old, new]: [&'static str; 2])
     for (name, skip) in [(old, false), (new, true)] {
         app.insert_resource(MarchOptions {
             skip_empty_space: skip,
+            closed_form_decoder: skip,
         });
         c.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -251,6 +254,7 @@ fn scene_throughput() {
         for (what, skip) in [("every sample", false), ("skipping empty space", true)] {
             app.insert_resource(MarchOptions {
                 skip_empty_space: skip,
+                closed_form_decoder: skip,
             });
             let (first, start) = (capture.latest().sequence, Instant::now());
             let mut updates = 0u32;

@@ -285,6 +285,7 @@ impl TalkingHead {
     ///             expression_scale: 1.2,
     ///             blink_rate: 0.7,
     ///             emotion_blend_secs: 1.5,
+    ///             saccades: 0.5,
     ///         }),
     ///     Speech::clip(assets.load("speech/hello.ogg")),
     /// ));

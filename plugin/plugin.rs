@@ -496,10 +496,16 @@ fn update_render_jobs(
                     .with_gaze(gaze)
             }
         };
-        let march = if options.as_ref().is_some_and(|o| !o.skip_empty_space) {
-            march.without_skipping()
-        } else {
+        let options = options.as_deref().copied().unwrap_or_default();
+        let march = if options.skip_empty_space {
             march
+        } else {
+            march.without_skipping()
+        };
+        let march = if options.closed_form_decoder {
+            march
+        } else {
+            march.with_dense_decoder()
         };
         commands.entity(entity).insert(HeadRenderJob {
             asset: handle.id(),

@@ -75,7 +75,8 @@ struct Reach {
 @group(0) @binding(9) var<storage, read_write> reach: Reach;
 
 // EMPTY_SPACE_CELLS (render::empty_space::CELLS), MAX_CHANNELS, MAX_HIDDEN, SHADE_RANGE (HeadAsset::motion_bases),
-// STEEPNESS_UNIT and SMEAR (identity::layers), EYE_FADE and EYEBALL_SHOWN (identity::Eye), and
+// STEEPNESS_UNIT and SMEAR (identity::layers), EYE_FADE and EYEBALL_SHOWN (identity::Eye), DENSITY_SCALE and
+// COLOUR_SLOPE (identity::construct, for CONSTRUCTED_DECODER), and
 // for where the lips part (see HeadAsset::motion_bases and identity::Mouth)
 // OPENING_START, OPENING_FULL, MOUTH_INTERIOR, TEETH, TEETH_SHOW, TEETH_LIT_GAP, TOOTH_COUNT, TOOTH_WIDTHS and
 // TOOTH_LENGTHS: defined by the plugin in front of this file from the Rust constants of the same names
@@ -228,6 +229,13 @@ fn decode(u: vec3<f32>) -> vec4<f32> {
             feat[2u * q + 1u] = feat[2u * q + 1u] + v.y;
         }
     }
+#ifdef CONSTRUCTED_DECODER
+    // The constructed heads' decoder in closed form (identity::construct::closed_form_decode): the same function
+    // as its MLP in a few operations.
+    let colour = vec3<f32>(max(feat[3], feat[6]), max(feat[4], feat[7]), max(feat[5], feat[8]))
+        - COLOUR_SLOPE * abs(feat[2]);
+    return vec4<f32>(1.0 / (1.0 + exp(-colour)), DENSITY_SCALE * max(min(feat[0], feat[1]), 0.0));
+#else
     let hidden_width = march.shape.y;
     let b1 = hidden_width * channels;
     let w2 = b1 + hidden_width;
@@ -251,6 +259,7 @@ fn decode(u: vec3<f32>) -> vec4<f32> {
     }
     let rgb = 1.0 / (1.0 + exp(-raw.yzw));
     return vec4<f32>(rgb, max(raw.x, 0.0));
+#endif
 }
 
 // What shows inside the mouth where the lips part at head-space point p (metres), from the blended warp there (y:

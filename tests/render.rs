@@ -606,4 +606,23 @@ fn skipping_the_empty_space_draws_the_same_picture() {
         renderer.render_portrait(layers, &code, &whole),
         renderer.render_portrait(layers, &code, &whole.without_skipping())
     );
+    // A constructed head's decoder in closed form draws what its dense MLP draws (to rounding).
+    let draw = |march: &MarchUniform| {
+        if march.is_portrait() {
+            renderer.render_portrait(layers, &code, march)
+        } else {
+            renderer.render(&code, march)
+        }
+    };
+    for (name, march) in [("alone", alone), ("whole photo", whole)] {
+        let closed = draw(&march);
+        let dense = draw(&march.with_dense_decoder());
+        let worst = closed
+            .iter()
+            .zip(&dense)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        println!("{name}: closed form vs dense decoder, largest difference {worst:e}");
+        assert!(worst < 1e-3, "{name}: {worst}");
+    }
 }

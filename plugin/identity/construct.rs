@@ -35,7 +35,7 @@
 
 use std::sync::Arc;
 
-use bevy::math::{Vec2, Vec3};
+use bevy::math::{Vec2, Vec3, Vec4};
 use half::f16;
 use image::{DynamicImage, RgbImage};
 
@@ -50,9 +50,9 @@ pub(super) const EYE_DISTANCE_M: f32 = 0.063;
 /// Feature channels: front − z, z − back, z − mid, front colour ×3, back colour ×3, one unused.
 const CHANNELS: usize = 10;
 /// Slope of the colour selector, in logits per normalised unit of depth.
-const COLOUR_SLOPE: f32 = 40.0;
+pub const COLOUR_SLOPE: f32 = 40.0;
 /// Density per normalised unit of depth inside the surface, per metre.
-const DENSITY_SCALE: f32 = 20_000.0;
+pub const DENSITY_SCALE: f32 = 20_000.0;
 /// Standard deviation of the Gaussian weights that interpolate landmark depths, metres.
 const DEPTH_SIGMA_M: f32 = 0.006;
 /// Logits are clamped to this magnitude (colours 0.25 %..99.75 %).
@@ -1157,6 +1157,28 @@ fn encode_triplane(surfaces: &Surfaces, maps: &ColourMaps, grid: Grid) -> Vec<f1
     triplane
 }
 
+/// Whether `asset` decodes with the decoder every constructed head has ([`build_head`]): the renderers then
+/// evaluate it in closed form ([`closed_form_decode`]) instead of as a dense MLP.
+pub fn decodes_in_closed_form(asset: &HeadAsset) -> bool {
+    asset.channels == CHANNELS && asset.decoder == decoder()
+}
+
+/// The constructed heads' decoder applied to summed tri-plane features `feat` (at least 10 values):
+/// density (per metre) in w, linear colour in xyz. Its hidden units come in pairs that cancel to simple terms,
+/// relu(x) − relu(−x) = x and relu(a − b) + b = max(a, b), so the same function as the constructed MLP is
+/// `DENSITY_SCALE · max(min(f0, f1), 0)` and `sigmoid(max(front, back colour) − COLOUR_SLOPE · |f2|)` per colour:
+/// a few operations instead of 14 × 10 + 4 × 14 multiply-adds (the shader's `CONSTRUCTED_DECODER`).
+pub fn closed_form_decode(feat: &[f32]) -> Vec4 {
+    let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
+    let colour = |c: usize| sigmoid(feat[3 + c].max(feat[6 + c]) - COLOUR_SLOPE * feat[2].abs());
+    Vec4::new(
+        colour(0),
+        colour(1),
+        colour(2),
+        DENSITY_SCALE * feat[0].min(feat[1]).max(0.0),
+    )
+}
+
 /// The decoder that reads [`encode_triplane`]'s channels (see the module docs).
 fn decoder() -> DecoderMlp {
     // Hidden units: 0 relu(f0), 1 relu(−f0), 2 relu(f0 − f1), 3 relu(v), 4 relu(−v),
@@ -1194,5 +1216,55 @@ fn decoder() -> DecoderMlp {
         b1: vec![0.0; hidden],
         w2,
         b2: vec![0.0; 4],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The closed form is the constructed decoder's MLP: on random features (either sign, a range wider than a
+    /// head's) both give the same density and colour.
+    #[test]
+    fn the_closed_form_decodes_as_the_mlp() {
+        let mlp = decoder();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut random = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f32 / (1u64 << 53) as f32 * 4.0 - 2.0
+        };
+        for _ in 0..10_000 {
+            let feat: Vec<f32> = (0..CHANNELS).map(|_| random() * 0.05).collect();
+            let hidden: Vec<f32> = (0..mlp.hidden)
+                .map(|h| {
+                    (0..CHANNELS)
+                        .fold(mlp.b1[h], |s, c| s + mlp.w1[h * CHANNELS + c] * feat[c])
+                        .max(0.0)
+                })
+                .collect();
+            let out: Vec<f32> = (0..4)
+                .map(|o| {
+                    (0..mlp.hidden)
+                        .fold(mlp.b2[o], |s, h| s + mlp.w2[o * mlp.hidden + h] * hidden[h])
+                })
+                .collect();
+            let sigmoid = |x: f32| 1.0 / (1.0 + (-x).exp());
+            let dense = Vec4::new(
+                sigmoid(out[1]),
+                sigmoid(out[2]),
+                sigmoid(out[3]),
+                out[0].max(0.0),
+            );
+            let closed = closed_form_decode(&feat);
+            assert!(
+                // The dense MLP cancels DENSITY_SCALE·f0 against itself: its rounding is the size's ulp.
+                (dense.truncate() - closed.truncate()).abs().max_element() < 1e-5
+                    && (dense.w - closed.w).abs()
+                        <= 1e-6 * DENSITY_SCALE * (feat[0].abs() + feat[1].abs()) + 1e-6,
+                "{feat:?}: {dense} vs {closed}"
+            );
+        }
     }
 }

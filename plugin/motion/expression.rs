@@ -37,6 +37,8 @@ pub struct MotionSettings {
     pub blink_rate: f32,
     /// Seconds a change of emotion or intensity takes to blend in.
     pub emotion_blend_secs: f32,
+    /// Scale of the eyes' darting about (saccades) around where they look (0 = the gaze holds still).
+    pub saccades: f32,
 }
 
 impl Default for MotionSettings {
@@ -46,6 +48,7 @@ impl Default for MotionSettings {
             expression_scale: 1.0,
             blink_rate: 1.0,
             emotion_blend_secs: 0.6,
+            saccades: 1.0,
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct Life {
     look: Vec2,
     /// The current saccade's offset from `look`.
     saccade: Vec2,
+    /// How much of the saccade's offset the eyes follow ([`MotionSettings::saccades`]).
+    saccade_scale: f32,
     next_saccade: f64,
     phases: [f32; 6],
 }
@@ -139,6 +144,7 @@ impl Life {
             gaze: Vec2::ZERO,
             look: Vec2::ZERO,
             saccade: Vec2::ZERO,
+            saccade_scale: 1.0,
             next_saccade: 1.0,
             phases: std::array::from_fn(|_| {
                 (splitmix(&mut phase_rng) * std::f64::consts::TAU) as f32
@@ -191,7 +197,8 @@ impl Life {
             self.saccade = Vec2::new(0.25 * x as f32, 0.15 * y as f32);
             self.next_saccade = t + 0.6 + 1.9 * splitmix(&mut self.gaze_rng);
         }
-        let target = (self.look + self.saccade).clamp(Vec2::NEG_ONE, Vec2::ONE);
+        let target =
+            (self.look + self.saccade * self.saccade_scale).clamp(Vec2::NEG_ONE, Vec2::ONE);
         let follow = 1.0 - (-delta_secs / 0.015).exp() as f32;
         self.gaze += (target - self.gaze) * follow;
         // Idle sway: slow sines per axis, a few degrees.
@@ -391,6 +398,11 @@ impl Expression {
         self.nod += (jaw - self.nod) * (1.0 - (-dt / 0.15).exp());
         let emotion = self.current();
         let rate = emotion.style.blink_rate_per_min * settings.blink_rate.max(0.0);
+        self.life.saccade_scale = if settings.saccades.is_finite() {
+            settings.saccades.max(0.0)
+        } else {
+            0.0
+        };
         let life = self.life.step(f64::from(dt), rate);
         let face = compose(speech, &emotion, self.speaking, self.nod, &life, settings);
         let now = self.life.time;

@@ -20,6 +20,7 @@ use bevy::shader::{Shader, ShaderDefVal};
 
 use super::empty_space::{CELLS, EmptySpace};
 use super::{HeadRenderJob, MarchUniform};
+use crate::identity::construct::{COLOUR_SLOPE, DENSITY_SCALE, decodes_in_closed_form};
 use crate::identity::layers::{SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
     EYE_FADE, EYEBALL_SHOWN, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR, OPENING_FULL,
@@ -66,6 +67,8 @@ fn shader_source() -> String {
          const SMEAR: vec2<f32> = vec2<f32>({smear_from:?}, {smear_to:?});\n\
          const SHADE_RANGE: vec2<f32> = vec2<f32>({shade_from:?}, {shade_to:?});\n\
          const EYE_FADE: f32 = {EYE_FADE:?};\n\
+         const DENSITY_SCALE: f32 = {DENSITY_SCALE:?};\n\
+         const COLOUR_SLOPE: f32 = {COLOUR_SLOPE:?};\n\
          const EYEBALL_SHOWN: f32 = {EYEBALL_SHOWN:?};\n\
          const TOOTH_WIDTHS = array<f32, {teeth}>({});\n\
          const TOOTH_LENGTHS = array<f32, {teeth}>({});\n\
@@ -117,6 +120,8 @@ pub struct GpuHeadAsset {
     decoder: Buffer,
     clearance: Buffer,
     motion_texels: u32,
+    /// The decoder is the constructed heads' one (the shader's `CONSTRUCTED_DECODER`).
+    closed_form: bool,
 }
 
 impl RenderAsset for GpuHeadAsset {
@@ -168,6 +173,7 @@ impl RenderAsset for GpuHeadAsset {
                 bytemuck::cast_slice(&asset.decoder_buffer()),
             ),
             motion_texels: 3 * m * m,
+            closed_form: decodes_in_closed_form(&asset),
         })
     }
 }
@@ -213,9 +219,8 @@ struct HeadPipeline {
     blend: CachedComputePipelineId,
     /// `reach_cells`: how far this frame's motion moves points, per cell footprint.
     reach: CachedComputePipelineId,
-    march: CachedComputePipelineId,
-    /// `march_rays` with the portrait display (the shader's `PORTRAIT`).
-    march_portrait: CachedComputePipelineId,
+    /// `march_rays` for each [`MarchVariant`].
+    march: [CachedComputePipelineId; 4],
     /// Bound as the plates of heads drawn alone.
     no_plates: Buffer,
 }
@@ -256,12 +261,17 @@ fn init_head_pipeline(
     };
     let blend = queue("talking_head:pipeline:blend", "blend", Vec::new());
     let reach = queue("talking_head:pipeline:reach", "reach_cells", Vec::new());
-    let march = queue("talking_head:pipeline:march", "march_rays", Vec::new());
-    let march_portrait = queue(
-        "talking_head:pipeline:march_portrait",
-        "march_rays",
-        vec!["PORTRAIT".into()],
-    );
+    let march = [0, 1, 2, 3].map(|index| {
+        let variant = MarchVariant::from_index(index);
+        let mut defs: Vec<ShaderDefVal> = Vec::new();
+        if variant.portrait {
+            defs.push("PORTRAIT".into());
+        }
+        if variant.closed_form {
+            defs.push("CONSTRUCTED_DECODER".into());
+        }
+        queue("talking_head:pipeline:march", "march_rays", defs)
+    });
     let no_plates = device.create_buffer_with_data(&BufferInitDescriptor {
         label: Some("talking_head:buffer:no_plates"),
         contents: &[0u8; 16],
@@ -272,9 +282,31 @@ fn init_head_pipeline(
         blend,
         reach,
         march,
-        march_portrait,
         no_plates,
     });
+}
+
+/// Which specialisation of `march_rays` draws a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MarchVariant {
+    /// Over a portrait's plates (the shader's `PORTRAIT`).
+    portrait: bool,
+    /// With the constructed heads' decoder in closed form (`CONSTRUCTED_DECODER`,
+    /// [`crate::identity::construct::closed_form_decode`]): on lavapipe the dense MLP took most of a frame.
+    closed_form: bool,
+}
+
+impl MarchVariant {
+    fn index(self) -> usize {
+        usize::from(self.portrait) | usize::from(self.closed_form) << 1
+    }
+
+    fn from_index(index: usize) -> Self {
+        Self {
+            portrait: index & 1 != 0,
+            closed_form: index & 2 != 0,
+        }
+    }
 }
 
 /// Per-head GPU buffers, kept across frames and rebuilt when sizes change.
@@ -332,8 +364,8 @@ struct HeadBindGroup {
     bind_group: BindGroup,
     blend_groups: u32,
     march_groups: UVec2,
-    /// Drawn over a portrait's plates (the `PORTRAIT` pipeline).
-    portrait: bool,
+    /// The `march_rays` pipeline that draws it.
+    variant: MarchVariant,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -381,14 +413,13 @@ fn prepare_head_bind_groups(
         let reuse = buffers.as_deref_mut().filter(|b| {
             b.motion_len == job.motion_code.len() && b.displacement_texels == asset.motion_texels
         });
-        let portrait = job.march.is_portrait() && job.layers.is_some();
+        let variant = MarchVariant {
+            portrait: job.march.is_portrait() && job.layers.is_some(),
+            closed_form: asset.closed_form && job.march.closed_form_allowed(),
+        };
         let pipelines_ready = ready(pipeline.blend)
             && ready(pipeline.reach)
-            && ready(if portrait {
-                pipeline.march_portrait
-            } else {
-                pipeline.march
-            });
+            && ready(pipeline.march[variant.index()]);
         let drawn = (asset.triplane.id(), plates.id(), image.texture.id());
         if reuse
             .as_ref()
@@ -446,7 +477,7 @@ fn prepare_head_bind_groups(
             bind_group,
             blend_groups: asset.motion_texels.div_ceil(BLEND_WORKGROUP),
             march_groups: size.map(|s| s.div_ceil(MARCH_WORKGROUP)),
-            portrait,
+            variant,
         };
         let mut entity = commands.entity(entity);
         entity.insert(group);
@@ -512,16 +543,15 @@ fn march_heads(
     ) else {
         return;
     };
-    let (alone, portrait) = (
-        pipeline_cache.get_compute_pipeline(pipeline.march),
-        pipeline_cache.get_compute_pipeline(pipeline.march_portrait),
-    );
+    let march = pipeline
+        .march
+        .map(|id| pipeline_cache.get_compute_pipeline(id));
     if heads.is_empty() {
         return;
     }
     let encoder = render_context.command_encoder();
     for head in &heads {
-        let Some(march) = (if head.portrait { portrait } else { alone }) else {
+        let Some(march) = march[head.variant.index()] else {
             continue;
         };
         {

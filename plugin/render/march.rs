@@ -117,7 +117,8 @@ pub struct MarchUniform {
     /// The head's mouth ([`crate::identity::Mouth::to_array`]).
     pub mouth: [f32; 4],
     /// The portrait display ([`MarchUniform::over_portrait`]): plate width and height, 1 to composite over the
-    /// plates (0: the head alone), unused.
+    /// plates (0: the head alone); and 1 to decode with the dense MLP even where a closed form exists
+    /// ([`MarchUniform::with_dense_decoder`]).
     pub plates: [u32; 4],
     /// Plate point of output pixel (0, 0)'s corner and plate pixels per output pixel, x and y.
     pub crop: [f32; 4],
@@ -203,6 +204,19 @@ impl MarchUniform {
         self
     }
 
+    /// The same render decoded by the decoder's dense MLP even for a constructed head, which is otherwise decoded
+    /// in closed form ([`crate::identity::construct::closed_form_decode`]): the same picture, slower; for
+    /// benchmarks and checks.
+    pub fn with_dense_decoder(mut self) -> Self {
+        self.plates[3] = 1;
+        self
+    }
+
+    /// Whether this render decodes constructed heads in closed form (see [`MarchUniform::with_dense_decoder`]).
+    pub fn closed_form_allowed(&self) -> bool {
+        self.plates[3] == 0
+    }
+
     /// The same render with `mouth` instead of the asset's own (e.g. [`HeadAsset::mouth_for`] a neutral base).
     pub fn with_mouth(mut self, mouth: Mouth) -> Self {
         self.mouth = mouth.to_array();
@@ -236,7 +250,7 @@ impl MarchUniform {
         let chin = Vec2::new(neck.centre_x, neck.jaw_y);
         let hair = moved_at(chin, neck.pivot.z) - moved(chin);
         let (a, b) = (moved(Vec2::X) - c, moved(Vec2::Y) - c);
-        self.plates = [layers.width, layers.height, 1, 0];
+        self.plates = [layers.width, layers.height, 1, self.plates[3]];
         self.crop = [
             crop.min.x as f32,
             crop.min.y as f32,

@@ -35,12 +35,16 @@ pub struct MarchOptions {
     /// Jump over the empty space around each head ([`empty_space`]); the picture is the same either way, only
     /// the cost differs.
     pub skip_empty_space: bool,
+    /// Decode constructed heads in closed form ([`crate::identity::construct::closed_form_decode`]) rather than
+    /// through their decoder's dense MLP; the picture is the same either way, only the cost differs.
+    pub closed_form_decoder: bool,
 }
 
 impl Default for MarchOptions {
     fn default() -> Self {
         Self {
             skip_empty_space: true,
+            closed_form_decoder: true,
         }
     }
 }

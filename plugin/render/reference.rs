@@ -10,6 +10,7 @@ use bevy::math::Vec2;
 
 use super::empty_space::{CELLS, EmptySpace, cell_index, cell_of, footprint};
 use super::march::MarchUniform;
+use crate::identity::construct::{closed_form_decode, decodes_in_closed_form};
 use crate::identity::layers::{Neck, SMEAR, STEEPNESS_UNIT};
 use crate::identity::{
     BASIS_COMPONENTS, DECODER_OUTPUTS, Eye, HeadAsset, MAX_CHANNELS, MAX_HIDDEN, MOUTH_INTERIOR,
@@ -44,6 +45,8 @@ pub struct ReferenceRenderer<'a> {
     features: Vec<f32>,
     /// Threads the rows are shared among.
     threads: usize,
+    /// The asset's decoder is the constructed heads' one, evaluated in closed form.
+    closed_form: bool,
 }
 
 impl<'a> ReferenceRenderer<'a> {
@@ -55,6 +58,7 @@ impl<'a> ReferenceRenderer<'a> {
             space: EmptySpace::bake_features(asset, &features),
             features,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            closed_form: decodes_in_closed_form(asset),
         }
     }
 
@@ -240,21 +244,8 @@ pub fn decode(asset: &HeadAsset, u: Vec3) -> Vec4 {
 
 /// [`decode`] with the tri-plane's values read through `feature` (index into [`HeadAsset::triplane`]).
 fn decode_features(asset: &HeadAsset, feature: impl Fn(usize) -> f32, u: Vec3) -> Vec4 {
-    let r = asset.triplane_resolution;
     let channels = asset.channels;
-    let mut feat = [0.0f32; MAX_CHANNELS];
-    for plane in 0..PLANES {
-        let (a, b) = plane_coords(u, plane);
-        let s = bilinear(a, b, r);
-        let offset = plane * r * r;
-        for (c, value) in feat.iter_mut().enumerate().take(channels) {
-            let texel = |i: usize| feature((offset + s.index[i]) * channels + c);
-            *value += s.weight[0] * texel(0)
-                + s.weight[1] * texel(1)
-                + s.weight[2] * texel(2)
-                + s.weight[3] * texel(3);
-        }
-    }
+    let feat = summed_features(asset, feature, u);
     let decoder = &asset.decoder;
     let width = decoder.hidden;
     let mut hidden = [0.0f32; MAX_HIDDEN];
@@ -281,6 +272,30 @@ fn decode_features(asset: &HeadAsset, feature: impl Fn(usize) -> f32, u: Vec3) -
         sigmoid(out[3]),
         out[0].max(0.0),
     )
+}
+
+/// The decoder's input at canonical point `u`: the three planes' features, bilinear, summed.
+fn summed_features(
+    asset: &HeadAsset,
+    feature: impl Fn(usize) -> f32,
+    u: Vec3,
+) -> [f32; MAX_CHANNELS] {
+    let r = asset.triplane_resolution;
+    let channels = asset.channels;
+    let mut feat = [0.0f32; MAX_CHANNELS];
+    for plane in 0..PLANES {
+        let (a, b) = plane_coords(u, plane);
+        let s = bilinear(a, b, r);
+        let offset = plane * r * r;
+        for (c, value) in feat.iter_mut().enumerate().take(channels) {
+            let texel = |i: usize| feature((offset + s.index[i]) * channels + c);
+            *value += s.weight[0] * texel(0)
+                + s.weight[1] * texel(1)
+                + s.weight[2] * texel(2)
+                + s.weight[3] * texel(3);
+        }
+    }
+    feat
 }
 
 /// WGSL's `smoothstep`.
@@ -490,7 +505,11 @@ fn march_ray(
             if canonical.abs().cmpgt(Vec3::ONE).any() {
                 continue;
             }
-            let sample = decode_features(asset, |i| renderer.features[i], canonical);
+            let sample = if renderer.closed_form && march.closed_form_allowed() {
+                closed_form_decode(&summed_features(asset, |i| renderer.features[i], canonical))
+            } else {
+                decode_features(asset, |i| renderer.features[i], canonical)
+            };
             let alpha = 1.0 - (-sample.w * density_factor * step).exp();
             if alpha <= 0.0 {
                 continue;

@@ -17,11 +17,13 @@ pub fn headless_app() -> App {
     app
 }
 
-/// Motion settings that keep a rendered head exactly still (no sway, no blinks), for tests that compare frames.
+/// Motion settings that keep a rendered head exactly still (no sway, no blinks, no saccades), for tests that
+/// compare frames.
 pub fn frozen() -> MotionSettings {
     MotionSettings {
         head_motion_scale: 0.0,
         blink_rate: 0.0,
+        saccades: 0.0,
         ..MotionSettings::default()
     }
 }
