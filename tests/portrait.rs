@@ -171,9 +171,9 @@ fn the_seam_adds_no_edge_and_turning_opens_almost_no_hole() {
         println!("seam {name}: gradient {ratio:.3} × the photo's");
         assert!((ratio - 1.0).abs() <= limit, "{name}: {ratio}");
     }
-    // With the jaw open and the head turned, the background shows through the person nowhere but in a few
-    // single pixels where the cap's outline is one pixel thin (the portrait_quality example: 0–34 pixels of a
-    // whole 512 px frame over all six poses, on every shipped and gallery portrait).
+    // With the jaw open and the head turned, the background shows through the person nowhere (at 512 px and
+    // more the portrait_quality example still finds 0–34 single pixels over all six poses on the shipped and
+    // gallery portraits, where an outline is one pixel thin).
     let pixels = (size.x * size.y) as usize;
     let poses = HOLE_POSES_DEG.map(|(yaw, pitch, roll)| pose(yaw, pitch, roll));
     let opened_per_pose = holes_opened(&asset, &layers, (&jaw, &poses), crop, sizes);
@@ -182,7 +182,7 @@ fn the_seam_adds_no_edge_and_turning_opens_almost_no_hole() {
         println!(
             "yaw {yaw}°, pitch {pitch}°, roll {roll}°: {opened} px of background through the person"
         );
-        assert!(opened * 10_000 <= pixels, "{opened} of {pixels}");
+        assert_eq!(opened, 0, "{opened} of {pixels}");
     }
 }
 
