@@ -58,8 +58,8 @@ impl EmptySpace {
 /// The cell (x, y, z indices) holding head-space point `p`, clamped to the box of `half_extent`.
 pub fn cell_of(p: Vec3, half_extent: Vec3) -> [usize; 3] {
     let n = CELLS as f32;
+    // Clamped to 0 or more, the cast's truncation is the floor.
     let cell = ((p / half_extent + 1.0) * 0.5 * n)
-        .floor()
         .clamp(Vec3::ZERO, Vec3::splat(n - 1.0))
         .as_uvec3();
     [cell.x as usize, cell.y as usize, cell.z as usize]
