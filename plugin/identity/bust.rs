@@ -16,8 +16,8 @@ use bevy::math::{Quat, Vec2, Vec3};
 use image::RgbaImage;
 
 use super::IdentityError;
-use super::construct::{blur, push_pull};
 use super::layers::{NECK_FOLLOW, NECK_FRONT, PortraitLayers, unpack_rgba};
+use super::maps::{blur, push_pull};
 
 /// The body plate's alpha from which a pixel counts as the person when the rings' widths are measured.
 const BODY_ALPHA: u8 = 128;

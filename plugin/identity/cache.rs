@@ -69,6 +69,7 @@ fn code_hash() -> u64 {
     *HASH.get_or_init(|| {
         let sources = [
             include_str!("construct.rs"),
+            include_str!("maps.rs"),
             include_str!("rig.rs"),
             include_str!("landmarks.rs"),
             include_str!("head_asset.rs"),

@@ -20,10 +20,11 @@ use bevy::math::{Vec2, Vec3};
 use half::f16;
 use serde::{Deserialize, Serialize};
 
-use super::construct::{EYE_DISTANCE_M, smoothstep, texel_centre};
+use super::construct::EYE_DISTANCE_M;
 use super::head_asset::{BASIS_COMPONENTS, Mouth, PLANES};
 use super::landmarks::FaceLandmarks;
 use super::landmarks::landmark_index as lm;
+use super::maps::{smoothstep, texel_centre};
 use super::rig::bump;
 
 /// Mouth corners of a neutral face sit this far above the lips' meeting line, metres (level with it).

@@ -17,8 +17,8 @@ use half::f16;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::construct::smoothstep;
 use super::expression::{ExpressionBase, PhotoExpression};
+use super::maps::smoothstep;
 use super::rig::bases;
 
 /// Number of planes in a tri-plane.

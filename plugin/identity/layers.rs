@@ -36,11 +36,9 @@ use bevy::reflect::TypePath;
 use image::{DynamicImage, RgbaImage, imageops::FilterType};
 use serde::{Deserialize, Serialize};
 
-use super::construct::{
-    FaceHull, HeadSurfaces, PersonMask, distance_inside, median_colour, mix, push_pull, smoothstep,
-    srgb_to_linear,
-};
+use super::construct::{FaceHull, HeadSurfaces, PersonMask};
 use super::landmarks::{FaceLandmarks, landmark_index as lm};
+use super::maps::{distance_inside, median_colour, mix, push_pull, smoothstep, srgb_to_linear};
 use super::{HeadAsset, IdentityError, PortraitFrame};
 
 /// Longest side of the layers, pixels: larger portraits are downscaled to it.
@@ -720,7 +718,7 @@ fn neck_colours(
         .collect();
     // A little horizontal smoothing, so that single columns do not streak.
     let radius = ((0.04 * neck.half_width) as usize).max(1);
-    row = super::construct::blur(&row, w, 1, radius);
+    row = super::maps::blur(&row, w, 1, radius);
     row
 }
 

@@ -10,6 +10,7 @@ pub mod gltf;
 mod head_asset;
 pub mod landmarks;
 pub mod layers;
+mod maps;
 pub mod portrait_head;
 pub mod portrait_quality;
 pub mod procedural;

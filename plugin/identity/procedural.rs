@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bevy::math::{Vec2, Vec3};
 use half::f16;
 
-use super::construct::texel_centre;
 use super::head_asset::{BASIS_COMPONENTS, DecoderMlp, HeadAsset, Mouth, PLANES};
+use super::maps::texel_centre;
 
 /// Feature channels of the procedural head.
 const CHANNELS: usize = 8;

@@ -8,10 +8,10 @@
 use bevy::math::{Vec2, Vec3};
 use half::f16;
 
-use super::construct::{smoothstep, texel_centre};
 use super::expression::{self, PhotoExpression};
 use super::head_asset::{BASIS_COMPONENTS, Mouth, PLANES};
 use super::landmarks::landmark_index as lm;
+use super::maps::{smoothstep, texel_centre};
 
 /// Skin beside the mouth that an open jaw stretches, metres below the lips' line on top of the jaw's drop.
 const JAW_STRETCH: f32 = 0.02;

@@ -4,9 +4,9 @@
 use bevy::math::{Vec2, Vec3};
 
 use crate::contract::ARKIT_WEIGHT_COUNT;
-use crate::identity::construct::smoothstep;
 use crate::identity::head_asset::{BASIS_COMPONENTS, HeadAsset, PLANES};
 use crate::identity::landmarks::landmark_index as lm;
+use crate::identity::maps::smoothstep;
 use crate::identity::rig::{bases, bump};
 use crate::motion::{ARKIT_NAMES, FaceCoefficients};
 
