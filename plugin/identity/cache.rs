@@ -1,5 +1,6 @@
 //! Built heads on disk, so a portrait is turned into a head once: files keyed by a hash of the portrait's pixels
-//! and of the construction code itself (any change to `construct.rs`, `rig.rs` or `landmarks.rs` makes new keys).
+//! and of the construction code itself (any change to `construct/`, `maps.rs`, `rig.rs`, `landmarks.rs` or the
+//! other files `code_hash` reads makes new keys).
 //!
 //! File layout (little-endian): the magic `THHEAD01`, a u64 length and that many bytes of RON holding the asset's
 //! dimensions, decoder, mouth and the photo's expression, then the tri-plane and the motion bases as raw f16 values. The photo's layers go in a
@@ -68,7 +69,10 @@ fn code_hash() -> u64 {
     static HASH: OnceLock<u64> = OnceLock::new();
     *HASH.get_or_init(|| {
         let sources = [
-            include_str!("construct.rs"),
+            include_str!("construct/mod.rs"),
+            include_str!("construct/shape.rs"),
+            include_str!("construct/colours.rs"),
+            include_str!("construct/encoding.rs"),
             include_str!("maps.rs"),
             include_str!("rig.rs"),
             include_str!("landmarks.rs"),

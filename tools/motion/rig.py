@@ -1,4 +1,4 @@
-"""The rig's mapping `bases::from_arkit` (plugin/identity/construct.rs) and the input layout of the motion encoder.
+"""The rig's mapping `bases::from_arkit` (plugin/identity/rig.rs) and the input layout of the motion encoder.
 
 Window layout (the ONNX contract): [B, 11, 58] f32, 25 fps, centre frame = index 5; per frame the 52 ARKit weights
 in ARKit order (tools/speech/arkit.py NAMES), then head rotation (pitch, yaw, roll, rad), head translation (x, y, z, m).
@@ -18,7 +18,7 @@ N_ARKIT = 52
 N_IN = 58                        # 52 weights + rotation (3) + translation (3)
 N_CODE = 25
 
-# bases::NAMES in plugin/identity/construct.rs, index order.
+# bases::NAMES in plugin/identity/rig.rs, index order.
 NAMES: tuple[str, ...] = (
     "jawOpen", "smileLeft", "smileRight", "blinkLeft", "blinkRight", "browInnerUp", "frownLeft", "frownRight",
     "stretch", "pucker", "funnel", "upperLipUp", "lowerLipDown", "press", "squintLeft", "squintRight",
