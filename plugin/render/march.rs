@@ -135,7 +135,8 @@ pub struct MarchUniform {
     /// about the depth of the head's pivot, behind the neck's front, where a turn moves the head's outline least;
     /// unused, unused.
     pub hair: [f32; 4],
-    /// The subject's left eye's opening ([`Eye::to_array`](crate::identity::Eye::to_array)): centre x, y, half width, half height (metres).
+    /// The subject's left eye's opening ([`Eye::to_array`](crate::identity::Eye::to_array)): centre x, y, half
+    /// width, half height (metres).
     pub eye_left: [f32; 4],
     /// The subject's right eye's opening, likewise.
     pub eye_right: [f32; 4],
@@ -198,7 +199,8 @@ impl MarchUniform {
     }
 
     /// The same render with the eyes turned: `gaze` is the left eye's yaw (towards +x, the subject's left) and
-    /// pitch (up), then the right eye's, radians (see [`Eye`](crate::identity::Eye) and [`FaceCoefficients::eye_turns`](crate::FaceCoefficients::eye_turns)).
+    /// pitch (up), then the right eye's, radians (see [`Eye`](crate::identity::Eye) and
+    /// [`FaceCoefficients::eye_turns`](crate::FaceCoefficients::eye_turns)).
     pub fn with_gaze(mut self, gaze: [f32; 4]) -> Self {
         self.gaze = gaze.map(|v| if v.is_finite() { v } else { 0.0 });
         self
