@@ -91,14 +91,14 @@ pub struct HeadAsset {
     pub motion_resolution: usize,
     /// Displacement fields in normalised head coordinates, layout `[basis][plane][row][column][component]` with
     /// [`BASIS_COMPONENTS`] components. A rendered point `u` is drawn from the canonical point `u + Σ z_k d_k(u)`
-    /// (components x, y, z). The fifth component is the shade: the blend `Σ z_k s_k(u)` scales the point's colour
-    /// by its exponential (clamped to [`SHADE_RANGE`]), so that a basis brings the furrows and folds an expression
-    /// casts, which moving the photo's colours cannot. The fourth component is the opening: where lips part, the size of the gap a basis
-    /// opens at weight 1 over the point's distance from the lips' line, so that the blend `Σ z_k o_k(u)` exceeds 1
-    /// exactly inside the gap the blended bases open (0 where a basis opens nothing). The renderer draws such a
-    /// point in [`MOUTH_INTERIOR`], blending from the decoded colour between [`OPENING_START`] and
-    /// [`OPENING_FULL`]: a displacement field alone can only move colours, and at partial weights it would smear
-    /// lips and teeth across the gap.
+    /// (components x, y, z). The fifth component is the shade: the blend `Σ z_k s_k(u)` scales the point's colour by
+    /// its exponential (clamped to [`SHADE_RANGE`]), so that a basis brings the furrows and folds an expression casts,
+    /// which moving the photo's colours cannot. The fourth component is the opening: where lips part, the size of the
+    /// gap a basis opens at weight 1 over the point's distance from the lips' line, so that the blend `Σ z_k o_k(u)`
+    /// exceeds 1 exactly inside the gap the blended bases open (0 where a basis opens nothing). The renderer draws such
+    /// a point in [`MOUTH_INTERIOR`], blending from the decoded colour between [`OPENING_START`] and [`OPENING_FULL`]:
+    /// a displacement field alone can only move colours, and at partial weights it would smear lips and teeth across
+    /// the gap.
     pub motion_bases: Arc<[f16]>,
     /// The decoder.
     pub decoder: DecoderMlp,

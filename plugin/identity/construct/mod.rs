@@ -1,15 +1,14 @@
 //! Portrait + face landmarks (+ person mask) → a head asset.
 //!
-//! Shape: the head is the volume between a front surface and a back surface over a silhouette in the head's
-//! x–y plane. The front surface is the face itself where the landmarks are (inside their hull the Delaunay
-//! triangulation of the 468 points, linear in each triangle — see [`super::triangulation`] —, carried on past the
-//! hull by Gaussian-weighted landmark depths) and an ellipsoidal skull elsewhere, blended smoothly; the back
-//! surface is the back half of the ellipsoid. Without a person mask the skull runs from a crown guessed above the
-//! forehead to the chin and the silhouette is its ellipse. With a mask ([`person_mask`](super::person_mask)) the crown is the top of the
-//! person's outline above the face and the skull is wide enough for the outline (hair volume) between crown and
-//! eyes; the silhouette is the ellipse cut by the mask, and below the nose by the face's landmark hull (the mask
-//! holds neck and shoulders there). Where the mask cuts the skull, both surfaces round off towards the cut
-//! over `EDGE_ROUNDING_M`.
+//! Shape: the head is the volume between a front surface and a back surface over a silhouette in the head's x–y plane.
+//! The front surface is the face itself where the landmarks are (inside their hull the Delaunay triangulation of the
+//! 468 points, linear in each triangle — see [`super::triangulation`] —, carried on past the hull by Gaussian-weighted
+//! landmark depths) and an ellipsoidal skull elsewhere, blended smoothly; the back surface is the back half of the
+//! ellipsoid. Without a person mask the skull runs from a crown guessed above the forehead to the chin and the
+//! silhouette is its ellipse. With a mask ([`person_mask`](super::person_mask)) the crown is the top of the person's
+//! outline above the face and the skull is wide enough for the outline (hair volume) between crown and eyes; the
+//! silhouette is the ellipse cut by the mask, and below the nose by the face's landmark hull (the mask holds neck and
+//! shoulders there). Where the mask cuts the skull, both surfaces round off towards the cut over `EDGE_ROUNDING_M`.
 //!
 //! Colour: two maps over x–y, one per surface (linear RGB, `ColourMaps`):
 //! - `c_front`: the portrait projected along z, only where it surely shows the person (well inside the mask and
