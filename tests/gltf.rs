@@ -6,11 +6,9 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use bevy::camera::RenderTarget;
 use bevy::mesh::morph::{MeshMorphWeights, MorphWeights};
 use bevy::prelude::*;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
-use bevy::render::render_resource::{TextureFormat, TextureUsages};
 use bevy_talking_head::identity::gltf::{
     ArkitHeadMesh, GltfError, GltfSettings, TargetSource, arkit_head_glb,
     arkit_head_glb_from_portrait,
@@ -563,16 +561,13 @@ fn bevy_loads_the_shipped_head_and_arkit_face_drives_its_morph_targets() {
 
     let mut app = headless_app();
     app.insert_resource(ClearColor(Color::srgb_u8(CLEAR[0], CLEAR[1], CLEAR[2])));
-    let mut target = Image::new_target_texture(SIZE, SIZE, TextureFormat::Rgba8UnormSrgb, None);
-    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
-    let target = app.world_mut().resource_mut::<Assets<Image>>().add(target);
     // The face's height fills about 80 % of a 45° view.
     let distance = (hi.y - lo.y) / 0.8 / 2.0 / (22.5f32).to_radians().tan();
-    app.world_mut().spawn((
-        Camera3d::default(),
-        RenderTarget::Image(target.clone().into()),
+    let (_, target) = common::camera_into_image(
+        &mut app,
+        (SIZE, SIZE),
         Transform::from_translation(centre + Vec3::Z * distance).looking_at(centre, Vec3::Y),
-    ));
+    );
     // The mesh and material as bevy_gltf loads them, on entities laid out as its scene spawner lays them out
     // (MorphWeights on the node, the primitive's MeshMorphWeights referring to it). The scene itself
     // (`WorldAssetRoot`) is not spawned: with Bevy built without default features (no `reflect_auto_register`)

@@ -5,10 +5,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use bevy::camera::RenderTarget;
 use bevy::prelude::*;
 use bevy::render::gpu_readback::{Readback, ReadbackComplete};
-use bevy::render::render_resource::{TextureFormat, TextureUsages};
 use bevy_talking_head::identity::procedural::procedural_head;
 use bevy_talking_head::prelude::*;
 use bevy_talking_head::render::HeadRenderJob;
@@ -24,15 +22,12 @@ const BUST_VIEW: u32 = 192;
 fn camera_sees_the_head_on_its_billboard_from_its_own_direction() {
     let mut app = headless_app();
     app.insert_resource(ClearColor(Color::srgb_u8(CLEAR[0], CLEAR[1], CLEAR[2])));
-    let mut target = Image::new_target_texture(SIZE, SIZE, TextureFormat::Rgba8UnormSrgb, None);
-    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
-    let target = app.world_mut().resource_mut::<Assets<Image>>().add(target);
     let camera_position = Vec3::new(0.35, 1.7, 0.7);
-    app.world_mut().spawn((
-        Camera3d::default(),
-        RenderTarget::Image(target.clone().into()),
+    let (_, target) = common::camera_into_image(
+        &mut app,
+        (SIZE, SIZE),
         Transform::from_translation(camera_position).looking_at(Vec3::new(0.0, 1.6, 0.0), Vec3::Y),
-    ));
+    );
     let asset = app
         .world_mut()
         .resource_mut::<Assets<HeadAsset>>()
@@ -109,17 +104,7 @@ fn camera_frames(
     frames: usize,
     mut done: impl FnMut(&[u8]) -> bool,
 ) -> Vec<u8> {
-    let mut target = Image::new_target_texture(size, size, TextureFormat::Rgba8UnormSrgb, None);
-    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
-    let target = app.world_mut().resource_mut::<Assets<Image>>().add(target);
-    let camera = app
-        .world_mut()
-        .spawn((
-            Camera3d::default(),
-            RenderTarget::Image(target.clone().into()),
-            camera,
-        ))
-        .id();
+    let (camera, target) = common::camera_into_image(app, (size, size), camera);
     let pixels = Arc::new(Mutex::new(Vec::<u8>::new()));
     let sink = pixels.clone();
     let readback = app
@@ -225,14 +210,11 @@ fn a_bust_head_stands_on_the_photos_shoulders_from_every_side() {
 #[test]
 fn heads_are_drawn_at_their_size_on_screen_and_not_at_all_off_screen() {
     let mut app = headless_app();
-    let mut target = Image::new_target_texture(SIZE, SIZE, TextureFormat::Rgba8UnormSrgb, None);
-    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
-    let target = app.world_mut().resource_mut::<Assets<Image>>().add(target);
-    app.world_mut().spawn((
-        Camera3d::default(),
-        RenderTarget::Image(target.into()),
+    common::camera_into_image(
+        &mut app,
+        (SIZE, SIZE),
         Transform::from_xyz(0.0, 1.6, 1.0).looking_at(Vec3::new(0.0, 1.6, 0.0), Vec3::Y),
-    ));
+    );
     let asset = app
         .world_mut()
         .resource_mut::<Assets<HeadAsset>>()

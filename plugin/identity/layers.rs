@@ -325,7 +325,16 @@ impl Plate {
         self.width * self.height
     }
 
-    /// Maximum (or minimum, with `-`) of `values` over a square window of `radius` pixels (separable).
+    /// Minimum of `values` over a square window of `radius` pixels.
+    fn min_filter(&self, values: &[f32], radius: usize) -> Vec<f32> {
+        let negated: Vec<f32> = values.iter().map(|v| -v).collect();
+        self.max_filter(&negated, radius)
+            .iter()
+            .map(|v| -v)
+            .collect()
+    }
+
+    /// Maximum of `values` over a square window of `radius` pixels (separable).
     fn max_filter(&self, values: &[f32], radius: usize) -> Vec<f32> {
         let (w, h) = (self.width, self.height);
         let mut rows = vec![0.0f32; w * h];
@@ -457,8 +466,7 @@ pub fn build_layers(
 
     // Where the photo surely shows the person, and surely not.
     let window = ((0.006 * w.max(h) as f32).round() as usize).max(2);
-    let negated: Vec<f32> = person.iter().map(|v| -v).collect();
-    let person_min: Vec<f32> = plate.max_filter(&negated, 2).iter().map(|v| -v).collect();
+    let person_min = plate.min_filter(&person, 2);
     let person_max = plate.max_filter(&person, window);
     let sure_person: Vec<f32> = (0..n)
         .map(|i| smoothstep(0.85, 0.97, person_min[i]).max(in_face[i]))
@@ -566,16 +574,7 @@ pub fn build_layers(
         .iter()
         .map(|&p| smoothstep(PERSON_COVER[0], PERSON_COVER[1], p))
         .collect();
-    let dilated: Vec<f32> = plate
-        .max_filter(&cover, BODY_CLOSE_PX)
-        .iter()
-        .map(|v| -v)
-        .collect();
-    let closed: Vec<f32> = plate
-        .max_filter(&dilated, BODY_CLOSE_PX)
-        .iter()
-        .map(|v| -v)
-        .collect();
+    let closed = plate.min_filter(&plate.max_filter(&cover, BODY_CLOSE_PX), BODY_CLOSE_PX);
     let mut face_plate = Vec::with_capacity(n);
     let mut body_plate = Vec::with_capacity(n);
     let mut background_plate = Vec::with_capacity(n);
@@ -584,7 +583,7 @@ pub fn build_layers(
         let srgb = |c: [f32; 3]| c.map(linear_to_srgb);
         // Head and body show the photo itself where the mask is sure enough; where it is not, the background
         // plate (the photo, there) shows through, so that the frame at rest is the photo.
-        let person_cover = smoothstep(PERSON_COVER[0], PERSON_COVER[1], person[i]);
+        let person_cover = cover[i];
         let matte = person_cover.max(in_face[i])
             * smoothstep(MATTE_FEATHER_PX[0], MATTE_FEATHER_PX[1], inside[i]);
         face_plate.push(pack_rgba(srgb(photo[i]), matte));

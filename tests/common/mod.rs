@@ -44,6 +44,29 @@ pub fn orbit_settings(size: u32, yaw_deg: f32, pitch_deg: f32) -> HeadSettings {
     }
 }
 
+/// Spawns a 3D camera at `transform` that renders into a new `width × height` sRGB image which can be read back;
+/// returns the camera and the image.
+pub fn camera_into_image(
+    app: &mut App,
+    (width, height): (u32, u32),
+    transform: Transform,
+) -> (Entity, Handle<Image>) {
+    use bevy::camera::RenderTarget;
+    use bevy::render::render_resource::{TextureFormat, TextureUsages};
+    let mut target = Image::new_target_texture(width, height, TextureFormat::Rgba8UnormSrgb, None);
+    target.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+    let target = app.world_mut().resource_mut::<Assets<Image>>().add(target);
+    let camera = app
+        .world_mut()
+        .spawn((
+            Camera3d::default(),
+            RenderTarget::Image(target.clone().into()),
+            transform,
+        ))
+        .id();
+    (camera, target)
+}
+
 /// Spawns a head drawn from `asset`, starts reading its texture back and waits until it shows.
 pub fn spawn_captured_head(
     app: &mut App,
